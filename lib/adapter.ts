@@ -1,0 +1,171 @@
+import createDebug from "debug";
+import { Adapter, type BroadcastOptions, type Room, type SocketId } from "socket.io-adapter";
+import type { Namespace, Socket } from "socket.io";
+import { AdapterClosedError } from "./errors";
+import { MembershipIndex } from "./membership-index";
+import type { ResolvedOptions } from "./options";
+import type { PoolStats, ShardPool } from "./shard-pool";
+import { RoomsView, SidsView, SocketRoomsView } from "./views";
+
+const debug = createDebug("socket.io-sharded-adapter");
+
+/** What {@link ShardedAdapter.stats} reports. */
+export interface ShardedAdapterStats {
+  readonly namespace: string;
+  readonly rooms: number;
+  readonly sockets: number;
+  readonly memberships: number;
+  /** Bytes of shared memory this namespace's tables hold. */
+  readonly sharedMemoryBytes: number;
+  /** The pool this namespace shares with the others of the same `createAdapter()`. */
+  readonly pool: PoolStats;
+}
+
+/**
+ * A Socket.IO adapter whose room membership lives in shared memory, sharded by
+ * socket, and whose big broadcasts are answered by worker threads.
+ *
+ * It extends socket.io's in-memory `Adapter` and replaces its storage: the
+ * packet encoding, flags and ack handling are socket.io's own, and every
+ * operation that selects sockets (broadcast, broadcastWithAck, sockets,
+ * fetchSockets, addSockets, delSockets, disconnectSockets) goes through one
+ * loop, {@link ShardedAdapter.applyToRecipients}, as in socket.io-adapter.
+ *
+ * Create it with `createAdapter()`, which gives every namespace the same pool.
+ */
+export class ShardedAdapter extends Adapter {
+  /** Read-only view: room -> member ids. Use `socket.join()`/`leave()` to change it. */
+  override rooms: RoomsView;
+  /** Read-only view: socket id -> its rooms. */
+  override sids: SidsView;
+
+  private readonly index: MembershipIndex;
+  private readonly pool: ShardPool;
+  private readonly options: ResolvedOptions;
+  private closed = false;
+
+  constructor(nsp: Namespace, pool: ShardPool, options: ResolvedOptions) {
+    super(nsp);
+    this.pool = pool;
+    this.options = options;
+    this.index = new MembershipIndex(pool.shardCount);
+    this.rooms = new RoomsView(this.index);
+    this.sids = new SidsView(this.index);
+    pool.acquire();
+  }
+
+  /**
+   * Adds a socket to rooms; emits `create-room` and `join-room` as the
+   * in-memory adapter does.
+   */
+  override addAll(id: SocketId, rooms: Set<Room>): void {
+    this.assertOpen("addAll");
+    const index = this.index;
+    const slot = index.slotOf(id) ?? index.addSocket(id);
+    for (const room of rooms) {
+      let roomId = index.roomIdOf(room);
+      if (roomId === undefined) {
+        roomId = index.addRoom(room);
+        this.emit("create-room", room);
+      }
+      if (index.join(slot, roomId)) this.emit("join-room", room, id);
+    }
+  }
+
+  /** Removes a socket from a room; emits `leave-room`, then `delete-room` if it emptied. */
+  override del(id: SocketId, room: Room): void {
+    this.assertOpen("del");
+    const slot = this.index.slotOf(id);
+    const roomId = this.index.roomIdOf(room);
+    if (slot === undefined || roomId === undefined) return;
+    this.leaveRoom(slot, roomId, room, id);
+  }
+
+  /** Removes a socket from all its rooms (on disconnect). A no-op after close. */
+  override delAll(id: SocketId): void {
+    if (this.closed) return;
+    const slot = this.index.slotOf(id);
+    if (slot === undefined) return;
+    for (const roomId of this.index.socketRoomIdList(slot)) {
+      this.leaveRoom(slot, roomId, this.index.roomNameOf(roomId) as Room, id);
+    }
+    this.index.removeSocket(slot);
+  }
+
+  /** The rooms of a socket, as a live read-only Set; `undefined` for an unknown socket. */
+  override socketRooms(id: SocketId): Set<Room> | undefined {
+    const slot = this.index.slotOf(id);
+    return slot === undefined ? undefined : new SocketRoomsView(this.index, id, slot);
+  }
+
+  /** Stops using the shared workers; the last namespace to close stops them. */
+  override close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    this.index.clear();
+    debug("closed adapter of namespace %s", this.nsp.name);
+    return this.pool.release();
+  }
+
+  /** Counts for monitoring: rooms, sockets, memberships, shared memory and the pool's counters. */
+  stats(): ShardedAdapterStats {
+    return {
+      namespace: this.nsp.name,
+      rooms: this.index.roomCount,
+      sockets: this.index.socketCount,
+      memberships: this.index.memberships,
+      sharedMemoryBytes: this.index.sharedBytes,
+      pool: this.pool.stats(),
+    };
+  }
+
+  /**
+   * Calls `callback` once for each connected socket that `opts` selects:
+   * members of any of `opts.rooms` (every socket when empty), minus members of
+   * `opts.except`. Big selections are computed by the shard workers together
+   * with the main thread; small ones on the main thread, with no round-trip.
+   * Every recipient is computed before the first callback, so callbacks may
+   * join, leave or broadcast without disturbing this loop.
+   */
+  applyToRecipients(opts: BroadcastOptions, callback: (socket: Socket) => void): void {
+    this.assertOpen("broadcast");
+    const query = this.index.internQuery(opts.rooms, opts.except);
+    if (!query.everyone && query.rooms.length === 0) return;
+    let slots: Int32Array | undefined;
+    if (query.cost >= this.options.offloadThreshold && this.pool.running) {
+      slots = this.pool.collect(this.index, query);
+    }
+    if (slots === undefined) {
+      const local = this.index.collectLocally(query);
+      slots = local.slots.slice(0, local.count);
+    }
+    const sockets: Map<SocketId, Socket> = this.nsp.sockets;
+    for (let i = 0; i < slots.length; i++) {
+      const id = this.index.socketIdOf(slots[i]);
+      const socket = id === undefined ? undefined : sockets.get(id);
+      if (socket) callback(socket);
+    }
+  }
+
+  private leaveRoom(slot: number, roomId: number, room: Room, id: SocketId): void {
+    if (!this.index.leave(slot, roomId)) return;
+    this.emit("leave-room", room, id);
+    if (this.index.roomSize(roomId) === 0) {
+      this.index.removeRoom(roomId);
+      this.emit("delete-room", room);
+    }
+  }
+
+  private assertOpen(operation: string): void {
+    if (this.closed) throw new AdapterClosedError(operation, this.nsp.name);
+  }
+}
+
+// socket.io-adapter routes every socket-selecting operation through its
+// private `apply(opts, callback)`. Replacing that one method routes them all
+// through the shards while keeping socket.io's own encoding, flags and acks.
+Object.defineProperty(ShardedAdapter.prototype, "apply", {
+  value: ShardedAdapter.prototype.applyToRecipients,
+  writable: true,
+  configurable: true,
+});

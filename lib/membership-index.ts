@@ -1,0 +1,494 @@
+/**
+ * The main thread's side of one namespace's membership: it interns socket ids
+ * and rooms to integers and is the only writer of the shared tables described
+ * in `shared-tables.ts`. Every operation here is synchronous, which is what
+ * keeps `socket.rooms`, room events and "joined sockets get the next
+ * broadcast" exact.
+ */
+import type { Room, SocketId } from "socket.io-adapter";
+import {
+  collectShard,
+  LIST_COUNT,
+  LIST_HEAD,
+  LIST_TAIL,
+  NODE_ROOM,
+  NODE_ROOM_NEXT,
+  NODE_ROOM_PREV,
+  NODE_SLOT,
+  NODE_SOCK_NEXT,
+  NODE_SOCK_PREV,
+  NODE_STRIDE,
+  NONE,
+  RecipientMarks,
+  roomListOffset,
+  ROOM_SHARD_STRIDE,
+  SOCKET_ALIVE,
+  SOCKET_STRIDE,
+  viewTables,
+  type RecipientQuery,
+  type SharedTables,
+  type TablesView,
+} from "./shared-tables";
+
+const INITIAL_SLOTS = 64;
+const INITIAL_ROOMS = 64;
+const INITIAL_NODES = 256;
+const EMPTY = new Int32Array(0);
+
+/** A stack of integers kept off the JS heap (free slot, room and node ids). */
+class IntStack {
+  private items = new Int32Array(16);
+  private length = 0;
+
+  push(value: number): void {
+    if (this.length === this.items.length) {
+      const grown = new Int32Array(this.items.length * 2);
+      grown.set(this.items);
+      this.items = grown;
+    }
+    this.items[this.length++] = value;
+  }
+
+  /** Returns the last value pushed, or NONE when empty. */
+  pop(): number {
+    return this.length === 0 ? NONE : this.items[--this.length];
+  }
+
+  clear(): void {
+    this.length = 0;
+    this.items = new Int32Array(16);
+  }
+}
+
+function growShared(old: SharedArrayBuffer, bytes: number): SharedArrayBuffer {
+  const grown = new SharedArrayBuffer(bytes);
+  new Int32Array(grown).set(new Int32Array(old));
+  return grown;
+}
+
+function hashPair(roomId: number, slot: number): number {
+  let h = Math.imul(roomId, 0x9e3779b1) ^ Math.imul(slot + 0x632be5ab, 0x85ebca6b);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  return h ^ (h >>> 12);
+}
+
+/** A broadcast filter interned against this index, with the work it implies. */
+export interface InternedQuery extends RecipientQuery {
+  /** Memberships and slots the query will visit: decides where it runs. */
+  readonly cost: number;
+}
+
+export class MembershipIndex {
+  readonly shardCount: number;
+
+  private tablesValue: SharedTables;
+  private view: TablesView;
+
+  private readonly roomIds = new Map<Room, number>();
+  private roomNames: (Room | undefined)[] = [];
+  private roomSizes = new Int32Array(INITIAL_ROOMS);
+  private readonly freeRoomIds = new IntStack();
+  private roomHighWater = 0;
+
+  private readonly slotIds = new Map<SocketId, number>();
+  private slotSids: (SocketId | undefined)[] = [];
+  private readonly freeSlots = new IntStack();
+  private slotHighWaterValue = 0;
+
+  private readonly freeNodes = new IntStack();
+  private nodeHighWater = 0;
+  private membershipCount = 0;
+
+  /** Open-addressing index (room id, slot) -> node; main thread only. */
+  private pairIndex = new Int32Array(1024).fill(NONE);
+
+  private readonly marks = new RecipientMarks();
+  private recipients = new Int32Array(INITIAL_SLOTS);
+
+  constructor(shardCount: number) {
+    this.shardCount = shardCount;
+    this.tablesValue = {
+      shardCount,
+      nodes: new SharedArrayBuffer(INITIAL_NODES * NODE_STRIDE * 4),
+      rooms: new SharedArrayBuffer(INITIAL_ROOMS * shardCount * ROOM_SHARD_STRIDE * 4),
+      sockets: new SharedArrayBuffer(INITIAL_SLOTS * SOCKET_STRIDE * 4),
+    };
+    this.view = viewTables(this.tablesValue);
+  }
+
+  /** The current shared buffers; replaced (never mutated in size) on growth. */
+  get tables(): SharedTables {
+    return this.tablesValue;
+  }
+
+  get slotHighWater(): number {
+    return this.slotHighWaterValue;
+  }
+
+  /** Slots the shared tables have room for; bounds every shard's answer. */
+  get slotCapacity(): number {
+    return this.view.sockets.length / SOCKET_STRIDE;
+  }
+
+  get roomCount(): number {
+    return this.roomIds.size;
+  }
+
+  get socketCount(): number {
+    return this.slotIds.size;
+  }
+
+  get memberships(): number {
+    return this.membershipCount;
+  }
+
+  /** Bytes of shared memory the tables hold. */
+  get sharedBytes(): number {
+    const t = this.tablesValue;
+    return t.nodes.byteLength + t.rooms.byteLength + t.sockets.byteLength;
+  }
+
+  // ---- sockets ----
+
+  slotOf(id: SocketId): number | undefined {
+    return this.slotIds.get(id);
+  }
+
+  socketIdOf(slot: number): SocketId | undefined {
+    return this.slotSids[slot];
+  }
+
+  socketIds(): IterableIterator<SocketId> {
+    return this.slotIds.keys();
+  }
+
+  /** Gives socket `id` a slot (it must not have one). */
+  addSocket(id: SocketId): number {
+    let slot = this.freeSlots.pop();
+    if (slot === NONE) {
+      slot = this.slotHighWaterValue++;
+      if (slot >= this.slotCapacity) this.growSockets();
+    }
+    const base = slot * SOCKET_STRIDE;
+    const sockets = this.view.sockets;
+    sockets[base + LIST_HEAD] = NONE;
+    sockets[base + LIST_TAIL] = NONE;
+    sockets[base + LIST_COUNT] = 0;
+    sockets[base + SOCKET_ALIVE] = 1;
+    this.slotIds.set(id, slot);
+    this.slotSids[slot] = id;
+    return slot;
+  }
+
+  /** Frees the slot of a socket that has left every room. */
+  removeSocket(slot: number): void {
+    const id = this.slotSids[slot];
+    if (id === undefined) return;
+    this.view.sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] = 0;
+    this.slotIds.delete(id);
+    this.slotSids[slot] = undefined;
+    this.freeSlots.push(slot);
+  }
+
+  socketRoomCount(slot: number): number {
+    return this.view.sockets[slot * SOCKET_STRIDE + LIST_COUNT];
+  }
+
+  /** Room ids of `slot`, in join order. */
+  *socketRoomIds(slot: number): IterableIterator<number> {
+    const nodes = this.view.nodes;
+    let node = this.view.sockets[slot * SOCKET_STRIDE + LIST_HEAD];
+    while (node !== NONE) {
+      const next = nodes[node * NODE_STRIDE + NODE_SOCK_NEXT];
+      yield nodes[node * NODE_STRIDE + NODE_ROOM];
+      node = next;
+    }
+  }
+
+  /** A copy of the room ids of `slot`, safe to hold across mutations. */
+  socketRoomIdList(slot: number): number[] {
+    return Array.from(this.socketRoomIds(slot));
+  }
+
+  // ---- rooms ----
+
+  roomIdOf(room: Room): number | undefined {
+    return this.roomIds.get(room);
+  }
+
+  roomNameOf(roomId: number): Room | undefined {
+    return this.roomNames[roomId];
+  }
+
+  roomNamesInOrder(): IterableIterator<Room> {
+    return this.roomIds.keys();
+  }
+
+  roomSize(roomId: number): number {
+    return this.roomSizes[roomId];
+  }
+
+  /** Interns a new, empty room. */
+  addRoom(room: Room): number {
+    let roomId = this.freeRoomIds.pop();
+    if (roomId === NONE) {
+      roomId = this.roomHighWater++;
+      if (roomId >= this.roomSizes.length) this.growRooms();
+      const rooms = this.view.rooms;
+      for (let shard = 0; shard < this.shardCount; shard++) {
+        const at = roomListOffset(this.shardCount, roomId, shard);
+        rooms[at + LIST_HEAD] = NONE;
+        rooms[at + LIST_TAIL] = NONE;
+        rooms[at + LIST_COUNT] = 0;
+      }
+    }
+    this.roomSizes[roomId] = 0;
+    this.roomIds.set(room, roomId);
+    this.roomNames[roomId] = room;
+    return roomId;
+  }
+
+  /** Forgets an empty room; its id is reused. */
+  removeRoom(roomId: number): void {
+    const room = this.roomNames[roomId];
+    this.roomIds.delete(room as Room);
+    this.roomNames[roomId] = undefined;
+    this.freeRoomIds.push(roomId);
+  }
+
+  /** Slots of `roomId`, shard by shard, each in join order. */
+  *roomSlots(roomId: number): IterableIterator<number> {
+    const { nodes, rooms } = this.view;
+    for (let shard = 0; shard < this.shardCount; shard++) {
+      let node = rooms[roomListOffset(this.shardCount, roomId, shard) + LIST_HEAD];
+      while (node !== NONE) {
+        const next = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
+        yield nodes[node * NODE_STRIDE + NODE_SLOT];
+        node = next;
+      }
+    }
+  }
+
+  // ---- memberships ----
+
+  has(slot: number, roomId: number): boolean {
+    return this.findPair(roomId, slot) >= 0;
+  }
+
+  /** Adds `slot` to `roomId`; false if it was already there. */
+  join(slot: number, roomId: number): boolean {
+    if (this.findPair(roomId, slot) >= 0) return false;
+    const node = this.allocateNode();
+    const { nodes, rooms, sockets } = this.view;
+    const base = node * NODE_STRIDE;
+    nodes[base + NODE_ROOM] = roomId;
+    nodes[base + NODE_SLOT] = slot;
+
+    const roomList = roomListOffset(this.shardCount, roomId, slot % this.shardCount);
+    const roomTail = rooms[roomList + LIST_TAIL];
+    nodes[base + NODE_ROOM_PREV] = roomTail;
+    nodes[base + NODE_ROOM_NEXT] = NONE;
+    if (roomTail === NONE) rooms[roomList + LIST_HEAD] = node;
+    else nodes[roomTail * NODE_STRIDE + NODE_ROOM_NEXT] = node;
+    rooms[roomList + LIST_TAIL] = node;
+    rooms[roomList + LIST_COUNT]++;
+
+    const sockList = slot * SOCKET_STRIDE;
+    const sockTail = sockets[sockList + LIST_TAIL];
+    nodes[base + NODE_SOCK_PREV] = sockTail;
+    nodes[base + NODE_SOCK_NEXT] = NONE;
+    if (sockTail === NONE) sockets[sockList + LIST_HEAD] = node;
+    else nodes[sockTail * NODE_STRIDE + NODE_SOCK_NEXT] = node;
+    sockets[sockList + LIST_TAIL] = node;
+    sockets[sockList + LIST_COUNT]++;
+
+    this.roomSizes[roomId]++;
+    this.membershipCount++;
+    this.insertPair(node);
+    return true;
+  }
+
+  /** Removes `slot` from `roomId`; false if it was not there. */
+  leave(slot: number, roomId: number): boolean {
+    const at = this.findPair(roomId, slot);
+    if (at < 0) return false;
+    const node = this.pairIndex[at];
+    this.deletePairAt(at);
+    const { nodes, rooms, sockets } = this.view;
+    const base = node * NODE_STRIDE;
+
+    const roomList = roomListOffset(this.shardCount, roomId, slot % this.shardCount);
+    const roomNext = nodes[base + NODE_ROOM_NEXT];
+    const roomPrev = nodes[base + NODE_ROOM_PREV];
+    if (roomPrev === NONE) rooms[roomList + LIST_HEAD] = roomNext;
+    else nodes[roomPrev * NODE_STRIDE + NODE_ROOM_NEXT] = roomNext;
+    if (roomNext === NONE) rooms[roomList + LIST_TAIL] = roomPrev;
+    else nodes[roomNext * NODE_STRIDE + NODE_ROOM_PREV] = roomPrev;
+    rooms[roomList + LIST_COUNT]--;
+
+    const sockList = slot * SOCKET_STRIDE;
+    const sockNext = nodes[base + NODE_SOCK_NEXT];
+    const sockPrev = nodes[base + NODE_SOCK_PREV];
+    if (sockPrev === NONE) sockets[sockList + LIST_HEAD] = sockNext;
+    else nodes[sockPrev * NODE_STRIDE + NODE_SOCK_NEXT] = sockNext;
+    if (sockNext === NONE) sockets[sockList + LIST_TAIL] = sockPrev;
+    else nodes[sockNext * NODE_STRIDE + NODE_SOCK_PREV] = sockPrev;
+    sockets[sockList + LIST_COUNT]--;
+
+    this.roomSizes[roomId]--;
+    this.membershipCount--;
+    this.freeNodes.push(node);
+    return true;
+  }
+
+  // ---- queries ----
+
+  /**
+   * Interns a broadcast filter. Unknown rooms are dropped: they have no
+   * members. `rooms` empty means every socket, as in socket.io.
+   */
+  internQuery(rooms: ReadonlySet<Room>, except: ReadonlySet<Room> | undefined): InternedQuery {
+    let cost = 0;
+    const exceptIds = except && except.size > 0 ? this.internExisting(except) : EMPTY;
+    for (let i = 0; i < exceptIds.length; i++) cost += this.roomSizes[exceptIds[i]];
+    if (rooms.size === 0) {
+      cost += this.slotHighWaterValue;
+      return { everyone: true, rooms: EMPTY, except: exceptIds, slotHighWater: this.slotHighWaterValue, cost };
+    }
+    const roomIds = this.internExisting(rooms);
+    for (let i = 0; i < roomIds.length; i++) cost += this.roomSizes[roomIds[i]];
+    return { everyone: false, rooms: roomIds, except: exceptIds, slotHighWater: this.slotHighWaterValue, cost };
+  }
+
+  /**
+   * Answers a query on this thread into a reusable buffer; returns the buffer
+   * and the number of recipient slots in it. The buffer is valid until the
+   * next call.
+   */
+  collectLocally(query: RecipientQuery): { slots: Int32Array; count: number } {
+    if (this.recipients.length < this.slotCapacity) this.recipients = new Int32Array(this.slotCapacity);
+    let count = 0;
+    for (let shard = 0; shard < this.shardCount; shard++) {
+      count = collectShard(this.view, shard, query, this.marks, this.recipients, count);
+    }
+    return { slots: this.recipients, count };
+  }
+
+  /** Answers one shard on this thread (the main thread's share of a cooperative query). */
+  collectShardInto(shard: number, query: RecipientQuery, out: Int32Array, offset: number): number {
+    return collectShard(this.view, shard, query, this.marks, out, offset);
+  }
+
+  /** Drops everything; the index is unusable afterwards until reused from empty. */
+  clear(): void {
+    this.roomIds.clear();
+    this.roomNames = [];
+    this.slotIds.clear();
+    this.slotSids = [];
+    this.freeRoomIds.clear();
+    this.freeSlots.clear();
+    this.freeNodes.clear();
+    this.roomHighWater = 0;
+    this.slotHighWaterValue = 0;
+    this.nodeHighWater = 0;
+    this.membershipCount = 0;
+    this.pairIndex = new Int32Array(1024).fill(NONE);
+  }
+
+  // ---- internals ----
+
+  private internExisting(rooms: ReadonlySet<Room>): Int32Array {
+    const ids = new Int32Array(rooms.size);
+    let n = 0;
+    for (const room of rooms) {
+      const id = this.roomIds.get(room);
+      if (id !== undefined) ids[n++] = id;
+    }
+    return n === ids.length ? ids : ids.subarray(0, n);
+  }
+
+  private allocateNode(): number {
+    const free = this.freeNodes.pop();
+    if (free !== NONE) return free;
+    const node = this.nodeHighWater++;
+    if (node * NODE_STRIDE >= this.view.nodes.length) {
+      this.replaceTables({ nodes: growShared(this.tablesValue.nodes, this.tablesValue.nodes.byteLength * 2) });
+    }
+    return node;
+  }
+
+  private growRooms(): void {
+    const sizes = new Int32Array(this.roomSizes.length * 2);
+    sizes.set(this.roomSizes);
+    this.roomSizes = sizes;
+    this.replaceTables({ rooms: growShared(this.tablesValue.rooms, this.tablesValue.rooms.byteLength * 2) });
+  }
+
+  private growSockets(): void {
+    this.replaceTables({ sockets: growShared(this.tablesValue.sockets, this.tablesValue.sockets.byteLength * 2) });
+  }
+
+  private replaceTables(changed: Partial<SharedTables>): void {
+    this.tablesValue = { ...this.tablesValue, ...changed };
+    this.view = viewTables(this.tablesValue);
+  }
+
+  private homeOf(node: number): number {
+    const nodes = this.view.nodes;
+    return hashPair(nodes[node * NODE_STRIDE + NODE_ROOM], nodes[node * NODE_STRIDE + NODE_SLOT]) & (this.pairIndex.length - 1);
+  }
+
+  /** Position of (roomId, slot) in the pair index, or -1. */
+  private findPair(roomId: number, slot: number): number {
+    const index = this.pairIndex;
+    const mask = index.length - 1;
+    const nodes = this.view.nodes;
+    for (let at = hashPair(roomId, slot) & mask; ; at = (at + 1) & mask) {
+      const node = index[at];
+      if (node === NONE) return -1;
+      const base = node * NODE_STRIDE;
+      if (nodes[base + NODE_ROOM] === roomId && nodes[base + NODE_SLOT] === slot) return at;
+    }
+  }
+
+  private insertPair(node: number): void {
+    if (this.membershipCount * 2 > this.pairIndex.length) this.rehash(this.pairIndex.length * 2);
+    const index = this.pairIndex;
+    const mask = index.length - 1;
+    let at = this.homeOf(node);
+    while (index[at] !== NONE) at = (at + 1) & mask;
+    index[at] = node;
+  }
+
+  /** Linear-probing delete by backward shift: no tombstones to pile up. */
+  private deletePairAt(hole: number): void {
+    const index = this.pairIndex;
+    const mask = index.length - 1;
+    for (let at = (hole + 1) & mask; index[at] !== NONE; at = (at + 1) & mask) {
+      const home = this.homeOf(index[at]);
+      const between = hole <= at ? home > hole && home <= at : home > hole || home <= at;
+      if (!between) {
+        index[hole] = index[at];
+        hole = at;
+      }
+    }
+    index[hole] = NONE;
+    if (this.pairIndex.length > 1024 && this.membershipCount * 8 < this.pairIndex.length) {
+      this.rehash(this.pairIndex.length / 2);
+    }
+  }
+
+  private rehash(size: number): void {
+    const old = this.pairIndex;
+    this.pairIndex = new Int32Array(size).fill(NONE);
+    const mask = size - 1;
+    for (let i = 0; i < old.length; i++) {
+      const node = old[i];
+      if (node === NONE) continue;
+      let at = this.homeOf(node);
+      while (this.pairIndex[at] !== NONE) at = (at + 1) & mask;
+      this.pairIndex[at] = node;
+    }
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The worker pool behind one `createAdapter()` result, shared by every
+ * namespace that uses it. It owns the piscina pool and runs the cooperative
+ * answer of big queries described in `protocol.ts`.
+ */
+import { join } from "node:path";
+import createDebug from "debug";
+import { Piscina } from "piscina";
+import type { MembershipIndex } from "./membership-index";
+import type { ResolvedOptions } from "./options";
+import {
+  claimShard,
+  CONTROL_DONE,
+  CONTROL_LENGTH,
+  markShardDone,
+  nextSeq,
+  resetControl,
+  type CollectTask,
+  type CollectTaskResult,
+} from "./protocol";
+import type { RecipientQuery } from "./shared-tables";
+
+const debug = createDebug("socket.io-sharded-adapter:pool");
+
+const WORKER_FILE = join(__dirname, "..", "workers", "shard-worker.js");
+
+/** Counters of one pool, for `adapter.stats()`. */
+export interface PoolStats {
+  readonly workers: number;
+  /** Queries answered cooperatively with the workers. */
+  readonly offloaded: number;
+  /** Shards answered by a worker (the rest were taken by the main thread). */
+  readonly shardsByWorkers: number;
+  /** Queries the main thread had to recompute because a worker did not answer in time. */
+  readonly timeouts: number;
+  /** Tasks that failed because their worker threw or died. */
+  readonly workerFailures: number;
+}
+
+export class ShardPool {
+  readonly shardCount: number;
+  private readonly options: ResolvedOptions;
+  private piscina: Piscina | undefined;
+  private users = 0;
+  private closing: Promise<void> | undefined;
+
+  private seq = 0;
+  private control = new Int32Array(new SharedArrayBuffer(CONTROL_LENGTH * 4));
+  private results = new Int32Array(new SharedArrayBuffer(4));
+
+  private offloaded = 0;
+  private shardsByWorkers = 0;
+  private timeouts = 0;
+  private workerFailures = 0;
+
+  constructor(options: ResolvedOptions) {
+    this.options = options;
+    this.shardCount = options.workers;
+  }
+
+  /** Registers one adapter; the first one starts the workers. */
+  acquire(): void {
+    this.users++;
+    if (this.piscina === undefined) {
+      this.piscina = new Piscina({
+        filename: WORKER_FILE,
+        minThreads: this.options.workers,
+        maxThreads: this.options.workers,
+        concurrentTasksPerWorker: 1,
+        idleTimeout: Number.MAX_SAFE_INTEGER,
+        resourceLimits: this.options.resourceLimits,
+      });
+      // Worker errors outside a task: logged, the pool replaces the worker.
+      this.piscina.on("error", (err: unknown) => {
+        this.workerFailures++;
+        debug("worker error: %O", err);
+      });
+      debug("started %d workers", this.options.workers);
+    }
+  }
+
+  /** Unregisters one adapter; the last one stops the workers. */
+  release(): Promise<void> {
+    this.users = Math.max(0, this.users - 1);
+    if (this.users > 0 || this.piscina === undefined) return this.closing ?? Promise.resolve();
+    const piscina = this.piscina;
+    this.piscina = undefined;
+    debug("stopping workers");
+    this.closing = piscina.destroy().then(() => {
+      this.closing = undefined;
+    });
+    return this.closing;
+  }
+
+  /** Whether workers exist to share a query with. */
+  get running(): boolean {
+    return this.piscina !== undefined;
+  }
+
+  stats(): PoolStats {
+    return {
+      workers: this.piscina?.threads.length ?? 0,
+      offloaded: this.offloaded,
+      shardsByWorkers: this.shardsByWorkers,
+      timeouts: this.timeouts,
+      workerFailures: this.workerFailures,
+    };
+  }
+
+  /**
+   * Answers `query` over `index` with the workers' help and returns a copy of
+   * the recipient slots, or `undefined` if a worker failed to answer in time
+   * (the caller then answers on the main thread).
+   */
+  collect(index: MembershipIndex, query: RecipientQuery): Int32Array | undefined {
+    const piscina = this.piscina;
+    if (piscina === undefined) return undefined;
+    const shardCount = index.shardCount;
+    const resultStride = Math.ceil(index.slotCapacity / shardCount) + 1;
+    if (this.results.length < resultStride * shardCount) {
+      this.results = new Int32Array(new SharedArrayBuffer(resultStride * shardCount * 4 * 2));
+    }
+    const { control, results } = this;
+    const seq = (this.seq = nextSeq(this.seq));
+    resetControl(control, seq);
+    this.offloaded++;
+
+    const task: CollectTask = {
+      seq,
+      tables: index.tables,
+      control: control.buffer as SharedArrayBuffer,
+      results: results.buffer as SharedArrayBuffer,
+      resultStride,
+      everyone: query.everyone,
+      rooms: query.rooms,
+      except: query.except,
+      slotHighWater: query.slotHighWater,
+    };
+    // One task per worker that is free now; a task that has to queue would
+    // start too late to help, and the main thread takes its shards instead.
+    for (let i = 0; i < this.options.workers && piscina.queueSize === 0; i++) {
+      piscina.run(task).then(
+        (answered: CollectTaskResult) => {
+          this.shardsByWorkers += answered;
+        },
+        (err: unknown) => {
+          this.workerFailures++;
+          debug("collect task failed: %O", err);
+        },
+      );
+    }
+
+    for (let shard = claimShard(control, seq, shardCount); shard !== -1; shard = claimShard(control, seq, shardCount)) {
+      const start = shard * resultStride;
+      results[start] = index.collectShardInto(shard, query, results, start + 1) - start - 1;
+      markShardDone(control);
+    }
+
+    const deadline = performance.now() + this.options.workerTimeout;
+    for (let done = Atomics.load(control, CONTROL_DONE); done < shardCount; done = Atomics.load(control, CONTROL_DONE)) {
+      const left = deadline - performance.now();
+      if (left <= 0) return this.abandon(seq);
+      Atomics.wait(control, CONTROL_DONE, done, left);
+    }
+
+    let total = 0;
+    for (let shard = 0; shard < shardCount; shard++) total += results[shard * resultStride];
+    const slots = new Int32Array(total);
+    let n = 0;
+    for (let shard = 0; shard < shardCount; shard++) {
+      const start = shard * resultStride;
+      const count = results[start];
+      slots.set(results.subarray(start + 1, start + 1 + count), n);
+      n += count;
+    }
+    return slots;
+  }
+
+  /**
+   * A worker claimed a shard and did not answer in time (it may have died).
+   * Its late answer must not land in buffers a later query uses, so this
+   * query's buffers are dropped for fresh ones.
+   */
+  private abandon(seq: number): undefined {
+    this.timeouts++;
+    debug("query %d: a worker did not answer within %dms; answering on the main thread", seq, this.options.workerTimeout);
+    this.control = new Int32Array(new SharedArrayBuffer(CONTROL_LENGTH * 4));
+    this.results = new Int32Array(new SharedArrayBuffer(this.results.byteLength));
+    return undefined;
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * The shared-memory layout of one namespace's membership, and the one function
+ * that reads it to answer a broadcast. Both the main thread and the shard
+ * workers import this module: the layout is described here and nowhere else.
+ *
+ * Sockets and rooms are interned to integers on the main thread: a socket is
+ * a *slot*, a room is a *room id*. Each membership (slot, room id) is one
+ * fixed-size record in `nodes`, linked into two doubly linked lists: the
+ * room's list for the socket's shard, and the socket's list of rooms.
+ * A socket's shard is `slot % shardCount`, so the shards partition the
+ * sockets and their answers never overlap: merging them needs no dedup.
+ *
+ * ```
+ *  nodes (Int32Array, NODE_STRIDE per membership)
+ *  ┌──────┬──────┬──────────┬──────────┬──────────┬──────────┐
+ *  │ room │ slot │ roomNext │ roomPrev │ sockNext │ sockPrev │  × nodeCapacity
+ *  └──────┴──────┴──────────┴──────────┴──────────┴──────────┘
+ *  rooms (Int32Array, ROOM_SHARD_STRIDE per shard per room id)
+ *  ┌────────────── room 0 ──────────────┬──── room 1 ────┬─
+ *  │ head tail count │ head tail count  │ shard 0 │ ...  │   shardCount lists per room
+ *  │    shard 0      │    shard 1       │         │      │
+ *  └─────────────────┴──────────────────┴─────────┴──────┴─
+ *  sockets (Int32Array, SOCKET_STRIDE per slot)
+ *  ┌──────┬──────┬───────┬───────┐
+ *  │ head │ tail │ count │ alive │  × slotCapacity
+ *  └──────┴──────┴───────┴───────┘
+ * ```
+ *
+ * `head`, `tail`, `*Next` and `*Prev` are node indexes, `NONE` (-1) at the
+ * ends. Only the main thread writes, and only while no worker reads (the main
+ * thread waits for the workers' answer before it goes on), so readers need no
+ * locks. Because the tables live in SharedArrayBuffers held by the main
+ * thread, a worker that dies takes nothing with it.
+ */
+
+/** End-of-list marker and "no such record". */
+export const NONE = -1;
+
+export const NODE_STRIDE = 6;
+export const NODE_ROOM = 0;
+export const NODE_SLOT = 1;
+export const NODE_ROOM_NEXT = 2;
+export const NODE_ROOM_PREV = 3;
+export const NODE_SOCK_NEXT = 4;
+export const NODE_SOCK_PREV = 5;
+
+export const ROOM_SHARD_STRIDE = 3;
+export const LIST_HEAD = 0;
+export const LIST_TAIL = 1;
+export const LIST_COUNT = 2;
+
+export const SOCKET_STRIDE = 4;
+export const SOCKET_ALIVE = 3;
+
+/** The buffers of one namespace's tables, as sent to a worker. */
+export interface SharedTables {
+  readonly shardCount: number;
+  readonly nodes: SharedArrayBuffer;
+  readonly rooms: SharedArrayBuffer;
+  readonly sockets: SharedArrayBuffer;
+}
+
+/** Typed views over {@link SharedTables}; cheap to build on either thread. */
+export interface TablesView {
+  readonly shardCount: number;
+  readonly nodes: Int32Array;
+  readonly rooms: Int32Array;
+  readonly sockets: Int32Array;
+}
+
+export function viewTables(tables: SharedTables): TablesView {
+  return {
+    shardCount: tables.shardCount,
+    nodes: new Int32Array(tables.nodes),
+    rooms: new Int32Array(tables.rooms),
+    sockets: new Int32Array(tables.sockets),
+  };
+}
+
+/** Offset of the list header of `roomId` in `shard` inside `rooms`. */
+export function roomListOffset(shardCount: number, roomId: number, shard: number): number {
+  return (roomId * shardCount + shard) * ROOM_SHARD_STRIDE;
+}
+
+/**
+ * A broadcast's filter with rooms already interned. `rooms` empty and
+ * `everyone` false means "no recipient" (every named room was unknown).
+ */
+export interface RecipientQuery {
+  readonly everyone: boolean;
+  readonly rooms: Int32Array;
+  readonly except: Int32Array;
+  /** Slots below this bound are the only ones that may be alive. */
+  readonly slotHighWater: number;
+}
+
+/**
+ * Per-thread scratch for {@link collectShard}: `marks[slot] === epoch` means
+ * "already delivered or excluded in this query". Bumping the epoch clears all
+ * marks at once, so a query costs nothing per socket it does not touch.
+ */
+export class RecipientMarks {
+  private marks = new Uint32Array(0);
+  private epoch = 0;
+
+  /** Starts a query over slots below `slotCapacity`; returns its epoch. */
+  begin(slotCapacity: number): number {
+    if (this.marks.length < slotCapacity) {
+      this.marks = new Uint32Array(Math.max(slotCapacity, this.marks.length * 2, 1024));
+      this.epoch = 0;
+    }
+    if (this.epoch === 0xffffffff) {
+      this.marks.fill(0);
+      this.epoch = 0;
+    }
+    return ++this.epoch;
+  }
+
+  get array(): Uint32Array {
+    return this.marks;
+  }
+}
+
+/**
+ * Writes the slots of `shard` that the query reaches into `out` from
+ * `offset` on, each once, and returns the new end offset.
+ *
+ * Walks are bounded by the node capacity so that a reader racing a writer
+ * (only possible for an answer that was abandoned after a timeout, and then
+ * discarded) ends instead of looping.
+ */
+export function collectShard(
+  view: TablesView,
+  shard: number,
+  query: RecipientQuery,
+  marks: RecipientMarks,
+  out: Int32Array,
+  offset: number,
+): number {
+  const { nodes, rooms, sockets, shardCount } = view;
+  const maxSteps = nodes.length / NODE_STRIDE;
+  let n = offset;
+
+  // One room and nothing excluded (the own-id room, a plain `to(room)`):
+  // the list holds each socket once, no marks needed.
+  if (!query.everyone && query.rooms.length === 1 && query.except.length === 0) {
+    let node = rooms[roomListOffset(shardCount, query.rooms[0], shard) + LIST_HEAD];
+    for (let steps = 0; node !== NONE && steps < maxSteps; steps++) {
+      out[n++] = nodes[node * NODE_STRIDE + NODE_SLOT];
+      node = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
+    }
+    return n;
+  }
+
+  const epoch = marks.begin(query.slotHighWater);
+  const seen = marks.array;
+  for (let i = 0; i < query.except.length; i++) {
+    let node = rooms[roomListOffset(shardCount, query.except[i], shard) + LIST_HEAD];
+    for (let steps = 0; node !== NONE && steps < maxSteps; steps++) {
+      seen[nodes[node * NODE_STRIDE + NODE_SLOT]] = epoch;
+      node = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
+    }
+  }
+
+  if (query.everyone) {
+    for (let slot = shard; slot < query.slotHighWater; slot += shardCount) {
+      if (sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] === 1 && seen[slot] !== epoch) {
+        out[n++] = slot;
+      }
+    }
+    return n;
+  }
+
+  for (let i = 0; i < query.rooms.length; i++) {
+    let node = rooms[roomListOffset(shardCount, query.rooms[i], shard) + LIST_HEAD];
+    for (let steps = 0; node !== NONE && steps < maxSteps; steps++) {
+      const slot = nodes[node * NODE_STRIDE + NODE_SLOT];
+      if (seen[slot] !== epoch) {
+        seen[slot] = epoch;
+        out[n++] = slot;
+      }
+      node = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
+    }
+  }
+  return n;
+}

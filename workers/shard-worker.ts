@@ -1,0 +1,30 @@
+/**
+ * Entry point of a shard worker, run by piscina. Each task helps answer one
+ * broadcast: it claims shards from the query's control block and writes their
+ * recipients into shared memory (see `lib/protocol.ts`). The worker keeps no
+ * membership of its own; it reads the tables the main thread shares with it.
+ */
+import { claimShard, markShardDone, type CollectTask, type CollectTaskResult } from "../lib/protocol";
+import { collectShard, RecipientMarks, viewTables } from "../lib/shared-tables";
+
+const marks = new RecipientMarks();
+
+export default function collect(task: CollectTask): CollectTaskResult {
+  const control = new Int32Array(task.control);
+  const results = new Int32Array(task.results);
+  const view = viewTables(task.tables);
+  const query = {
+    everyone: task.everyone,
+    rooms: task.rooms,
+    except: task.except,
+    slotHighWater: task.slotHighWater,
+  };
+  let answered = 0;
+  for (let shard = claimShard(control, task.seq, view.shardCount); shard !== -1; shard = claimShard(control, task.seq, view.shardCount)) {
+    const start = shard * task.resultStride;
+    results[start] = collectShard(view, shard, query, marks, results, start + 1) - start - 1;
+    markShardDone(control);
+    answered++;
+  }
+  return answered;
+}
