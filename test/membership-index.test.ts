@@ -1,0 +1,138 @@
+/**
+ * Unit tests of the main thread's membership index against a plain Map/Set
+ * model, at sizes that force every table to grow and the pair index to
+ * rehash both ways.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { MembershipIndex } from "../lib/membership-index";
+
+/** Small deterministic PRNG so a failure is reproducible from its seed. */
+function mulberry32(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+for (const shardCount of [1, 2, 3]) {
+  test(`index matches a Map/Set model under random churn (${shardCount} shards)`, () => {
+    const seed = 1234 + shardCount;
+    const random = mulberry32(seed);
+    const index = new MembershipIndex(shardCount);
+    const model = new Map<string, Set<string>>(); // socket -> rooms
+    const ids = Array.from({ length: 300 }, (_, i) => `s${i}`);
+    const rooms = Array.from({ length: 120 }, (_, i) => `r${i}`);
+
+    const check = () => {
+      assert.equal(index.socketCount, model.size, `socket count (seed ${seed})`);
+      let memberships = 0;
+      const roomMembers = new Map<string, Set<string>>();
+      for (const [id, joined] of model) {
+        memberships += joined.size;
+        const slot = index.slotOf(id);
+        assert.notEqual(slot, undefined);
+        assert.deepEqual(
+          Array.from(index.socketRoomIds(slot!), (r) => index.roomNameOf(r)),
+          [...joined],
+          `rooms of ${id} in join order (seed ${seed})`,
+        );
+        for (const room of joined) {
+          if (!roomMembers.has(room)) roomMembers.set(room, new Set());
+          roomMembers.get(room)!.add(id);
+        }
+      }
+      assert.equal(index.memberships, memberships);
+      assert.equal(index.roomCount, roomMembers.size);
+      for (const [room, members] of roomMembers) {
+        const roomId = index.roomIdOf(room)!;
+        assert.equal(index.roomSize(roomId), members.size);
+        assert.deepEqual(
+          new Set(Array.from(index.roomSlots(roomId), (slot) => index.socketIdOf(slot))),
+          members,
+          `members of ${room} (seed ${seed})`,
+        );
+      }
+    };
+
+    for (let step = 0; step < 40_000; step++) {
+      const id = ids[Math.floor(random() * ids.length)];
+      const op = random();
+      let slot = index.slotOf(id);
+      if (op < 0.55) {
+        if (slot === undefined) {
+          slot = index.addSocket(id);
+          model.set(id, new Set());
+        }
+        const room = rooms[Math.floor(random() * rooms.length)];
+        const roomId = index.roomIdOf(room) ?? index.addRoom(room);
+        const joined = model.get(id)!;
+        assert.equal(index.join(slot, roomId), !joined.has(room));
+        joined.add(room);
+      } else if (op < 0.9) {
+        if (slot === undefined) continue;
+        const room = rooms[Math.floor(random() * rooms.length)];
+        const roomId = index.roomIdOf(room);
+        const joined = model.get(id)!;
+        assert.equal(roomId !== undefined && index.leave(slot, roomId), joined.has(room));
+        joined.delete(room);
+        if (roomId !== undefined && index.roomSize(roomId) === 0) index.removeRoom(roomId);
+      } else if (slot !== undefined) {
+        for (const roomId of index.socketRoomIdList(slot)) {
+          index.leave(slot, roomId);
+          if (index.roomSize(roomId) === 0) index.removeRoom(roomId);
+        }
+        index.removeSocket(slot);
+        model.delete(id);
+      }
+      if (step % 5000 === 0) check();
+    }
+    check();
+  });
+}
+
+test("a million memberships on one socket: O(1) join, has and leave", () => {
+  const index = new MembershipIndex(2);
+  const slot = index.addSocket("s");
+  const count = 200_000;
+  for (let i = 0; i < count; i++) index.join(slot, index.addRoom(`room-${i}`));
+  assert.equal(index.socketRoomCount(slot), count);
+  assert.equal(index.has(slot, index.roomIdOf("room-123456")!), true);
+  for (let i = 0; i < count; i += 2) {
+    const roomId = index.roomIdOf(`room-${i}`)!;
+    assert.equal(index.leave(slot, roomId), true);
+    index.removeRoom(roomId);
+  }
+  assert.equal(index.socketRoomCount(slot), count / 2);
+  assert.equal(index.memberships, count / 2);
+  assert.equal(index.has(slot, index.roomIdOf("room-1")!), true);
+  assert.equal(index.roomIdOf("room-0"), undefined);
+});
+
+test("collectLocally answers unions and excepts, each slot once", () => {
+  const index = new MembershipIndex(3);
+  const slots = Array.from({ length: 30 }, (_, i) => index.addSocket(`s${i}`));
+  const a = index.addRoom("a");
+  const b = index.addRoom("b");
+  const c = index.addRoom("c");
+  slots.forEach((slot, i) => {
+    if (i % 2 === 0) index.join(slot, a);
+    if (i % 3 === 0) index.join(slot, b);
+    if (i % 5 === 0) index.join(slot, c);
+  });
+  const run = (rooms: string[], except: string[]) => {
+    const { slots: out, count } = index.collectLocally(index.internQuery(new Set(rooms), new Set(except)));
+    const ids = Array.from(out.subarray(0, count), (slot) => index.socketIdOf(slot));
+    assert.equal(new Set(ids).size, ids.length, "no duplicate recipient");
+    return new Set(ids);
+  };
+  const expected = (pred: (i: number) => boolean) =>
+    new Set(slots.map((_, i) => i).filter(pred).map((i) => `s${i}`));
+  assert.deepEqual(run(["a", "b"], []), expected((i) => i % 2 === 0 || i % 3 === 0));
+  assert.deepEqual(run(["a", "b"], ["c"]), expected((i) => (i % 2 === 0 || i % 3 === 0) && i % 5 !== 0));
+  assert.deepEqual(run([], ["a"]), expected((i) => i % 2 !== 0));
+  assert.deepEqual(run(["nope"], []), new Set());
+  assert.deepEqual(run(["a"], []), expected((i) => i % 2 === 0));
+});
