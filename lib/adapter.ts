@@ -1,10 +1,11 @@
 import createDebug from "debug";
-import { Adapter, type BroadcastOptions, type Room, type SocketId } from "socket.io-adapter";
+import { Adapter, type BroadcastOptions, type PrivateSessionId, type Room, type Session, type SocketId } from "socket.io-adapter";
 import type { Namespace, Socket } from "socket.io";
 import { AdapterClosedError } from "./errors";
 import { MembershipIndex } from "./membership-index";
-import type { ResolvedOptions } from "./options";
-import type { PoolStats, ShardPool } from "./shard-pool";
+import { resolveOptions, type ResolvedOptions } from "./options";
+import { RecoveryStore, type SessionToPersist } from "./recovery-store";
+import { ShardPool, type PoolStats } from "./shard-pool";
 import { RoomsView, SidsView, SocketRoomsView } from "./views";
 
 const debug = createDebug("socket.io-sharded-adapter");
@@ -17,8 +18,36 @@ export interface ShardedAdapterStats {
   readonly memberships: number;
   /** Bytes of shared memory this namespace's tables hold. */
   readonly sharedMemoryBytes: number;
+  /** Packets and sessions kept for connection state recovery (zeros when it is off). */
+  readonly recovery: { packets: number; sessions: number; bytes: number };
   /** The pool this namespace shares with the others of the same `createAdapter()`. */
   readonly pool: PoolStats;
+}
+
+/** What every namespace of one `createAdapter()` result shares. */
+export interface AdapterContext {
+  readonly options: ResolvedOptions;
+  readonly pool: ShardPool;
+}
+
+export function createContext(options: ResolvedOptions): AdapterContext {
+  return { options, pool: new ShardPool(options) };
+}
+
+/** The context of `ShardedAdapter` used directly as socket.io's `adapter` option. */
+let defaultContext: AdapterContext | undefined;
+
+/** The part of socket.io's Server options the adapter reads (`opts` is not in its public typings). */
+interface ServerWithOptions {
+  opts: { connectionStateRecovery?: { maxDisconnectionDuration?: number } };
+}
+
+/** A packet as socket.io hands it to `broadcast` (socket.io-parser's Packet). */
+interface BroadcastPacket {
+  type: number;
+  data: unknown[];
+  id?: number;
+  nsp?: string;
 }
 
 /**
@@ -31,7 +60,13 @@ export interface ShardedAdapterStats {
  * fetchSockets, addSockets, delSockets, disconnectSockets) goes through one
  * loop, {@link ShardedAdapter.applyToRecipients}, as in socket.io-adapter.
  *
- * Create it with `createAdapter()`, which gives every namespace the same pool.
+ * When the server has `connectionStateRecovery` on, it also does the job of
+ * socket.io-adapter's `SessionAwareAdapter` (which socket.io would otherwise
+ * pick), with the stored packets and sessions serialized off the heap.
+ *
+ * Create it with `createAdapter(options)`. Passing the class itself as
+ * socket.io's `adapter` option also works, with default options and one pool
+ * shared by every server that does so.
  */
 export class ShardedAdapter extends Adapter {
   /** Read-only view: room -> member ids. Use `socket.join()`/`leave()` to change it. */
@@ -39,18 +74,26 @@ export class ShardedAdapter extends Adapter {
   /** Read-only view: socket id -> its rooms. */
   override sids: SidsView;
 
+  /** Set on the class `createAdapter()` returns; read when a namespace constructs its adapter. */
+  protected static context: AdapterContext | undefined;
+
   private readonly index: MembershipIndex;
   private readonly pool: ShardPool;
   private readonly options: ResolvedOptions;
+  private readonly recovery: RecoveryStore | undefined;
   private closed = false;
 
-  constructor(nsp: Namespace, pool: ShardPool, options: ResolvedOptions) {
+  constructor(nsp: Namespace) {
     super(nsp);
+    const context = (new.target as typeof ShardedAdapter).context ?? (defaultContext ??= createContext(resolveOptions({})));
+    const { pool, options } = context;
     this.pool = pool;
     this.options = options;
     this.index = new MembershipIndex(pool.shardCount);
     this.rooms = new RoomsView(this.index);
     this.sids = new SidsView(this.index);
+    const recovery = (nsp.server as unknown as ServerWithOptions).opts.connectionStateRecovery;
+    this.recovery = recovery ? new RecoveryStore(recovery.maxDisconnectionDuration ?? 2 * 60 * 1000) : undefined;
     pool.acquire();
   }
 
@@ -92,6 +135,31 @@ export class ShardedAdapter extends Adapter {
     this.index.removeSocket(slot);
   }
 
+  /**
+   * Broadcasts a packet (socket.io's own encoding and flags). With connection
+   * state recovery on, event packets are first stored for clients that miss them.
+   */
+  override broadcast(packet: BroadcastPacket, opts: BroadcastOptions): void {
+    this.assertOpen("broadcast");
+    this.recovery?.recordBroadcast(packet, opts);
+    super.broadcast(packet, opts);
+  }
+
+  /** Keeps a disconnected socket's session (with connection state recovery on). */
+  override persistSession(session: SessionToPersist): void {
+    this.recovery?.persistSession(session);
+  }
+
+  /**
+   * The session and the packets it missed; resolves null when recovery is off,
+   * the session expired or the offset is unknown (socket.io-adapter's typings
+   * say `Promise<Session>`, its implementation and socket.io allow null).
+   */
+  override restoreSession(pid: PrivateSessionId, offset: string): Promise<Session> {
+    const session = this.recovery?.restoreSession(pid, offset) ?? null;
+    return Promise.resolve(session as Session);
+  }
+
   /** The rooms of a socket, as a live read-only Set; `undefined` for an unknown socket. */
   override socketRooms(id: SocketId): Set<Room> | undefined {
     const slot = this.index.slotOf(id);
@@ -103,6 +171,7 @@ export class ShardedAdapter extends Adapter {
     if (this.closed) return Promise.resolve();
     this.closed = true;
     this.index.clear();
+    this.recovery?.close();
     debug("closed adapter of namespace %s", this.nsp.name);
     return this.pool.release();
   }
@@ -115,6 +184,7 @@ export class ShardedAdapter extends Adapter {
       sockets: this.index.socketCount,
       memberships: this.index.memberships,
       sharedMemoryBytes: this.index.sharedBytes,
+      recovery: this.recovery?.size ?? { packets: 0, sessions: 0, bytes: 0 },
       pool: this.pool.stats(),
     };
   }

@@ -1,0 +1,187 @@
+/**
+ * Connection state recovery, as socket.io-adapter's `SessionAwareAdapter`
+ * does it, with the stored packets and sessions kept off the main thread's
+ * heap: each is serialized with msgpackr into off-heap memory (an append-only
+ * packet log, one buffer per session), and decoded only when a client comes
+ * back.
+ *
+ * ```
+ *  packet log (one off-heap Buffer, records appended in broadcast order)
+ *  ┌────────┬───────────┬───────┬────────┬──────────────────────────────┬─────
+ *  │ length │ emittedAt │ idLen │ id     │ msgpack [rooms, except, data] │ next
+ *  │ u32    │ f64       │ u8    │ ascii  │                              │
+ *  └────────┴───────────┴───────┴────────┴──────────────────────────────┴─────
+ *  ^start                                                                ^end
+ * ```
+ * Expiry moves `start` forward; the log is compacted when more than half of
+ * it is dead. Sessions sit in a Map from private id to their msgpack bytes.
+ */
+import { Packr } from "msgpackr";
+import type { BroadcastOptions, PrivateSessionId, Room, Session, SocketId } from "socket.io-adapter";
+// socket.io-adapter's offset generator, so offsets look exactly as with its SessionAwareAdapter.
+import { yeast } from "socket.io-adapter/dist/contrib/yeast";
+
+const HEADER_BYTES = 4 + 8 + 1;
+const INITIAL_LOG_BYTES = 64 * 1024;
+const EXPIRY_INTERVAL_MS = 60 * 1000;
+
+/** What socket.io hands to `persistSession`. */
+export interface SessionToPersist {
+  sid: SocketId;
+  pid: PrivateSessionId;
+  rooms: Room[];
+  data: unknown;
+}
+
+/** A broadcast packet as socket.io-parser sees it. */
+interface EventPacket {
+  type: number;
+  data: unknown[];
+  id?: number;
+}
+
+const EVENT = 2;
+
+export class RecoveryStore {
+  private readonly packr = new Packr({ useRecords: false, moreTypes: true });
+  private log = Buffer.allocUnsafeSlow(INITIAL_LOG_BYTES);
+  private start = 0;
+  private end = 0;
+  private readonly sessions = new Map<PrivateSessionId, Buffer>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly maxDisconnectionDuration: number) {
+    this.timer = setInterval(() => this.expire(Date.now()), EXPIRY_INTERVAL_MS);
+    // The in-memory adapter's timer does not keep the process alive either.
+    this.timer.unref();
+  }
+
+  /**
+   * Stores an event broadcast so that a client that misses it can get it on
+   * reconnection; appends the packet's offset to its data, as the client
+   * expects. Packets with an ack, volatile packets and non-events are not stored.
+   */
+  recordBroadcast(packet: EventPacket, opts: BroadcastOptions): void {
+    const isEvent = packet.type === EVENT;
+    const withoutAck = packet.id === undefined;
+    // Same test as SessionAwareAdapter: a `volatile` flag present at all, even false, skips storage.
+    const notVolatile = opts.flags?.volatile === undefined;
+    if (!(isEvent && withoutAck && notVolatile)) return;
+    const id = yeast();
+    packet.data.push(id);
+    const payload = this.packr.pack([[...opts.rooms], opts.except ? [...opts.except] : [], packet.data]);
+    this.append(id, Date.now(), payload);
+  }
+
+  persistSession(session: SessionToPersist): void {
+    const disconnectedAt = Date.now();
+    this.sessions.set(session.pid, this.packr.pack([session.sid, session.pid, session.rooms, session.data, disconnectedAt]));
+  }
+
+  /**
+   * The session `pid` with the packets it missed after `offset`, or null if
+   * the session expired or the offset is no longer (or never was) stored.
+   */
+  restoreSession(pid: PrivateSessionId, offset: string): Session | null {
+    const stored = this.sessions.get(pid);
+    if (stored === undefined) return null;
+    const [sid, , rooms, data, disconnectedAt] = this.packr.unpack(stored) as [SocketId, PrivateSessionId, Room[], unknown, number];
+    if (disconnectedAt + this.maxDisconnectionDuration < Date.now()) {
+      this.sessions.delete(pid);
+      return null;
+    }
+    let at = this.find(offset);
+    if (at === -1) return null;
+    const missedPackets: unknown[][] = [];
+    for (at = this.next(at); at < this.end; at = this.next(at)) {
+      const [packetRooms, except, packetData] = this.payloadAt(at) as [Room[], Room[], unknown[]];
+      if (shouldIncludePacket(rooms, packetRooms, except)) missedPackets.push(packetData);
+    }
+    return { sid, pid, rooms, data, missedPackets };
+  }
+
+  /** Drops sessions disconnected, and packets emitted, longer than the recovery window ago. */
+  expire(now: number): void {
+    const threshold = now - this.maxDisconnectionDuration;
+    for (const [pid, stored] of this.sessions) {
+      const disconnectedAt = (this.packr.unpack(stored) as unknown[])[4] as number;
+      if (disconnectedAt < threshold) this.sessions.delete(pid);
+    }
+    // As the in-memory adapter: everything up to the last expired packet goes.
+    let cut = -1;
+    for (let at = this.start; at < this.end; at = this.next(at)) {
+      if (this.log.readDoubleLE(at + 4) < threshold) cut = this.next(at);
+    }
+    if (cut !== -1) this.start = cut;
+    if (this.start === this.end) this.start = this.end = 0;
+  }
+
+  /** Stored packets and sessions, for stats. */
+  get size(): { packets: number; sessions: number; bytes: number } {
+    let packets = 0;
+    for (let at = this.start; at < this.end; at = this.next(at)) packets++;
+    let bytes = this.log.length;
+    for (const stored of this.sessions.values()) bytes += stored.length;
+    return { packets, sessions: this.sessions.size, bytes };
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.sessions.clear();
+    this.log = Buffer.allocUnsafeSlow(0);
+    this.start = this.end = 0;
+  }
+
+  private append(id: string, emittedAt: number, payload: Uint8Array): void {
+    const idBytes = Buffer.byteLength(id, "latin1");
+    const length = HEADER_BYTES + idBytes + payload.length;
+    if (this.end + length > this.log.length) this.makeRoom(length);
+    const log = this.log;
+    let at = this.end;
+    log.writeUInt32LE(length, at);
+    log.writeDoubleLE(emittedAt, at + 4);
+    log.writeUInt8(idBytes, at + 12);
+    at += HEADER_BYTES;
+    at += log.write(id, at, "latin1");
+    log.set(payload, at);
+    this.end += length;
+  }
+
+  /** Compacts the dead front away, and grows the log if that is not enough. */
+  private makeRoom(length: number): void {
+    const live = this.end - this.start;
+    let size = this.log.length;
+    while (live + length > size / 2) size *= 2;
+    const log = size === this.log.length ? this.log : Buffer.allocUnsafeSlow(size);
+    this.log.copy(log, 0, this.start, this.end);
+    this.log = log;
+    this.start = 0;
+    this.end = live;
+  }
+
+  private next(at: number): number {
+    return at + this.log.readUInt32LE(at);
+  }
+
+  private find(offset: string): number {
+    for (let at = this.start; at < this.end; at = this.next(at)) {
+      const idBytes = this.log[at + 12];
+      if (idBytes === offset.length && this.log.toString("latin1", at + HEADER_BYTES, at + HEADER_BYTES + idBytes) === offset) {
+        return at;
+      }
+    }
+    return -1;
+  }
+
+  private payloadAt(at: number): unknown {
+    const idBytes = this.log[at + 12];
+    return this.packr.unpack(this.log.subarray(at + HEADER_BYTES + idBytes, this.next(at)));
+  }
+}
+
+/** socket.io-adapter's rule: in one of the packet's rooms (or all), and in none of its except rooms. */
+function shouldIncludePacket(sessionRooms: Room[], packetRooms: Room[], except: Room[]): boolean {
+  const included = packetRooms.length === 0 || sessionRooms.some((room) => packetRooms.includes(room));
+  const notExcluded = sessionRooms.every((room) => !except.includes(room));
+  return included && notExcluded;
+}
