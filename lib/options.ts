@@ -18,8 +18,9 @@ export interface ShardedAdapterOptions {
    */
   offloadThreshold?: number;
   /**
-   * Milliseconds the main thread waits for a worker's share of a broadcast
-   * before it computes that share itself. Default: 1000.
+   * Milliseconds the main thread waits for a worker that claimed a share of
+   * a broadcast and has not finished it (it died or is stuck) before it
+   * computes the broadcast itself. Default: 500.
    */
   workerTimeout?: number;
   /** Passed to each worker thread (see `node:worker_threads`). */
@@ -63,7 +64,7 @@ export function resolveOptions(options: ShardedAdapterOptions | undefined): Reso
   const cap = maxWorkers();
   const workers = integerIn("workers", options.workers, 1, cap, defaultWorkers());
   const offloadThreshold = integerIn("offloadThreshold", options.offloadThreshold, 0, Number.MAX_SAFE_INTEGER, 20_000);
-  const workerTimeout = integerIn("workerTimeout", options.workerTimeout, 1, 600_000, 1000);
+  const workerTimeout = integerIn("workerTimeout", options.workerTimeout, 1, 600_000, 500);
   const resourceLimits = options.resourceLimits;
   if (resourceLimits !== undefined && (typeof resourceLimits !== "object" || resourceLimits === null)) {
     throw new InvalidOptionError("resourceLimits", resourceLimits, "an object (see worker_threads ResourceLimits)");

@@ -24,6 +24,12 @@ const debug = createDebug("socket.io-sharded-adapter:pool");
 
 const WORKER_FILE = join(__dirname, "..", "workers", "shard-worker.js");
 
+/** This many worker failures within FAILURE_WINDOW_MS put the pool in degraded mode. */
+const FAILURE_LIMIT = 3;
+const FAILURE_WINDOW_MS = 10_000;
+/** How long a degraded pool answers everything on the main thread before trying workers again. */
+const DEGRADED_COOLDOWN_MS = 30_000;
+
 /** Counters of one pool, for `adapter.stats()`. */
 export interface PoolStats {
   readonly workers: number;
@@ -33,8 +39,13 @@ export interface PoolStats {
   readonly shardsByWorkers: number;
   /** Queries the main thread had to recompute because a worker did not answer in time. */
   readonly timeouts: number;
-  /** Tasks that failed because their worker threw or died. */
+  /** Workers that threw, exited or were killed (each replaced by a new one). */
   readonly workerFailures: number;
+  /**
+   * True while the pool answers every query on the main thread because
+   * workers failed FAILURE_LIMIT times within FAILURE_WINDOW_MS.
+   */
+  readonly degraded: boolean;
 }
 
 export class ShardPool {
@@ -52,6 +63,8 @@ export class ShardPool {
   private shardsByWorkers = 0;
   private timeouts = 0;
   private workerFailures = 0;
+  private recentFailures: number[] = [];
+  private degradedUntil = 0;
 
   constructor(options: ResolvedOptions) {
     this.options = options;
@@ -67,13 +80,15 @@ export class ShardPool {
         minThreads: this.options.workers,
         maxThreads: this.options.workers,
         concurrentTasksPerWorker: 1,
-        idleTimeout: Number.MAX_SAFE_INTEGER,
+        idleTimeout: Infinity,
         resourceLimits: this.options.resourceLimits,
       });
-      // Worker errors outside a task: logged, the pool replaces the worker.
-      this.piscina.on("error", (err: unknown) => {
-        this.workerFailures++;
-        debug("worker error: %O", err);
+      const piscina = this.piscina;
+      // piscina replaces a worker that errors or exits; its errors also reach
+      // the tasks it was running (counted there as one failure, not twice).
+      piscina.on("error", (err: unknown) => debug("worker error: %O", err));
+      piscina.on("workerDestroy", () => {
+        if (this.piscina === piscina) this.onWorkerFailure();
       });
       debug("started %d workers", this.options.workers);
     }
@@ -92,9 +107,9 @@ export class ShardPool {
     return this.closing;
   }
 
-  /** Whether workers exist to share a query with. */
+  /** Whether workers exist to share a query with, and have not been failing. */
   get running(): boolean {
-    return this.piscina !== undefined;
+    return this.piscina !== undefined && !this.isDegraded(performance.now());
   }
 
   stats(): PoolStats {
@@ -104,7 +119,30 @@ export class ShardPool {
       shardsByWorkers: this.shardsByWorkers,
       timeouts: this.timeouts,
       workerFailures: this.workerFailures,
+      degraded: this.isDegraded(performance.now()),
     };
+  }
+
+  /** A worker was destroyed while the pool was live: count it, log it once, maybe degrade. */
+  private onWorkerFailure(): void {
+    const now = performance.now();
+    this.workerFailures++;
+    this.recentFailures = this.recentFailures.filter((at) => now - at < FAILURE_WINDOW_MS);
+    this.recentFailures.push(now);
+    debug("worker failed (%d so far); piscina starts a replacement, membership is unaffected", this.workerFailures);
+    if (this.recentFailures.length >= FAILURE_LIMIT && !this.isDegraded(now)) {
+      this.degradedUntil = now + DEGRADED_COOLDOWN_MS;
+      this.recentFailures = [];
+      const message =
+        `socket.io-sharded-adapter: ${FAILURE_LIMIT} worker failures within ${FAILURE_WINDOW_MS / 1000}s; ` +
+        `answering every broadcast on the main thread for the next ${DEGRADED_COOLDOWN_MS / 1000}s`;
+      debug(message);
+      process.emitWarning(message, { code: "SHARDED_ADAPTER_DEGRADED" });
+    }
+  }
+
+  private isDegraded(now: number): boolean {
+    return now < this.degradedUntil;
   }
 
   /**
@@ -143,10 +181,7 @@ export class ShardPool {
         (answered: CollectTaskResult) => {
           this.shardsByWorkers += answered;
         },
-        (err: unknown) => {
-          this.workerFailures++;
-          debug("collect task failed: %O", err);
-        },
+        (err: unknown) => debug("collect task failed: %O", err),
       );
     }
 
@@ -156,11 +191,16 @@ export class ShardPool {
       markShardDone(control);
     }
 
-    const deadline = performance.now() + this.options.workerTimeout;
-    for (let done = Atomics.load(control, CONTROL_DONE); done < shardCount; done = Atomics.load(control, CONTROL_DONE)) {
+    // Wait for shards the workers claimed; the clock restarts with each shard
+    // finished, so only a worker that stops making progress (dead, stuck) trips it.
+    let deadline = performance.now() + this.options.workerTimeout;
+    for (let done = Atomics.load(control, CONTROL_DONE); done < shardCount; ) {
       const left = deadline - performance.now();
       if (left <= 0) return this.abandon(seq);
       Atomics.wait(control, CONTROL_DONE, done, left);
+      const now = Atomics.load(control, CONTROL_DONE);
+      if (now !== done) deadline = performance.now() + this.options.workerTimeout;
+      done = now;
     }
 
     let total = 0;
