@@ -2,7 +2,7 @@
 # Each installs the pinned dependencies (npm ci) and builds first.
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
-.PHONY: all install build test bench bench-quick clean
+.PHONY: all install build test bench bench-quick soak clean
 
 all: build
 
@@ -22,6 +22,10 @@ bench: build
 
 bench-quick: build
 	node dist/bench/run.js --quick
+
+# The churn test at full count: 1,000,000 connect/join/leave/disconnect cycles.
+soak: build
+	CHURN_CYCLES=1000000 node --test dist/test/churn.test.js
 
 clean:
 	rm -rf dist node_modules
