@@ -1,3 +1,4 @@
+import type { Worker } from "node:worker_threads";
 import createDebug from "debug";
 import { Adapter, type BroadcastOptions, type PrivateSessionId, type Room, type Session, type SocketId } from "socket.io-adapter";
 import type { Namespace, Socket } from "socket.io";
@@ -187,6 +188,14 @@ export class ShardedAdapter extends Adapter {
       recovery: this.recovery?.size ?? { packets: 0, sessions: 0, bytes: 0 },
       pool: this.pool.stats(),
     };
+  }
+
+  /**
+   * The worker threads of the pool this adapter shares (for monitoring).
+   * Terminating one is survivable: it is replaced and no membership is lost.
+   */
+  workerThreads(): readonly Worker[] {
+    return this.pool.workerThreads();
   }
 
   /**

@@ -4,6 +4,7 @@
  * answer of big queries described in `protocol.ts`.
  */
 import { join } from "node:path";
+import type { Worker } from "node:worker_threads";
 import createDebug from "debug";
 import { Piscina } from "piscina";
 import type { MembershipIndex } from "./membership-index";
@@ -29,6 +30,8 @@ const FAILURE_LIMIT = 3;
 const FAILURE_WINDOW_MS = 10_000;
 /** How long a degraded pool answers everything on the main thread before trying workers again. */
 const DEGRADED_COOLDOWN_MS = 30_000;
+/** Delay after a worker failure before checking that the pool is back to full strength. */
+const HEALTH_CHECK_DELAY_MS = 500;
 
 /** Counters of one pool, for `adapter.stats()`. */
 export interface PoolStats {
@@ -54,6 +57,7 @@ export class ShardPool {
   private piscina: Piscina | undefined;
   private users = 0;
   private closing: Promise<void> | undefined;
+  private healthCheck: NodeJS.Timeout | undefined;
 
   private seq = 0;
   private control = new Int32Array(new SharedArrayBuffer(CONTROL_LENGTH * 4));
@@ -75,23 +79,47 @@ export class ShardPool {
   acquire(): void {
     this.users++;
     if (this.piscina === undefined) {
-      this.piscina = new Piscina({
-        filename: WORKER_FILE,
-        minThreads: this.options.workers,
-        maxThreads: this.options.workers,
-        concurrentTasksPerWorker: 1,
-        idleTimeout: Infinity,
-        resourceLimits: this.options.resourceLimits,
-      });
-      const piscina = this.piscina;
-      // piscina replaces a worker that errors or exits; its errors also reach
-      // the tasks it was running (counted there as one failure, not twice).
-      piscina.on("error", (err: unknown) => debug("worker error: %O", err));
-      piscina.on("workerDestroy", () => {
-        if (this.piscina === piscina) this.onWorkerFailure();
-      });
+      this.piscina = this.startPiscina();
       debug("started %d workers", this.options.workers);
     }
+  }
+
+  private startPiscina(): Piscina {
+    const piscina = new Piscina({
+      filename: WORKER_FILE,
+      minThreads: this.options.workers,
+      maxThreads: this.options.workers,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: Infinity,
+      resourceLimits: this.options.resourceLimits,
+    });
+    // piscina replaces a worker that errors or exits; its errors also reach
+    // the tasks it was running (counted there as one failure, not twice).
+    piscina.on("error", (err: unknown) => debug("worker error: %O", err));
+    piscina.on("workerDestroy", () => {
+      if (this.piscina !== piscina) return;
+      this.onWorkerFailure();
+      this.scheduleHealthCheck();
+    });
+    return piscina;
+  }
+
+  /**
+   * piscina stops replacing workers for good once one dies before it is
+   * ready. Membership does not live in the pool, so a pool left short of
+   * workers is simply swapped for a fresh one.
+   */
+  private scheduleHealthCheck(): void {
+    if (this.healthCheck !== undefined) return;
+    this.healthCheck = setTimeout(() => {
+      this.healthCheck = undefined;
+      const piscina = this.piscina;
+      if (piscina === undefined || piscina.threads.length >= this.options.workers) return;
+      debug("the pool is short of workers (%d of %d); starting a fresh pool", piscina.threads.length, this.options.workers);
+      this.piscina = this.startPiscina();
+      piscina.destroy().catch((err: unknown) => debug("destroying the old pool: %O", err));
+    }, HEALTH_CHECK_DELAY_MS);
+    this.healthCheck.unref();
   }
 
   /** Unregisters one adapter; the last one stops the workers. */
@@ -100,6 +128,8 @@ export class ShardPool {
     if (this.users > 0 || this.piscina === undefined) return this.closing ?? Promise.resolve();
     const piscina = this.piscina;
     this.piscina = undefined;
+    clearTimeout(this.healthCheck);
+    this.healthCheck = undefined;
     debug("stopping workers");
     this.closing = piscina.destroy().then(() => {
       this.closing = undefined;
@@ -110,6 +140,11 @@ export class ShardPool {
   /** Whether workers exist to share a query with, and have not been failing. */
   get running(): boolean {
     return this.piscina !== undefined && !this.isDegraded(performance.now());
+  }
+
+  /** The live worker threads (empty when the pool is stopped). */
+  workerThreads(): readonly Worker[] {
+    return this.piscina?.threads ?? [];
   }
 
   stats(): PoolStats {
@@ -129,7 +164,7 @@ export class ShardPool {
     this.workerFailures++;
     this.recentFailures = this.recentFailures.filter((at) => now - at < FAILURE_WINDOW_MS);
     this.recentFailures.push(now);
-    debug("worker failed (%d so far); piscina starts a replacement, membership is unaffected", this.workerFailures);
+    debug("worker failed (%d so far); replacing it, membership is unaffected", this.workerFailures);
     if (this.recentFailures.length >= FAILURE_LIMIT && !this.isDegraded(now)) {
       this.degradedUntil = now + DEGRADED_COOLDOWN_MS;
       this.recentFailures = [];

@@ -9,6 +9,13 @@ import { collectShard, RecipientMarks, viewTables } from "../lib/shared-tables";
 
 const marks = new RecipientMarks();
 
+/**
+ * Fault injection for the failure tests: "exit-holding-shard" makes the
+ * worker exit right after it claimed a shard, the worst moment for the main
+ * thread. Read once, at worker start.
+ */
+const FAULT = process.env.SOCKET_IO_SHARDED_ADAPTER_FAULT;
+
 export default function collect(task: CollectTask): CollectTaskResult {
   const control = new Int32Array(task.control);
   const results = new Int32Array(task.results);
@@ -21,6 +28,7 @@ export default function collect(task: CollectTask): CollectTaskResult {
   };
   let answered = 0;
   for (let shard = claimShard(control, task.seq, view.shardCount); shard !== -1; shard = claimShard(control, task.seq, view.shardCount)) {
+    if (FAULT === "exit-holding-shard") process.exit(1);
     const start = shard * task.resultStride;
     results[start] = collectShard(view, shard, query, marks, results, start + 1) - start - 1;
     markShardDone(control);

@@ -1,0 +1,142 @@
+/**
+ * Worker failure: membership lives in shared memory held by the main thread,
+ * so a worker that dies loses nothing. These tests kill workers while real
+ * clients keep joining, leaving and receiving broadcasts, and check that
+ * every broadcast reached exactly the sockets that were in its rooms when it
+ * was emitted: none lost, none twice, none extra, in order.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Server } from "socket.io";
+import { createAdapter, type ShardedAdapter } from "../lib/index";
+import { closeDetached, connectFake } from "./fake-sockets";
+import { serverSocketOf, settle, sleep, startServer } from "./helpers";
+
+function mulberry32(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+test("workers terminated repeatedly under live traffic: every broadcast reaches exactly its rooms' sockets", async () => {
+  const seed = Number(process.env.FAILURE_SEED ?? 20261126);
+  const random = mulberry32(seed);
+  const server = await startServer("sharded", {}, { workers: 2, offloadThreshold: 0, workerTimeout: 200 });
+  try {
+    const { io } = server;
+    const adapter = io.of("/").adapter as ShardedAdapter;
+    const clients = await server.connect(24);
+    const sockets = clients.map((client) => serverSocketOf(io, client));
+    const model = new Map(sockets.map((socket) => [socket.id, new Set<string>([socket.id])]));
+    const expected = new Map(sockets.map((socket) => [socket.id, [] as number[]]));
+    const received = new Map(clients.map((client) => [client.id as string, [] as number[]]));
+    for (const client of clients) client.on("m", (n: number) => received.get(client.id as string)!.push(n));
+    const rooms = ["a", "b", "c", "d", "e", "f"];
+    const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)];
+    await until(() => adapter.workerThreads().length === 2, "the workers to start");
+
+    // Each worker is terminated at most once (terminate() is asynchronous:
+    // the thread stays listed until it has exited).
+    const terminated = new WeakSet<object>();
+    const liveWorkers = () => adapter.workerThreads().filter((worker) => !terminated.has(worker));
+    let terminations = 0;
+    for (let step = 0; step < 600; step++) {
+      const socket = pick(sockets);
+      const room = pick(rooms);
+      if (random() < 0.5) {
+        socket.join(room);
+        model.get(socket.id)!.add(room);
+      } else {
+        socket.leave(room);
+        model.get(socket.id)!.delete(room);
+      }
+
+      const to = random() < 0.15 ? [] : Array.from({ length: 1 + Math.floor(random() * 3) }, () => pick(rooms));
+      const except = random() < 0.5 ? [pick([...rooms, pick(sockets).id])] : [];
+      io.to(to).except(except).emit("m", step);
+      for (const [id, joined] of model) {
+        const included = to.length === 0 || to.some((r) => joined.has(r));
+        const excluded = except.some((r) => joined.has(r));
+        if (included && !excluded) expected.get(id)!.push(step);
+      }
+
+      // One termination early, then (from step 300) one every 40 steps,
+      // which is fast enough to put the pool in degraded mode.
+      if (step === 100 || (step >= 300 && step % 40 === 20)) {
+        await until(() => liveWorkers().length > 0, "a worker to terminate");
+        const worker = pick(liveWorkers());
+        terminated.add(worker);
+        void worker.terminate();
+        terminations++;
+      }
+      if (step === 250) {
+        await until(() => adapter.workerThreads().length === 2, "the first terminated worker to be replaced");
+        assert.equal(adapter.stats().pool.degraded, false, "one failure does not degrade the pool");
+      }
+      if (step % 10 === 0) await sleep(2); // lets worker exits and replacements happen mid-traffic
+    }
+
+    await settle(io, clients);
+    for (const socket of sockets) {
+      assert.deepEqual(received.get(socket.id), expected.get(socket.id), `deliveries of ${socket.id} (seed ${seed})`);
+    }
+    assert.equal(terminations, 9);
+    await until(() => adapter.stats().pool.workerFailures === terminations, `${terminations} failures counted, stats: ${JSON.stringify(adapter.stats().pool)}`);
+    await until(() => adapter.workerThreads().length === 2, "the pool to be back to 2 workers");
+    assert.ok(adapter.stats().pool.offloaded > 0);
+  } finally {
+    await server.close();
+  }
+});
+
+test("a worker that dies holding a shard: the broadcast is recomputed on the main thread, then the pool degrades and says so", async () => {
+  // Every worker, replacements included, inherits the fault while it is set.
+  process.env.SOCKET_IO_SHARDED_ADAPTER_FAULT = "exit-holding-shard";
+  const io = new Server({ adapter: createAdapter({ workers: 2, offloadThreshold: 0, workerTimeout: 100 }) });
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning);
+  process.on("warning", onWarning);
+  try {
+    const nsp = io.of("/");
+    const adapter = nsp.adapter as ShardedAdapter;
+    // Big enough that the main thread is still on its shard when a worker wakes up and claims the other.
+    const count = 100_000;
+    const sockets = Array.from({ length: count }, (_, i) => connectFake(nsp, `s${i}`));
+    for (let i = 0; i < count; i++) sockets[i].join(i % 2 === 0 ? "even" : ["even", "odd"]);
+    await until(() => adapter.workerThreads().length === 2, "the workers to start");
+
+    let broadcasts = 0;
+    for (; broadcasts < 50 && !adapter.stats().pool.degraded; broadcasts++) {
+      nsp.adapter.broadcast({ type: 2, data: ["m", broadcasts], nsp: "/" } as never, { rooms: new Set(["even"]), except: new Set(["s0"]) });
+      await sleep(20); // worker exits are noticed between broadcasts
+    }
+    const stats = adapter.stats().pool;
+    assert.equal(stats.degraded, true, `degraded after ${broadcasts} broadcasts: ${JSON.stringify(stats)}`);
+    assert.ok(stats.timeouts >= 1, "at least one broadcast waited for a dead worker and was recomputed");
+    assert.ok(warnings.some((w) => (w as Error & { code?: string }).code === "SHARDED_ADAPTER_DEGRADED"), "a process warning says so");
+
+    // Degraded: answered on the main thread, still exact.
+    const offloadedBefore = stats.offloaded;
+    nsp.adapter.broadcast({ type: 2, data: ["m", -1], nsp: "/" } as never, { rooms: new Set(["odd"]), except: new Set() });
+    assert.equal(adapter.stats().pool.offloaded, offloadedBefore, "no offload while degraded");
+    for (let i = 0; i < count; i++) {
+      const expected = (i === 0 ? 0 : broadcasts) + (i % 2 === 1 ? 1 : 0);
+      if (sockets[i].received !== expected) assert.fail(`socket s${i} received ${sockets[i].received} packets, expected ${expected}`);
+    }
+  } finally {
+    delete process.env.SOCKET_IO_SHARDED_ADAPTER_FAULT;
+    process.off("warning", onWarning);
+    await closeDetached(io);
+  }
+});
