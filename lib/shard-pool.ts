@@ -58,6 +58,8 @@ export class ShardPool {
   private users = 0;
   private closing: Promise<void> | undefined;
   private healthCheck: NodeJS.Timeout | undefined;
+  private readonly watched = new WeakSet<Worker>();
+  private readonly retired = new WeakSet<Worker>();
 
   private seq = 0;
   private control = new Int32Array(new SharedArrayBuffer(CONTROL_LENGTH * 4));
@@ -93,15 +95,34 @@ export class ShardPool {
       idleTimeout: Infinity,
       resourceLimits: this.options.resourceLimits,
     });
-    // piscina replaces a worker that errors or exits; its errors also reach
-    // the tasks it was running (counted there as one failure, not twice).
     piscina.on("error", (err: unknown) => debug("worker error: %O", err));
-    piscina.on("workerDestroy", () => {
-      if (this.piscina !== piscina) return;
-      this.onWorkerFailure();
-      this.scheduleHealthCheck();
-    });
+    piscina.on("workerCreate", () => this.watchThreads(piscina));
+    this.watchThreads(piscina);
     return piscina;
+  }
+
+  /**
+   * Watches each worker thread's exit: one that we did not stop is a failure.
+   * (piscina's own events miss a worker that dies before it is ready.)
+   */
+  private watchThreads(piscina: Piscina): void {
+    for (const worker of piscina.threads) {
+      if (this.watched.has(worker)) continue;
+      this.watched.add(worker);
+      worker.once("exit", (code: number) => {
+        if (this.retired.has(worker)) return;
+        this.onWorkerFailure(code);
+        // piscina starts its replacement before this listener runs.
+        if (this.piscina !== undefined) this.watchThreads(this.piscina);
+        this.scheduleHealthCheck();
+      });
+    }
+  }
+
+  /** Stops a pool on purpose: the exits of its threads are not failures. */
+  private retire(piscina: Piscina): Promise<void> {
+    for (const worker of piscina.threads) this.retired.add(worker);
+    return piscina.destroy();
   }
 
   /**
@@ -117,7 +138,7 @@ export class ShardPool {
       if (piscina === undefined || piscina.threads.length >= this.options.workers) return;
       debug("the pool is short of workers (%d of %d); starting a fresh pool", piscina.threads.length, this.options.workers);
       this.piscina = this.startPiscina();
-      piscina.destroy().catch((err: unknown) => debug("destroying the old pool: %O", err));
+      this.retire(piscina).catch((err: unknown) => debug("destroying the old pool: %O", err));
     }, HEALTH_CHECK_DELAY_MS);
     this.healthCheck.unref();
   }
@@ -131,7 +152,7 @@ export class ShardPool {
     clearTimeout(this.healthCheck);
     this.healthCheck = undefined;
     debug("stopping workers");
-    this.closing = piscina.destroy().then(() => {
+    this.closing = this.retire(piscina).then(() => {
       this.closing = undefined;
     });
     return this.closing;
@@ -158,13 +179,13 @@ export class ShardPool {
     };
   }
 
-  /** A worker was destroyed while the pool was live: count it, log it once, maybe degrade. */
-  private onWorkerFailure(): void {
+  /** A worker exited while the pool was live: count it, log it once, maybe degrade. */
+  private onWorkerFailure(exitCode: number): void {
     const now = performance.now();
     this.workerFailures++;
     this.recentFailures = this.recentFailures.filter((at) => now - at < FAILURE_WINDOW_MS);
     this.recentFailures.push(now);
-    debug("worker failed (%d so far); replacing it, membership is unaffected", this.workerFailures);
+    debug("worker exited with code %d (failure %d); replacing it, membership is unaffected", exitCode, this.workerFailures);
     if (this.recentFailures.length >= FAILURE_LIMIT && !this.isDegraded(now)) {
       this.degradedUntil = now + DEGRADED_COOLDOWN_MS;
       this.recentFailures = [];
@@ -219,6 +240,8 @@ export class ShardPool {
         (err: unknown) => debug("collect task failed: %O", err),
       );
     }
+    // run() may have started a worker to replace one that died.
+    this.watchThreads(piscina);
 
     for (let shard = claimShard(control, seq, shardCount); shard !== -1; shard = claimShard(control, seq, shardCount)) {
       const start = shard * resultStride;
