@@ -66,6 +66,24 @@ function growShared(old: SharedArrayBuffer, bytes: number): SharedArrayBuffer {
   return grown;
 }
 
+function grown(array: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
+  const bigger = new Int32Array(array.length * 2);
+  bigger.set(array);
+  return bigger;
+}
+
+/** Where an iteration over one list stands: the node it last gave out, and that node's successor then. */
+interface ListCursor {
+  last: number;
+  lastSeq: number;
+  next: number;
+  nextSeq: number;
+}
+
+function newCursor(): ListCursor {
+  return { last: NONE, lastSeq: 0, next: NONE, nextSeq: 0 };
+}
+
 function hashPair(roomId: number, slot: number): number {
   let h = Math.imul(roomId, 0x9e3779b1) ^ Math.imul(slot + 0x632be5ab, 0x85ebca6b);
   h ^= h >>> 15;
@@ -99,6 +117,17 @@ export class MembershipIndex {
   private readonly freeNodes = new IntStack();
   private nodeHighWater = 0;
   private membershipCount = 0;
+
+  /**
+   * Join sequence number of each live node, 0 once it left; main thread only.
+   * Lists are appended in join order, so this orders a room's members across
+   * shards and lets iterators survive joins and leaves between steps.
+   */
+  private nodeSeqs = new Float64Array(INITIAL_NODES);
+  private lastJoinSeq = 0;
+  /** Bumped each time a slot or room id is (re)assigned, so stale views read empty. */
+  private slotGenerations = new Int32Array(INITIAL_SLOTS);
+  private roomGenerations = new Int32Array(INITIAL_ROOMS);
 
   /** Open-addressing index (room id, slot) -> node; main thread only. */
   private pairIndex = new Int32Array(1024).fill(NONE);
@@ -176,6 +205,7 @@ export class MembershipIndex {
     sockets[base + LIST_TAIL] = NONE;
     sockets[base + LIST_COUNT] = 0;
     sockets[base + SOCKET_ALIVE] = 1;
+    this.slotGenerations[slot]++;
     this.slotIds.set(id, slot);
     this.slotSids[slot] = id;
     return slot;
@@ -191,18 +221,30 @@ export class MembershipIndex {
     this.freeSlots.push(slot);
   }
 
+  /** Changes whenever `slot` is given to a socket: a view taken earlier is stale. */
+  slotGeneration(slot: number): number {
+    return this.slotGenerations[slot];
+  }
+
   socketRoomCount(slot: number): number {
     return this.view.sockets[slot * SOCKET_STRIDE + LIST_COUNT];
   }
 
-  /** Room ids of `slot`, in join order. */
+  /**
+   * Room ids of `slot`, in join order. Like a JS Set iterator, it visits rooms
+   * joined during the iteration and skips rooms left before it reaches them;
+   * it ends if the socket leaves (its slot's generation changes).
+   */
   *socketRoomIds(slot: number): IterableIterator<number> {
-    const nodes = this.view.nodes;
-    let node = this.view.sockets[slot * SOCKET_STRIDE + LIST_HEAD];
-    while (node !== NONE) {
-      const next = nodes[node * NODE_STRIDE + NODE_SOCK_NEXT];
-      yield nodes[node * NODE_STRIDE + NODE_ROOM];
-      node = next;
+    const generation = this.slotGenerations[slot];
+    const head = () => this.view.sockets[slot * SOCKET_STRIDE + LIST_HEAD];
+    const cursor = newCursor();
+    for (;;) {
+      if (this.slotGenerations[slot] !== generation) return;
+      const node = this.peek(cursor, head, NODE_SOCK_NEXT);
+      if (node === NONE) return;
+      this.advance(cursor, node, NODE_SOCK_NEXT);
+      yield this.view.nodes[node * NODE_STRIDE + NODE_ROOM];
     }
   }
 
@@ -244,6 +286,7 @@ export class MembershipIndex {
       }
     }
     this.roomSizes[roomId] = 0;
+    this.roomGenerations[roomId]++;
     this.roomIds.set(room, roomId);
     this.roomNames[roomId] = room;
     return roomId;
@@ -257,16 +300,38 @@ export class MembershipIndex {
     this.freeRoomIds.push(roomId);
   }
 
-  /** Slots of `roomId`, shard by shard, each in join order. */
+  /** Changes whenever `roomId` is given to a room: a view taken earlier is stale. */
+  roomGeneration(roomId: number): number {
+    return this.roomGenerations[roomId];
+  }
+
+  /**
+   * Slots of `roomId` in join order, merged across the shards' lists. Like a
+   * JS Set iterator, it visits sockets that join during the iteration and
+   * skips those that leave before it reaches them.
+   */
   *roomSlots(roomId: number): IterableIterator<number> {
-    const { nodes, rooms } = this.view;
-    for (let shard = 0; shard < this.shardCount; shard++) {
-      let node = rooms[roomListOffset(this.shardCount, roomId, shard) + LIST_HEAD];
-      while (node !== NONE) {
-        const next = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
-        yield nodes[node * NODE_STRIDE + NODE_SLOT];
-        node = next;
+    const generation = this.roomGenerations[roomId];
+    const shardCount = this.shardCount;
+    const heads = Array.from({ length: shardCount }, (_, shard) => {
+      const at = roomListOffset(shardCount, roomId, shard) + LIST_HEAD;
+      return () => this.view.rooms[at];
+    });
+    const cursors = heads.map(newCursor);
+    for (;;) {
+      if (this.roomGenerations[roomId] !== generation) return;
+      let best = NONE;
+      let bestShard = 0;
+      for (let shard = 0; shard < shardCount; shard++) {
+        const node = this.peek(cursors[shard], heads[shard], NODE_ROOM_NEXT);
+        if (node !== NONE && (best === NONE || this.nodeSeqs[node] < this.nodeSeqs[best])) {
+          best = node;
+          bestShard = shard;
+        }
       }
+      if (best === NONE) return;
+      this.advance(cursors[bestShard], best, NODE_ROOM_NEXT);
+      yield this.view.nodes[best * NODE_STRIDE + NODE_SLOT];
     }
   }
 
@@ -284,6 +349,7 @@ export class MembershipIndex {
     const base = node * NODE_STRIDE;
     nodes[base + NODE_ROOM] = roomId;
     nodes[base + NODE_SLOT] = slot;
+    this.nodeSeqs[node] = ++this.lastJoinSeq;
 
     const roomList = roomListOffset(this.shardCount, roomId, slot % this.shardCount);
     const roomTail = rooms[roomList + LIST_TAIL];
@@ -338,6 +404,7 @@ export class MembershipIndex {
 
     this.roomSizes[roomId]--;
     this.membershipCount--;
+    this.nodeSeqs[node] = 0;
     this.freeNodes.push(node);
     return true;
   }
@@ -414,19 +481,46 @@ export class MembershipIndex {
     const node = this.nodeHighWater++;
     if (node * NODE_STRIDE >= this.view.nodes.length) {
       this.replaceTables({ nodes: growShared(this.tablesValue.nodes, this.tablesValue.nodes.byteLength * 2) });
+      const seqs = new Float64Array(this.nodeSeqs.length * 2);
+      seqs.set(this.nodeSeqs);
+      this.nodeSeqs = seqs;
     }
     return node;
   }
 
   private growRooms(): void {
-    const sizes = new Int32Array(this.roomSizes.length * 2);
-    sizes.set(this.roomSizes);
-    this.roomSizes = sizes;
+    this.roomSizes = grown(this.roomSizes);
+    this.roomGenerations = grown(this.roomGenerations);
     this.replaceTables({ rooms: growShared(this.tablesValue.rooms, this.tablesValue.rooms.byteLength * 2) });
   }
 
   private growSockets(): void {
+    this.slotGenerations = grown(this.slotGenerations);
     this.replaceTables({ sockets: growShared(this.tablesValue.sockets, this.tablesValue.sockets.byteLength * 2) });
+  }
+
+  /** The first node after the cursor's position still in the list, or NONE. */
+  private peek(cursor: ListCursor, head: () => number, nextField: number): number {
+    const nodes = this.view.nodes;
+    const seqs = this.nodeSeqs;
+    if (cursor.last === NONE) return head();
+    // Still there: read its successor now, so appends made meanwhile are seen.
+    if (seqs[cursor.last] === cursor.lastSeq) return nodes[cursor.last * NODE_STRIDE + nextField];
+    // It left: its successor at the time, if that one is still there.
+    if (cursor.next !== NONE && seqs[cursor.next] === cursor.nextSeq) return cursor.next;
+    // Both left: the first node that joined after it (lists are in join order).
+    for (let node = head(); node !== NONE; node = nodes[node * NODE_STRIDE + nextField]) {
+      if (seqs[node] > cursor.lastSeq) return node;
+    }
+    return NONE;
+  }
+
+  private advance(cursor: ListCursor, node: number, nextField: number): void {
+    const next = this.view.nodes[node * NODE_STRIDE + nextField];
+    cursor.last = node;
+    cursor.lastSeq = this.nodeSeqs[node];
+    cursor.next = next;
+    cursor.nextSeq = next === NONE ? 0 : this.nodeSeqs[next];
   }
 
   private replaceTables(changed: Partial<SharedTables>): void {

@@ -25,19 +25,26 @@ function refuseWrites(prototype: object, what: string, methods: readonly string[
   }
 }
 
-/** The members of one room: socket ids, shard by shard. */
+/** The members of one room, in join order. */
 export class RoomMembersView extends Set<SocketId> {
+  private readonly generation: number;
+
   constructor(
     private readonly index: MembershipIndex,
     private readonly room: Room,
     private readonly roomId: number,
   ) {
     super();
+    this.generation = index.roomGeneration(roomId);
   }
 
-  /** Whether the room this view was taken from still exists (and is the same room). */
+  /**
+   * Whether the room this view was taken from still exists. Once it is
+   * deleted the view stays empty, even if a room of that name is created
+   * again (as the in-memory adapter's Set of the old room does).
+   */
   private get live(): boolean {
-    return this.index.roomIdOf(this.room) === this.roomId;
+    return this.index.roomIdOf(this.room) === this.roomId && this.index.roomGeneration(this.roomId) === this.generation;
   }
 
   override get size(): number {
@@ -78,16 +85,20 @@ refuseWrites(RoomMembersView.prototype, "a room's member set (adapter.rooms.get(
 
 /** The rooms of one socket, in join order. */
 export class SocketRoomsView extends Set<Room> {
+  private readonly generation: number;
+
   constructor(
     private readonly index: MembershipIndex,
     private readonly id: SocketId,
     private readonly slot: number,
   ) {
     super();
+    this.generation = index.slotGeneration(slot);
   }
 
+  /** Whether the socket is still the one this view was taken from (not gone, not back under the same id). */
   private get live(): boolean {
-    return this.index.slotOf(this.id) === this.slot;
+    return this.index.slotOf(this.id) === this.slot && this.index.slotGeneration(this.slot) === this.generation;
   }
 
   override get size(): number {
