@@ -1,0 +1,142 @@
+/**
+ * What the orchestrating process (bench/run.ts) and the per-adapter runner
+ * processes (bench/runner.ts) say to each other, and the workload list.
+ */
+import type { WorkloadParams } from "./workload";
+
+export type AdapterKind = "in-memory" | "sharded";
+export const ADAPTERS: readonly AdapterKind[] = ["in-memory", "sharded"];
+
+export type TaskName =
+  | "join"
+  | "leave"
+  | "bcast-room"
+  | "bcast-to-room"
+  | "bcast-own-id"
+  | "bcast-union"
+  | "bcast-all"
+  | "bcast-all-except"
+  | "fetch-big"
+  | "sockets-join-big";
+
+export interface TaskInfo {
+  readonly name: TaskName;
+  /** Row label in the report. */
+  readonly label: string;
+  /** What one reported unit is: a broadcast/call, or one membership. */
+  readonly unit: "op" | "membership";
+  /** What "recipients per op" counts for this workload. */
+  readonly recipients: "writes" | "sockets" | "joins" | "memberships";
+}
+
+export const TASKS: readonly TaskInfo[] = [
+  { name: "join", label: "join (addAll), per membership", unit: "membership", recipients: "memberships" },
+  { name: "leave", label: "leave all (delAll), per membership", unit: "membership", recipients: "memberships" },
+  { name: "bcast-room", label: "broadcast to one room (~100)", unit: "op", recipients: "writes" },
+  { name: "bcast-to-room", label: "socket.to(room): ~100 room except sender", unit: "op", recipients: "writes" },
+  { name: "bcast-own-id", label: "own-id room (socket.emit with CSR)", unit: "op", recipients: "writes" },
+  { name: "bcast-union", label: "union of 100 rooms", unit: "op", recipients: "writes" },
+  { name: "bcast-all", label: "everyone", unit: "op", recipients: "writes" },
+  { name: "bcast-all-except", label: "everyone except 100 rooms", unit: "op", recipients: "writes" },
+  { name: "fetch-big", label: "fetchSockets(biggest room)", unit: "op", recipients: "sockets" },
+  { name: "sockets-join-big", label: "socketsJoin: biggest room joins a new room", unit: "op", recipients: "joins" },
+];
+
+/** tinybench budgets for one run of one task on one adapter. */
+export interface Timing {
+  /** Measured time budget per task run, ms. */
+  readonly time: number;
+  /** Minimum measured iterations. */
+  readonly iterations: number;
+  readonly warmupTime: number;
+  readonly warmupIterations: number;
+}
+
+export interface RunnerArgs {
+  readonly adapter: AdapterKind;
+  readonly workload: WorkloadParams;
+  readonly workers: number;
+  readonly offloadThreshold: number | undefined;
+}
+
+export interface MemoryReport {
+  /** process.memoryUsage() after gc, before any membership was added (sockets registered). */
+  readonly before: NodeJS.MemoryUsage;
+  /** The same after every socket joined its rooms, after gc. */
+  readonly after: NodeJS.MemoryUsage;
+  readonly heapBytesPerMembership: number;
+  readonly rssBytesPerMembership: number;
+  /** external + arrayBuffers growth (SharedArrayBuffers land here, not in the heap). */
+  readonly externalBytesPerMembership: number;
+  /** RSS of the process before any membership (worker threads included). */
+  readonly rssBaseline: number;
+  readonly sharedMemoryBytes?: number;
+}
+
+export interface ReadyMessage {
+  readonly type: "ready";
+  readonly adapter: AdapterKind;
+  readonly digest: string;
+  readonly workload: Record<string, number | string>;
+  /** Initial population from empty, per membership. */
+  readonly populateNsPerMembership: number;
+  readonly populateMs: number;
+  readonly memory: MemoryReport;
+  readonly fingerprint: string;
+  readonly threadCpuClock: boolean;
+}
+
+export interface RunCommand {
+  readonly type: "run";
+  readonly task: TaskName;
+  readonly timing: Timing;
+}
+
+export interface StatsSummary {
+  readonly mean: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly min: number;
+  readonly max: number;
+  readonly rme: number;
+  readonly samples: number;
+}
+
+export interface RunResult {
+  readonly type: "result";
+  readonly adapter: AdapterKind;
+  readonly task: TaskName;
+  /** Ops (or memberships) per tinybench iteration. */
+  readonly unitsPerIteration: number;
+  /** Per-iteration samples, ms per unit (an iteration's mean). */
+  readonly samples: Float64Array;
+  /** tinybench's own statistics of this run, ms per unit. */
+  readonly tinybench: StatsSummary;
+  readonly units: number;
+  /** Main thread on-CPU ns per unit, from the CPU-accounting pass (NaN where /proc is unavailable). */
+  readonly mainCpuNsPerUnit: number;
+  /** All threads' CPU ns per unit, from the same pass. */
+  readonly processCpuNsPerUnit: number;
+  /** Iterations of the CPU-accounting pass. */
+  readonly cpuIterations: number;
+  /** Wall time per unit of the ops in the CPU-accounting pass (a cross-check of the timed pass). */
+  readonly cpuPassWallNsPerUnit: number;
+  /** performance.eventLoopUtilization() over the measured phase. */
+  readonly eventLoopUtilization: number;
+  /** Recipients (writes, sockets or joins) per op, over the measured phase. */
+  readonly recipientsPerOp: number;
+  /** Recipients of one checked op and their order-independent digest. */
+  readonly check: { count: number; digest: string; expected: number };
+  /** Membership state after the run, to compare adapters. */
+  readonly fingerprint: string;
+  readonly pool?: { offloadedPerOp: number; shardsByWorkersPerOp: number; timeouts: number; workerFailures: number };
+  readonly elapsedMs: number;
+}
+
+export interface ErrorMessage {
+  readonly type: "error";
+  readonly message: string;
+}
+
+export type RunnerMessage = ReadyMessage | RunResult | ErrorMessage;
+export type ParentMessage = RunCommand | { readonly type: "exit" };

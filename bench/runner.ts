@@ -1,0 +1,556 @@
+/**
+ * One adapter's side of the benchmark, in its own process (forked by
+ * bench/run.ts with --expose-gc): it builds a real socket.io `Server` with
+ * that adapter, registers the workload's fake sockets in `io.of("/")`,
+ * joins them through `adapter.addAll` as socket.io does, measures memory,
+ * then runs the workloads the parent asks for, one at a time, with tinybench.
+ *
+ * Each adapter gets its own process so that its heap (and its GC) is its own,
+ * and RSS per membership is that adapter's alone. Both processes stay alive
+ * for the whole size, and the parent alternates between them workload by
+ * workload, so both are measured side by side under the same machine noise.
+ */
+import { performance } from "node:perf_hooks";
+import type { Namespace } from "socket.io";
+import { Server } from "socket.io";
+import type { Adapter, BroadcastOptions } from "socket.io-adapter";
+import type { Bench as BenchClass } from "tinybench";
+import { createAdapter, type ShardedAdapter } from "../lib/index";
+import { CpuClock } from "./cpu";
+import { registerFakeSockets, WriteCounter, type FakeSocket } from "./fake-sockets";
+import type { ParentMessage, ReadyMessage, RunCommand, RunnerArgs, RunResult, TaskName, Timing } from "./protocol";
+import { buildWorkload, describeWorkload, Digest, roomsOfSocket, type Workload } from "./workload";
+
+// tinybench is ESM-only; a real dynamic import keeps this file CommonJS.
+const importEsm = new Function("specifier", "return import(specifier)") as (specifier: string) => Promise<typeof import("tinybench")>;
+
+const POPULATE_CHUNK = 1000;
+/** Room every socket of the biggest room joins in the socketsJoin workload (and leaves after). */
+const SOCKETS_JOIN_ROOM = "sockets-join-target";
+
+declare const gc: (() => void) | undefined;
+
+function send(message: RunResult | ReadyMessage | { type: "error"; message: string }): void {
+  (process as NodeJS.Process & { send: (m: unknown) => boolean }).send(message);
+}
+
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+async function fullGc(): Promise<void> {
+  if (typeof gc !== "function") throw new Error("runner needs --expose-gc");
+  gc();
+  await tick();
+  gc();
+}
+
+const nowNs = (): number => Number(process.hrtime.bigint());
+
+/** One workload, ready to run: what an iteration does and what it counts. */
+interface TaskDef {
+  /** Ops per tinybench iteration (1 for everything but the sub-µs own-id broadcast). */
+  readonly inner: number;
+  /** Units (ops or memberships) one iteration reports. */
+  readonly unitsPerIteration: number;
+  /** One op; `i` increments across iterations (for rotating inputs). */
+  readonly op: (i: number) => void;
+  readonly beforeEach?: () => void;
+  readonly afterEach?: () => void | Promise<void>;
+  /** Runs the op once with recipient recording; returns the recipients. */
+  readonly check: () => Promise<{ count: number; digest: string }>;
+  /** The recipients of the checked op according to the workload itself. */
+  readonly expected: number;
+  /** Recipients counted so far (writes, joins, fetched sockets or memberships). */
+  readonly recipientCounter: () => number;
+  /** Ops per iteration for recipientsPerOp. */
+  readonly opsPerIteration: number;
+}
+
+class Runner {
+  private readonly counter = new WriteCounter();
+  private readonly io: Server;
+  private readonly nsp: Namespace;
+  private readonly adapter: Adapter;
+  private readonly sockets: FakeSocket[];
+  private readonly packet = { type: 2, data: ["ev", 1], nsp: "/" };
+  private fetched = 0;
+  private membershipsMoved = 0;
+  private Bench!: typeof BenchClass;
+  private readonly clock = new CpuClock();
+
+  constructor(
+    private readonly args: RunnerArgs,
+    private readonly w: Workload,
+  ) {
+    this.io =
+      args.adapter === "sharded"
+        ? new Server({ adapter: createAdapter({ workers: args.workers, offloadThreshold: args.offloadThreshold }) })
+        : new Server();
+    this.nsp = this.io.of("/");
+    this.adapter = this.nsp.adapter;
+    this.sockets = registerFakeSockets(this.nsp, w.ids, this.counter);
+  }
+
+  private get sharded(): ShardedAdapter | undefined {
+    return this.args.adapter === "sharded" ? (this.adapter as unknown as ShardedAdapter) : undefined;
+  }
+
+  async start(): Promise<void> {
+    this.Bench = (await importEsm("tinybench")).Bench;
+    const threadCpuClock = this.clock.mainThreadAvailable;
+    // Let the shard workers boot, so that they are in the baseline, not in the per-membership growth.
+    const sharded = this.sharded;
+    for (let waited = 0; sharded && sharded.stats().pool.workers < this.args.workers && waited < 5000; waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await fullGc();
+    const before = process.memoryUsage();
+
+    const w = this.w;
+    const n = w.params.n;
+    const started = nowNs();
+    let populateNs = 0;
+    for (let start = 0; start < n; start += POPULATE_CHUNK) {
+      const end = Math.min(n, start + POPULATE_CHUNK);
+      const sets: Set<string>[] = [];
+      for (let s = start; s < end; s++) sets.push(roomsOfSocket(w, s));
+      const t0 = nowNs();
+      for (let s = start; s < end; s++) this.adapter.addAll(w.ids[s], sets[s - start]);
+      populateNs += nowNs() - t0;
+    }
+    const populateMs = (nowNs() - started) / 1e6;
+    await fullGc();
+    const after = process.memoryUsage();
+    const m = w.memberships;
+    send({
+      type: "ready",
+      adapter: this.args.adapter,
+      digest: w.digest,
+      workload: describeWorkload(w),
+      populateNsPerMembership: populateNs / m,
+      populateMs,
+      memory: {
+        before,
+        after,
+        heapBytesPerMembership: (after.heapUsed - before.heapUsed) / m,
+        rssBytesPerMembership: (after.rss - before.rss) / m,
+        externalBytesPerMembership: (after.external + after.arrayBuffers - before.external - before.arrayBuffers) / m,
+        rssBaseline: before.rss,
+        sharedMemoryBytes: sharded?.stats().sharedMemoryBytes,
+      },
+      fingerprint: this.fingerprint(),
+      threadCpuClock,
+    });
+  }
+
+  /** Membership state digest: sockets, rooms, memberships and a few room sizes. */
+  private fingerprint(): string {
+    const w = this.w;
+    const d = new Digest();
+    let memberships = 0;
+    for (const [, rooms] of this.adapter.sids) memberships += rooms.size;
+    d.add(this.adapter.sids.size).add(this.adapter.rooms.size).add(memberships);
+    for (const room of [w.smallRoom, w.bigRoom, ...w.hundredRooms]) d.add(this.adapter.rooms.get(w.roomNames[room])?.size ?? -1);
+    d.add(this.adapter.rooms.has(SOCKETS_JOIN_ROOM) ? 1 : 0);
+    return `${this.adapter.sids.size}s/${this.adapter.rooms.size}r/${memberships}m/${d.hex()}`;
+  }
+
+  private opts(rooms: string[], except: string[] = []): BroadcastOptions {
+    return { rooms: new Set(rooms), except: new Set(except), flags: {} };
+  }
+
+  private unionOf(rooms: Int32Array): Set<number> {
+    const w = this.w;
+    const wanted = new Set(rooms);
+    const members = new Set<number>();
+    for (let s = 0; s < w.params.n; s++) {
+      for (let j = 0; j < w.params.k; j++) if (wanted.has(w.roomsOf[s * w.params.k + j])) members.add(s);
+    }
+    return members;
+  }
+
+  private broadcastDef(optsList: BroadcastOptions[], expected: number, inner = 1): TaskDef {
+    const adapter = this.adapter;
+    const packet = this.packet;
+    const count = optsList.length;
+    const counter = this.counter;
+    return {
+      inner,
+      unitsPerIteration: inner,
+      opsPerIteration: inner,
+      op: count === 1 ? () => adapter.broadcast(packet, optsList[0]) : (i) => adapter.broadcast(packet, optsList[i % count]),
+      check: async () => {
+        counter.startRecording();
+        adapter.broadcast(packet, optsList[0]);
+        return counter.stopRecording();
+      },
+      expected,
+      recipientCounter: () => counter.writes,
+    };
+  }
+
+  private define(task: TaskName): TaskDef {
+    const w = this.w;
+    const { n, k } = w.params;
+    const adapter = this.adapter;
+    const names = (rooms: Iterable<number>) => Array.from(rooms, (room) => w.roomNames[room]);
+    const small = w.roomNames[w.smallRoom];
+    const big = w.roomNames[w.bigRoom];
+    switch (task) {
+      case "bcast-room":
+        return this.broadcastDef([this.opts([small])], w.roomSizes[w.smallRoom]);
+      case "bcast-to-room":
+        return this.broadcastDef([this.opts([small], [w.ids[w.smallRoomSender]])], w.roomSizes[w.smallRoom] - 1);
+      case "bcast-own-id":
+        return this.broadcastDef(
+          Array.from(w.ownIdSockets, (s) => this.opts([w.ids[s]])),
+          1,
+          32,
+        );
+      case "bcast-union":
+        return this.broadcastDef([this.opts(names(w.hundredRooms))], this.unionOf(w.hundredRooms).size);
+      case "bcast-all":
+        return this.broadcastDef([this.opts([])], n);
+      case "bcast-all-except":
+        return this.broadcastDef([this.opts([], names(w.hundredRooms))], n - this.unionOf(w.hundredRooms).size);
+      case "fetch-big": {
+        const opts = this.opts([big]);
+        const counter = this.counter;
+        return {
+          inner: 1,
+          unitsPerIteration: 1,
+          opsPerIteration: 1,
+          op: () => {
+            void adapter.fetchSockets(opts).then((sockets) => {
+              this.fetched += sockets.length;
+            });
+          },
+          check: async () => {
+            const sockets = (await adapter.fetchSockets(opts)) as FakeSocket[];
+            counter.startRecording();
+            for (const socket of sockets) counter.note(socket.index);
+            return counter.stopRecording();
+          },
+          expected: w.roomSizes[w.bigRoom],
+          recipientCounter: () => this.fetched,
+        };
+      }
+      case "sockets-join-big": {
+        const opts = this.opts([big]);
+        const members: string[] = [];
+        for (let s = 0; s < n; s++) {
+          for (let j = 0; j < k; j++) if (w.roomsOf[s * k + j] === w.bigRoom) members.push(w.ids[s]);
+        }
+        const target = [SOCKETS_JOIN_ROOM];
+        const undo = () => {
+          for (const id of members) adapter.del(id, SOCKETS_JOIN_ROOM);
+        };
+        const counter = this.counter;
+        return {
+          inner: 1,
+          unitsPerIteration: 1,
+          opsPerIteration: 1,
+          op: () => adapter.addSockets(opts, target),
+          afterEach: undo,
+          check: async () => {
+            counter.startRecording();
+            adapter.addSockets(opts, target);
+            const result = counter.stopRecording();
+            const joined = adapter.rooms.get(SOCKETS_JOIN_ROOM)?.size ?? 0;
+            undo();
+            if (joined !== result.count) throw new Error(`socketsJoin: ${result.count} joins but the room has ${joined} members`);
+            return result;
+          },
+          expected: members.length,
+          recipientCounter: () => counter.joins,
+        };
+      }
+      case "join":
+      case "leave": {
+        // Steady-state churn in the populated adapter: a batch of sockets
+        // leaves and joins again (their rooms as on connect), rotating through
+        // all sockets. Only the measured half is timed.
+        const batch = Math.max(100, Math.floor(n / 100));
+        const batches = Math.floor(n / batch);
+        let next = 0;
+        let current = 0;
+        let sets: Set<string>[] = [];
+        const pick = () => {
+          current = (next++ % batches) * batch;
+          sets = [];
+          for (let s = current; s < current + batch; s++) sets.push(roomsOfSocket(w, s));
+        };
+        const addBatch = () => {
+          for (let j = 0; j < batch; j++) adapter.addAll(w.ids[current + j], sets[j]);
+          this.membershipsMoved += batch * (k + 1);
+        };
+        const delBatch = () => {
+          for (let j = 0; j < batch; j++) adapter.delAll(w.ids[current + j]);
+          this.membershipsMoved += batch * (k + 1);
+        };
+        const units = batch * (k + 1);
+        const common = {
+          inner: 1,
+          unitsPerIteration: units,
+          opsPerIteration: 1,
+          check: async () => ({ count: units, digest: "-" }),
+          expected: units,
+          recipientCounter: () => this.membershipsMoved / 2,
+        };
+        return task === "join"
+          ? {
+              ...common,
+              beforeEach: () => {
+                pick();
+                delBatch();
+              },
+              op: addBatch,
+            }
+          : {
+              ...common,
+              beforeEach: pick,
+              op: delBatch,
+              afterEach: addBatch,
+            };
+      }
+    }
+  }
+
+  async run(command: RunCommand): Promise<RunResult> {
+    const startedAt = nowNs();
+    const def = this.define(command.task);
+    const check = await def.check();
+    await fullGc();
+    const wall = await this.wallPass(def, command);
+    await fullGc();
+    const cpu = await this.cpuPass(def, command.timing);
+    return {
+      type: "result",
+      adapter: this.args.adapter,
+      task: command.task,
+      unitsPerIteration: def.unitsPerIteration,
+      ...wall,
+      ...cpu,
+      check: { ...check, expected: def.expected },
+      fingerprint: this.fingerprint(),
+      elapsedMs: (nowNs() - startedAt) / 1e6,
+    };
+  }
+
+  /**
+   * The timed pass, with tinybench: wall time per unit from hrtime around the
+   * op only, recipients per op, the pool's counters and event-loop utilization.
+   */
+  private async wallPass(def: TaskDef, command: RunCommand) {
+    const timing = command.timing;
+    const inner = def.inner;
+    const op = def.op;
+    const units = def.unitsPerIteration;
+    let iterations = 0;
+    let measuring = false;
+    let recipients0 = 0;
+    let recipients1 = 0;
+    let elu0 = performance.eventLoopUtilization();
+    let elu = 0;
+    let pool0 = this.sharded?.stats().pool;
+    let pool1 = pool0;
+    let cursor = 0;
+
+    const bench = new this.Bench({
+      time: timing.time,
+      iterations: timing.iterations,
+      warmupTime: timing.warmupTime,
+      warmupIterations: timing.warmupIterations,
+      retainSamples: true,
+      throws: true,
+      timestampProvider: "hrtimeNow",
+    });
+    const userBefore = def.beforeEach;
+    bench.add(
+      command.task,
+      () => {
+        const t0 = nowNs();
+        for (let i = 0; i < inner; i++) op(cursor++);
+        const ms = (nowNs() - t0) / 1e6;
+        if (measuring) iterations++;
+        return { overriddenDuration: ms / units, overriddenIterationCost: ms };
+      },
+      {
+        async: false,
+        // Every iteration starts from a fresh event-loop turn, as a broadcast
+        // from an event handler would: pending worker replies are handled.
+        beforeEach: async () => {
+          await tick();
+          if (userBefore) userBefore();
+        },
+        afterEach: def.afterEach,
+        beforeAll: (mode) => {
+          if (mode !== "run") return;
+          measuring = true;
+          recipients0 = def.recipientCounter();
+          pool0 = this.sharded?.stats().pool;
+          elu0 = performance.eventLoopUtilization();
+        },
+        afterAll: async (mode) => {
+          if (mode !== "run") return;
+          measuring = false;
+          await tick(); // let the last fetchSockets promise settle
+          recipients1 = def.recipientCounter();
+          elu = performance.eventLoopUtilization(elu0).utilization;
+          pool1 = this.sharded?.stats().pool;
+        },
+      },
+    );
+    await bench.run();
+    const result = bench.tasks[0].result;
+    if (result.state !== "completed") {
+      throw result.state === "errored" ? result.error : new Error(`task ended as ${result.state}`);
+    }
+    const latency = result.latency;
+    const ops = iterations * def.opsPerIteration;
+    return {
+      samples: Float64Array.from(latency.samples ?? []),
+      tinybench: {
+        mean: latency.mean,
+        p50: latency.p50,
+        p99: latency.p99,
+        min: latency.min,
+        max: latency.max,
+        rme: latency.rme,
+        samples: latency.samplesCount,
+      },
+      units: iterations * units,
+      eventLoopUtilization: elu,
+      recipientsPerOp: (recipients1 - recipients0) / ops,
+      pool:
+        pool0 && pool1
+          ? {
+              offloadedPerOp: (pool1.offloaded - pool0.offloaded) / ops,
+              shardsByWorkersPerOp: (pool1.shardsByWorkers - pool0.shardsByWorkers) / ops,
+              timeouts: pool1.timeouts - pool0.timeouts,
+              workerFailures: pool1.workerFailures - pool0.workerFailures,
+            }
+          : undefined,
+    };
+  }
+
+  /**
+   * The CPU-accounting pass, separate from the timed one because reading the
+   * CPU clocks costs tens of µs (see cpu.ts), which must stay out of
+   * tinybench's samples. The same ops run with the same event-loop turn
+   * before each. Workloads without per-iteration setup are accounted as one
+   * block (clocks read at both ends only, the CPU of as many empty event-loop
+   * turns subtracted); the others (join, leave, socketsJoin, whose ops take
+   * milliseconds) per op, so that their untimed setup stays out.
+   */
+  private async cpuPass(def: TaskDef, timing: Timing) {
+    const clock = this.clock;
+    clock.refresh();
+    const inner = def.inner;
+    const op = def.op;
+    const budgetNs = timing.time * 0.3 * 1e6;
+    let mainCpu = 0;
+    let processCpu = 0;
+    let wall = 0;
+    let iterations = 0;
+    let cursor = 0;
+    const minIterations = Math.max(3, Math.ceil(timing.iterations / 3));
+    if (def.beforeEach || def.afterEach) {
+      const overhead = this.clockOverhead();
+      const started = nowNs();
+      while (iterations < minIterations || nowNs() - started < budgetNs) {
+        await tick();
+        if (def.beforeEach) def.beforeEach();
+        const s0 = clock.sample();
+        const t0 = nowNs();
+        for (let i = 0; i < inner; i++) op(cursor++);
+        wall += nowNs() - t0;
+        const s1 = clock.sample();
+        mainCpu += s1.main - s0.main - overhead.main;
+        processCpu += s1.process - s0.process - overhead.process;
+        iterations++;
+        if (def.afterEach) await def.afterEach();
+      }
+    } else {
+      const empty = await this.emptyTurnCpu();
+      const started = nowNs();
+      const s0 = clock.sample();
+      while (iterations < minIterations || nowNs() - started < budgetNs) {
+        await tick();
+        const t0 = nowNs();
+        for (let i = 0; i < inner; i++) op(cursor++);
+        wall += nowNs() - t0;
+        iterations++;
+      }
+      await tick(); // let the last fetchSockets promise settle, as the turns measured in `empty` do
+      const s1 = clock.sample();
+      mainCpu = s1.main - s0.main - empty.main * (iterations + 1);
+      processCpu = s1.process - s0.process - empty.process * (iterations + 1);
+    }
+    const units = iterations * def.unitsPerIteration;
+    return {
+      mainCpuNsPerUnit: mainCpu / units,
+      processCpuNsPerUnit: processCpu / units,
+      cpuIterations: iterations,
+      cpuPassWallNsPerUnit: wall / units,
+    };
+  }
+
+  /** CPU of one empty event-loop turn (setImmediate), measured as a block. */
+  private async emptyTurnCpu(): Promise<{ main: number; process: number }> {
+    const turns = 2000;
+    for (let i = 0; i < 200; i++) await tick();
+    const s0 = this.clock.sample();
+    for (let i = 0; i < turns; i++) await tick();
+    const s1 = this.clock.sample();
+    return { main: (s1.main - s0.main) / turns, process: (s1.process - s0.process) / turns };
+  }
+
+  /** What the clock reads around an empty op account for (medians of many). */
+  private clockOverhead(): { main: number; process: number } {
+    const main: number[] = [];
+    const proc: number[] = [];
+    for (let i = 0; i < 101; i++) {
+      const s0 = this.clock.sample();
+      const s1 = this.clock.sample();
+      main.push(s1.main - s0.main);
+      proc.push(s1.process - s0.process);
+    }
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
+    return { main: median(main), process: median(proc) };
+  }
+
+  /**
+   * Closes the adapter (the sharded one stops its workers). Not `io.close()`:
+   * that would call `_onclose` on every socket, which fake sockets lack.
+   */
+  async close(): Promise<void> {
+    await this.adapter.close();
+  }
+}
+
+/** Entry point of a runner process: `run.js --runner '<RunnerArgs as JSON>'`. */
+export async function runnerMain(json: string): Promise<void> {
+  const args = JSON.parse(json) as RunnerArgs;
+  const workload = buildWorkload(args.workload);
+  const runner = new Runner(args, workload);
+  let queue = Promise.resolve();
+  process.on("message", (message: ParentMessage) => {
+    queue = queue.then(async () => {
+      if (message.type === "exit") {
+        await runner.close();
+        process.exit(0);
+      }
+      try {
+        send(await runner.run(message));
+      } catch (err) {
+        send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      }
+    });
+  });
+  try {
+    await runner.start();
+  } catch (err) {
+    send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  }
+}
