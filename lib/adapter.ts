@@ -83,6 +83,8 @@ export class ShardedAdapter extends Adapter {
   private readonly options: ResolvedOptions;
   private readonly recovery: RecoveryStore | undefined;
   private closed = false;
+  /** Set by broadcast/broadcastWithAck for the one apply() call they make. */
+  private nextApplyInAnyOrder = false;
 
   constructor(nsp: Namespace) {
     super(nsp);
@@ -143,7 +145,22 @@ export class ShardedAdapter extends Adapter {
   override broadcast(packet: BroadcastPacket, opts: BroadcastOptions): void {
     this.assertOpen("broadcast");
     this.recovery?.recordBroadcast(packet, opts);
+    // No client can tell in which order the others were written to, so the
+    // recipients may come shard by shard, computed by the workers.
+    this.nextApplyInAnyOrder = true;
     super.broadcast(packet, opts);
+  }
+
+  /** Broadcasts a packet that expects acks (socket.io's own code, recipients from the shards). */
+  override broadcastWithAck(
+    packet: BroadcastPacket,
+    opts: BroadcastOptions,
+    clientCountCallback: (clientCount: number) => void,
+    ack: (...args: unknown[]) => void,
+  ): void {
+    this.assertOpen("broadcastWithAck");
+    this.nextApplyInAnyOrder = true;
+    super.broadcastWithAck(packet, opts, clientCountCallback, ack);
   }
 
   /** Keeps a disconnected socket's session (with connection state recovery on). */
@@ -201,17 +218,25 @@ export class ShardedAdapter extends Adapter {
   /**
    * Calls `callback` once for each connected socket that `opts` selects:
    * members of any of `opts.rooms` (every socket when empty), minus members of
-   * `opts.except`. Big selections are computed by the shard workers together
-   * with the main thread; small ones on the main thread, with no round-trip.
-   * Every recipient is computed before the first callback, so callbacks may
-   * join, leave or broadcast without disturbing this loop.
+   * `opts.except`. Every recipient is computed before the first callback, so
+   * callbacks may join, leave or broadcast without disturbing this loop.
+   *
+   * For fetchSockets, socketsJoin and the like, sockets come in the
+   * in-memory adapter's order, computed on the main thread. For broadcasts,
+   * whose order no client can observe, big selections are computed by the
+   * shard workers together with the main thread, small ones on the main
+   * thread with no round-trip.
    */
   applyToRecipients(opts: BroadcastOptions, callback: (socket: Socket) => void): void {
-    this.assertOpen("broadcast");
+    this.assertOpen("apply");
+    const inAnyOrder = this.nextApplyInAnyOrder;
+    this.nextApplyInAnyOrder = false;
     const query = this.index.internQuery(opts.rooms, opts.except);
     if (!query.everyone && query.rooms.length === 0) return;
     let slots: Int32Array | undefined;
-    if (query.cost >= this.options.offloadThreshold && this.pool.running) {
+    if (!inAnyOrder) {
+      slots = this.index.collectOrdered(query);
+    } else if (query.cost >= this.options.offloadThreshold && this.pool.running) {
       slots = this.pool.collect(this.index, query);
     }
     if (slots === undefined) {

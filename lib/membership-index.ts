@@ -8,6 +8,7 @@
 import type { Room, SocketId } from "socket.io-adapter";
 import {
   collectShard,
+  markExcluded,
   LIST_COUNT,
   LIST_HEAD,
   LIST_TAIL,
@@ -440,6 +441,55 @@ export class MembershipIndex {
       count = collectShard(this.view, shard, query, this.marks, this.recipients, count);
     }
     return { slots: this.recipients, count };
+  }
+
+  /**
+   * Answers a query on this thread in the in-memory adapter's order: every
+   * socket in connection order, or the rooms in the given order, each room's
+   * members in join order, each socket at the first place it appears. Used
+   * where the order is visible (fetchSockets, socketsJoin...). Returns a copy.
+   */
+  collectOrdered(query: RecipientQuery): Int32Array {
+    const epoch = this.marks.begin(this.slotCapacity);
+    const seen = this.marks.array;
+    for (let shard = 0; shard < this.shardCount; shard++) markExcluded(this.view, shard, query.except, seen, epoch);
+    const out = new Int32Array(query.everyone ? this.slotIds.size : this.orderedBound(query));
+    let n = 0;
+    if (query.everyone) {
+      for (const slot of this.slotIds.values()) if (seen[slot] !== epoch) out[n++] = slot;
+      return out.subarray(0, n);
+    }
+    const { nodes, rooms } = this.view;
+    const seqs = this.nodeSeqs;
+    const cursors = new Int32Array(this.shardCount);
+    for (let i = 0; i < query.rooms.length; i++) {
+      for (let shard = 0; shard < this.shardCount; shard++) {
+        cursors[shard] = rooms[roomListOffset(this.shardCount, query.rooms[i], shard) + LIST_HEAD];
+      }
+      // Merge the shards' lists (each in join order) by join sequence.
+      for (;;) {
+        let best = -1;
+        for (let shard = 0; shard < this.shardCount; shard++) {
+          const node = cursors[shard];
+          if (node !== NONE && (best === -1 || seqs[node] < seqs[cursors[best]])) best = shard;
+        }
+        if (best === -1) break;
+        const node = cursors[best];
+        cursors[best] = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
+        const slot = nodes[node * NODE_STRIDE + NODE_SLOT];
+        if (seen[slot] !== epoch) {
+          seen[slot] = epoch;
+          out[n++] = slot;
+        }
+      }
+    }
+    return out.subarray(0, n);
+  }
+
+  private orderedBound(query: RecipientQuery): number {
+    let bound = 0;
+    for (let i = 0; i < query.rooms.length; i++) bound += this.roomSizes[query.rooms[i]];
+    return Math.min(bound, this.slotIds.size);
   }
 
   /** Answers one shard on this thread (the main thread's share of a cooperative query). */

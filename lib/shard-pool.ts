@@ -30,6 +30,8 @@ const FAILURE_LIMIT = 3;
 const FAILURE_WINDOW_MS = 10_000;
 /** How long a degraded pool answers everything on the main thread before trying workers again. */
 const DEGRADED_COOLDOWN_MS = 30_000;
+/** Collect tasks that may be posted to one worker before its earlier replies are read. */
+const TASKS_IN_FLIGHT_PER_WORKER = 16;
 /** Delay after a worker failure before checking that the pool is back to full strength. */
 const HEALTH_CHECK_DELAY_MS = 500;
 
@@ -91,7 +93,11 @@ export class ShardPool {
       filename: WORKER_FILE,
       minThreads: this.options.workers,
       maxThreads: this.options.workers,
-      concurrentTasksPerWorker: 1,
+      // A task counts as running until its reply is processed on the main
+      // thread's event loop, which a synchronous burst of broadcasts never
+      // reaches; with one task per worker, only the burst's first broadcast
+      // would find a worker free. Workers run tasks one at a time anyway.
+      concurrentTasksPerWorker: TASKS_IN_FLIGHT_PER_WORKER,
       idleTimeout: Infinity,
       resourceLimits: this.options.resourceLimits,
     });
@@ -165,7 +171,9 @@ export class ShardPool {
 
   /** The live worker threads (empty when the pool is stopped). */
   workerThreads(): readonly Worker[] {
-    return this.piscina?.threads ?? [];
+    if (this.piscina === undefined) return [];
+    this.watchThreads(this.piscina);
+    return this.piscina.threads;
   }
 
   stats(): PoolStats {
@@ -230,8 +238,9 @@ export class ShardPool {
       except: query.except,
       slotHighWater: query.slotHighWater,
     };
-    // One task per worker that is free now; a task that has to queue would
-    // start too late to help, and the main thread takes its shards instead.
+    // One task per worker; a task that would have to queue (workers starting,
+    // or TASKS_IN_FLIGHT_PER_WORKER replies unread) would start too late to
+    // help, and the main thread takes its shards instead.
     for (let i = 0; i < this.options.workers && piscina.queueSize === 0; i++) {
       piscina.run(task).then(
         (answered: CollectTaskResult) => {

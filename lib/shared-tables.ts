@@ -121,6 +121,19 @@ export class RecipientMarks {
   }
 }
 
+/** Marks every member of the `except` rooms in `shard` as already seen. */
+export function markExcluded(view: TablesView, shard: number, except: Int32Array, seen: Uint32Array, epoch: number): void {
+  const { nodes, rooms, shardCount } = view;
+  const maxSteps = nodes.length / NODE_STRIDE;
+  for (let i = 0; i < except.length; i++) {
+    let node = rooms[roomListOffset(shardCount, except[i], shard) + LIST_HEAD];
+    for (let steps = 0; node !== NONE && steps < maxSteps; steps++) {
+      seen[nodes[node * NODE_STRIDE + NODE_SLOT]] = epoch;
+      node = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
+    }
+  }
+}
+
 /**
  * Writes the slots of `shard` that the query reaches into `out` from
  * `offset` on, each once, and returns the new end offset.
@@ -154,13 +167,7 @@ export function collectShard(
 
   const epoch = marks.begin(query.slotHighWater);
   const seen = marks.array;
-  for (let i = 0; i < query.except.length; i++) {
-    let node = rooms[roomListOffset(shardCount, query.except[i], shard) + LIST_HEAD];
-    for (let steps = 0; node !== NONE && steps < maxSteps; steps++) {
-      seen[nodes[node * NODE_STRIDE + NODE_SLOT]] = epoch;
-      node = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
-    }
-  }
+  markExcluded(view, shard, query.except, seen, epoch);
 
   if (query.everyone) {
     for (let slot = shard; slot < query.slotHighWater; slot += shardCount) {
