@@ -127,7 +127,7 @@ export class ShardedAdapter extends Adapter {
     this.leaveRoom(slot, roomId, room, id);
   }
 
-  /** Removes a socket from all its rooms (on disconnect). A no-op after close. */
+  /** Removes a socket from all its rooms (on disconnect). A no-op after close, like a broadcast. */
   override delAll(id: SocketId): void {
     if (this.closed) return;
     const slot = this.index.slotOf(id);
@@ -143,7 +143,7 @@ export class ShardedAdapter extends Adapter {
    * state recovery on, event packets are first stored for clients that miss them.
    */
   override broadcast(packet: BroadcastPacket, opts: BroadcastOptions): void {
-    this.assertOpen("broadcast");
+    if (this.closed) return this.droppedAfterClose("broadcast");
     this.recovery?.recordBroadcast(packet, opts);
     // No client can tell in which order the others were written to, so the
     // recipients may come shard by shard, computed by the workers.
@@ -158,7 +158,10 @@ export class ShardedAdapter extends Adapter {
     clientCountCallback: (clientCount: number) => void,
     ack: (...args: unknown[]) => void,
   ): void {
-    this.assertOpen("broadcastWithAck");
+    if (this.closed) {
+      clientCountCallback(0);
+      return this.droppedAfterClose("broadcastWithAck");
+    }
     this.nextApplyInAnyOrder = true;
     super.broadcastWithAck(packet, opts, clientCountCallback, ack);
   }
@@ -258,6 +261,15 @@ export class ShardedAdapter extends Adapter {
       this.index.removeRoom(roomId);
       this.emit("delete-room", room);
     }
+  }
+
+  /**
+   * A closed adapter has no members left, so a broadcast reaches nobody. It is
+   * not an error: libraries such as @socket.io/admin-ui emit from deferred
+   * callbacks that can run just after `io.close()`.
+   */
+  private droppedAfterClose(operation: string): void {
+    debug("%s on the closed adapter of namespace %s reaches no socket", operation, this.nsp.name);
   }
 
   private assertOpen(operation: string): void {
