@@ -83,6 +83,12 @@ export class ShardedAdapter extends Adapter {
   private readonly options: ResolvedOptions;
   private readonly recovery: RecoveryStore | undefined;
   private closed = false;
+  /**
+   * Socket objects by slot, cached at their first delivery so that each
+   * recipient costs an array read, not a string-keyed Map lookup. socket.io
+   * removes a socket from its namespace only after `delAll`, which clears it.
+   */
+  private readonly socketsBySlot: (Socket | undefined)[] = [];
   /** Set by broadcast/broadcastWithAck for the one apply() call they make. */
   private nextApplyInAnyOrder = false;
 
@@ -135,6 +141,7 @@ export class ShardedAdapter extends Adapter {
     for (const roomId of this.index.socketRoomIdList(slot)) {
       this.leaveRoom(slot, roomId, this.index.roomNameOf(roomId) as Room, id);
     }
+    this.socketsBySlot[slot] = undefined;
     this.index.removeSocket(slot);
   }
 
@@ -192,6 +199,7 @@ export class ShardedAdapter extends Adapter {
     if (this.closed) return Promise.resolve();
     this.closed = true;
     this.index.clear();
+    this.socketsBySlot.length = 0;
     this.recovery?.close();
     debug("closed adapter of namespace %s", this.nsp.name);
     return this.pool.release();
@@ -247,10 +255,19 @@ export class ShardedAdapter extends Adapter {
       slots = local.slots.slice(0, local.count);
     }
     const sockets: Map<SocketId, Socket> = this.nsp.sockets;
+    const bySlot = this.socketsBySlot;
     for (let i = 0; i < slots.length; i++) {
-      const id = this.index.socketIdOf(slots[i]);
-      const socket = id === undefined ? undefined : sockets.get(id);
-      if (socket) callback(socket);
+      const slot = slots[i];
+      let socket = bySlot[slot];
+      if (socket === undefined) {
+        // As the in-memory adapter: only sockets registered in the namespace
+        // (not yet, say, one joining rooms in a middleware) are written to.
+        const id = this.index.socketIdOf(slot);
+        socket = id === undefined ? undefined : sockets.get(id);
+        if (socket === undefined) continue;
+        bySlot[slot] = socket;
+      }
+      callback(socket);
     }
   }
 
