@@ -38,6 +38,7 @@ export interface SizeResult {
 export interface BenchResults {
   readonly date: string;
   readonly command: string;
+  readonly git: { readonly commit: string; readonly uncommittedAdapterFiles: string[] };
   readonly machine: {
     readonly cpu: string;
     readonly cores: number;
@@ -91,6 +92,7 @@ export function buildRows(sizes: readonly SizeResult[]): Row[] {
       const rcpt = task.unit === "op" ? ` [${formatCount(task.recipientsPerOp)} rcpt]` : "";
       const base = `${task.label}${rcpt}`;
       push(`${base} · mean`, "time", a.wall.mean * MS_TO_NS, b.wall.mean * MS_TO_NS);
+      push(`${base} · median`, "time", a.wall.p50 * MS_TO_NS, b.wall.p50 * MS_TO_NS);
       push(`${base} · p99`, "time", a.wall.p99 * MS_TO_NS, b.wall.p99 * MS_TO_NS);
       push(`${base} · main-thread CPU`, "time", a.mainCpuNsPerUnit, b.mainCpuNsPerUnit);
     }
@@ -149,6 +151,11 @@ export function markdown(results: BenchResults): string {
   out.push("# socket.io-sharded-adapter benchmark: sharded vs socket.io's in-memory adapter", "");
   out.push(`- Command: \`${results.command}\``);
   out.push(`- Date: ${results.date}`);
+  const g = results.git;
+  out.push(
+    `- Code: commit ${g.commit}` +
+      (g.uncommittedAdapterFiles.length > 0 ? `, plus uncommitted changes in ${g.uncommittedAdapterFiles.join(", ")} (the build is of the work tree)` : ", adapter sources unmodified"),
+  );
   out.push(`- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}`);
   out.push(`- Load average at start / end: ${m.loadAverageAtStart.map((x) => x.toFixed(2)).join(" ")} / ${m.loadAverageAtEnd.map((x) => x.toFixed(2)).join(" ")}`);
   const c = results.config;

@@ -20,7 +20,7 @@
  * Progress goes to stderr, the table to stdout, and the results to
  * bench/results/latest.{json,md} (plus <mode>.{json,md}).
  */
-import { fork, type ChildProcess } from "node:child_process";
+import { execFileSync, fork, type ChildProcess } from "node:child_process";
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, release, totalmem, type as osType } from "node:os";
 import { join, relative } from "node:path";
@@ -59,7 +59,7 @@ function parseArgs(argv: readonly string[]): Config {
     mode: quick ? "quick" : "full",
     sizes: quick ? [10_000] : [100_000, 10_000],
     k: 10,
-    rounds: 2,
+    rounds: quick ? 2 : 3,
     timing: quick
       ? { time: 150, iterations: 5, warmupTime: 50, warmupIterations: 2 }
       : { time: 1000, iterations: 8, warmupTime: 200, warmupIterations: 2 },
@@ -325,7 +325,7 @@ const NOTES = [
   "Workload: each socket joins its own-id room plus K distinct rooms drawn from R rooms with Zipf popularity (P(rank i) ∝ 1/i^s), all in one `addAll(id, new Set([id, ...rooms]))`. The small room is the room whose size is closest to 100; its sender is one of its members; the 100 rooms are drawn at random among rooms of size about N/1000; the biggest room is the most popular one.",
   "Broadcasts are real packets: `adapter.broadcast({ type: 2, data: [\"ev\", 1], nsp: \"/\" }, { rooms, except, flags: {} })`, so socket.io's encoding and ws frame precomputation are included, equally for both. The own-id broadcast cycles through 1024 sockets, 32 broadcasts per tinybench iteration (the timer would dominate single sub-microsecond samples); everything else is one op per iteration. fetchSockets and addSockets are the adapter methods `io.fetchSockets()`/`io.socketsJoin()` end in; socketsJoin is undone after each iteration (untimed).",
   "join / leave: steady-state churn in the populated adapter: each iteration takes the next batch of N/100 sockets (at least 100); join times `addAll` of the batch after an untimed `delAll`, leave times `delAll` of the batch followed by an untimed `addAll`. Reported per membership (batch × (K+1)). `populate from empty` is the one-off first population of the whole namespace, also per membership.",
-  "Wall time: tinybench (hrtime) samples, one per iteration, pooled over the rounds; `p99` is the 99th percentile of those per-iteration samples. Before every iteration the runner yields one event-loop turn (setImmediate, untimed), as a broadcast from an event handler would, so the sharded adapter's worker replies are handled between broadcasts.",
+  "Wall time: tinybench (hrtime) samples, one per iteration, pooled over the rounds; `median` and `p99` are percentiles of those per-iteration samples (on a shared, noisy machine the median is the steadiest of the three). Before every iteration the runner yields one event-loop turn (setImmediate, untimed), as a broadcast from an event handler would, so the sharded adapter's worker replies are handled between broadcasts.",
   "Main-thread CPU: process CPU (getrusage, exact) minus the CPU of every other thread of the process (shard workers, V8 helpers; /proc/self/task/<tid>/schedstat, exact while they sleep), from a separate accounting pass after the timed one (same ops, same event-loop turn before each, 30% of the time budget), because reading those clocks costs tens of µs and must stay out of tinybench's samples. Hookless workloads are accounted as one block minus the measured CPU of as many empty event-loop turns; join, leave and socketsJoin per op (minus the clock reads' own cost). It excludes time asleep in Atomics.wait and time preempted by other processes, and includes V8 work the ops cause between turns (incremental GC), so on a loaded machine it is often below the wall mean and sometimes above it. `performance.eventLoopUtilization()` is recorded in the JSON but is ~1.0 for these synchronous loops (it counts Atomics.wait as busy): there it equals wall time. Process CPU (all threads) is in the details table.",
   "Memory: in each runner, after the fake sockets are registered and (sharded) the workers have started, `global.gc()` and `process.memoryUsage()`; then every socket joins its rooms; gc again and measure. Heap = heapUsed growth, RSS = rss growth (SharedArrayBuffers count in RSS and external, not in the heap), both divided by N × (K+1) memberships.",
   "Correctness side check: before timing, each workload's op runs once on each adapter with recipients recorded; recipient count and an order-independent digest of recipient sockets must match between adapters and the count must match the workload's own computation; recipients per timed op and a membership-state fingerprint after each run must match too. Any mismatch aborts the run with a non-zero exit.",
@@ -346,6 +346,7 @@ async function main(): Promise<void> {
   const results: BenchResults = {
     date: new Date().toISOString(),
     command,
+    git: gitState(),
     machine: {
       cpu: cpus()[0]?.model ?? "unknown",
       cores: availableParallelism(),
@@ -382,6 +383,18 @@ async function main(): Promise<void> {
       writeAtomic(join(dir, `${name}.md`), md);
     }
     log(`bench: wrote ${relative(process.cwd(), join(dir, "latest.json"))}, latest.md, ${config.mode}.json, ${config.mode}.md`);
+  }
+}
+
+/** The commit measured, and the adapter sources that differ from it (the build is of the work tree). */
+function gitState(): { commit: string; uncommittedAdapterFiles: string[] } {
+  const root = join(__dirname, "..", "..");
+  try {
+    const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
+    const status = execFileSync("git", ["status", "--porcelain", "--", "lib", "workers", "package.json", "package-lock.json"], { cwd: root, encoding: "utf8" });
+    return { commit, uncommittedAdapterFiles: status.split("\n").filter((l) => l.trim() !== "").map((l) => l.slice(3)) };
+  } catch {
+    return { commit: "unknown", uncommittedAdapterFiles: [] };
   }
 }
 
