@@ -17,6 +17,8 @@ export interface ShardedAdapterStats {
   readonly rooms: number;
   readonly sockets: number;
   readonly memberships: number;
+  /** Sockets and memberships per shard (shard `i` is `slot % workers === i`). */
+  readonly shards: readonly { readonly sockets: number; readonly memberships: number }[];
   /** Bytes of shared memory this namespace's tables hold. */
   readonly sharedMemoryBytes: number;
   /** Packets and sessions kept for connection state recovery (zeros when it is off). */
@@ -212,6 +214,7 @@ export class ShardedAdapter extends Adapter {
       rooms: this.index.roomCount,
       sockets: this.index.socketCount,
       memberships: this.index.memberships,
+      shards: this.index.shardSizes(),
       sharedMemoryBytes: this.index.sharedBytes,
       recovery: this.recovery?.size ?? { packets: 0, sessions: 0, bytes: 0 },
       pool: this.pool.stats(),

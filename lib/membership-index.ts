@@ -173,6 +173,18 @@ export class MembershipIndex {
     return this.membershipCount;
   }
 
+  /** Sockets and memberships in each shard (a socket's memberships live in its shard). */
+  shardSizes(): { sockets: number; memberships: number }[] {
+    const sizes = Array.from({ length: this.shardCount }, () => ({ sockets: 0, memberships: 0 }));
+    const sockets = this.view.sockets;
+    for (const slot of this.slotIds.values()) {
+      const shard = sizes[slot % this.shardCount];
+      shard.sockets++;
+      shard.memberships += sockets[slot * SOCKET_STRIDE + LIST_COUNT];
+    }
+    return sizes;
+  }
+
   /** Bytes of shared memory the tables hold. */
   get sharedBytes(): number {
     const t = this.tablesValue;
