@@ -66,7 +66,7 @@ export interface MemoryReport {
   readonly after: NodeJS.MemoryUsage;
   readonly heapBytesPerMembership: number;
   readonly rssBytesPerMembership: number;
-  /** external + arrayBuffers growth (SharedArrayBuffers land here, not in the heap). */
+  /** `external` growth, which includes `arrayBuffers` (SharedArrayBuffers land here, not in the heap). */
   readonly externalBytesPerMembership: number;
   /** RSS of the process before any membership (worker threads included). */
   readonly rssBaseline: number;

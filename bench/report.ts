@@ -180,7 +180,7 @@ export function markdown(results: BenchResults): string {
       out.push(`| ${r.workload} | ${cell(r, r.inMemory)} | ${cell(r, r.sharded)} | ${ratioText(r.ratio)} |`);
     }
     out.push("", "Details (sharded pool: queries offloaded to the workers per op, and shards the workers answered per op, out of the worker count):", "");
-    out.push("| workload | rcpt/op | in-memory: wall mean ± rme, samples | sharded: wall mean ± rme, samples | process CPU (all threads) in-memory / sharded | offloaded/op | worker shards/op |");
+    out.push("| workload | recipients per op (join/leave: memberships per batch) | in-memory: wall mean ± rme, samples | sharded: wall mean ± rme, samples | process CPU (all threads) in-memory / sharded | offloaded/op | worker shards/op |");
     out.push("|---|---:|---:|---:|---:|---:|---:|");
     for (const t of size.tasks) {
       const a = t.adapters["in-memory"];
@@ -197,7 +197,7 @@ export function markdown(results: BenchResults): string {
       `Memory after populating (after gc): heap used ${(mi.after.heapUsed / 2 ** 20).toFixed(1)} / ${(ms.after.heapUsed / 2 ** 20).toFixed(1)} MiB,` +
         ` RSS ${(mi.after.rss / 2 ** 20).toFixed(1)} / ${(ms.after.rss / 2 ** 20).toFixed(1)} MiB (in-memory / sharded);` +
         ` RSS before any membership ${(mi.rssBaseline / 2 ** 20).toFixed(1)} / ${(ms.rssBaseline / 2 ** 20).toFixed(1)} MiB (the sharded process includes its worker threads);` +
-        ` external+arrayBuffers growth per membership ${formatBytes(mi.externalBytesPerMembership)} / ${formatBytes(ms.externalBytesPerMembership)};` +
+        ` \`external\` growth (includes SharedArrayBuffers) per membership ${formatBytes(mi.externalBytesPerMembership)} / ${formatBytes(ms.externalBytesPerMembership)};` +
         ` sharded shared memory ${ms.sharedMemoryBytes !== undefined ? (ms.sharedMemoryBytes / 2 ** 20).toFixed(1) + " MiB" : "n/a"}.`,
       "",
     );
