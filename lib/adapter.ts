@@ -5,7 +5,7 @@ import type { Namespace, Socket } from "socket.io";
 import { AdapterClosedError } from "./errors";
 import { MembershipIndex } from "./membership-index";
 import { resolveOptions, type ResolvedOptions } from "./options";
-import { RecoveryStore, type SessionToPersist } from "./recovery-store";
+import { RecoveryStore, type PacketDecoder, type SessionToPersist } from "./recovery-store";
 import { ShardPool, type PoolStats } from "./shard-pool";
 import { RoomsView, SidsView, SocketRoomsView } from "./views";
 
@@ -40,9 +40,10 @@ export function createContext(options: ResolvedOptions): AdapterContext {
 /** The context of `ShardedAdapter` used directly as socket.io's `adapter` option. */
 let defaultContext: AdapterContext | undefined;
 
-/** The part of socket.io's Server options the adapter reads (`opts` is not in its public typings). */
-interface ServerWithOptions {
+/** The parts of socket.io's Server the adapter reads (not in its public typings). */
+interface ServerInternals {
   opts: { connectionStateRecovery?: { maxDisconnectionDuration?: number } };
+  _parser: { Decoder: new () => PacketDecoder };
 }
 
 /** A packet as socket.io hands it to `broadcast` (socket.io-parser's Packet). */
@@ -103,8 +104,11 @@ export class ShardedAdapter extends Adapter {
     this.index = new MembershipIndex(pool.shardCount);
     this.rooms = new RoomsView(this.index);
     this.sids = new SidsView(this.index);
-    const recovery = (nsp.server as unknown as ServerWithOptions).opts.connectionStateRecovery;
-    this.recovery = recovery ? new RecoveryStore(recovery.maxDisconnectionDuration ?? 2 * 60 * 1000) : undefined;
+    const server = nsp.server as unknown as ServerInternals;
+    const recovery = server.opts.connectionStateRecovery;
+    this.recovery = recovery
+      ? new RecoveryStore(recovery.maxDisconnectionDuration ?? 2 * 60 * 1000, () => new server._parser.Decoder())
+      : undefined;
     pool.acquire();
   }
 
@@ -153,11 +157,15 @@ export class ShardedAdapter extends Adapter {
    */
   override broadcast(packet: BroadcastPacket, opts: BroadcastOptions): void {
     if (this.closed) return this.droppedAfterClose("broadcast");
-    this.recovery?.recordBroadcast(packet, opts);
+    this.recovery?.beginBroadcast(packet, opts);
     // No client can tell in which order the others were written to, so the
     // recipients may come shard by shard, computed by the workers.
     this.nextApplyInAnyOrder = true;
-    super.broadcast(packet, opts);
+    try {
+      super.broadcast(packet, opts);
+    } finally {
+      this.recovery?.abandonBroadcast();
+    }
   }
 
   /** Broadcasts a packet that expects acks (socket.io's own code, recipients from the shards). */
@@ -295,13 +303,28 @@ export class ShardedAdapter extends Adapter {
   private assertOpen(operation: string): void {
     if (this.closed) throw new AdapterClosedError(operation, this.nsp.name);
   }
+
+  /** Packet encoding as socket.io-adapter's, recording the result for connection state recovery. */
+  private encodeAndRecord(packet: BroadcastPacket, packetOpts: object): unknown[] {
+    const encoded = encodeInAdapter.call(this, packet, packetOpts);
+    this.recovery?.recordEncoded(encoded);
+    return encoded;
+  }
+
+  static {
+    // socket.io-adapter routes every socket-selecting operation through its
+    // private `apply(opts, callback)`, and encodes each broadcast once in its
+    // private `_encode`. Replacing these two routes every operation through
+    // the shards, and lets recovery store the very encoding sent to clients,
+    // while socket.io's own code keeps doing encoding, flags and acks.
+    for (const [name, method] of [
+      ["apply", this.prototype.applyToRecipients],
+      ["_encode", this.prototype.encodeAndRecord],
+    ] as const) {
+      Object.defineProperty(this.prototype, name, { value: method, writable: true, configurable: true });
+    }
+  }
 }
 
-// socket.io-adapter routes every socket-selecting operation through its
-// private `apply(opts, callback)`. Replacing that one method routes them all
-// through the shards while keeping socket.io's own encoding, flags and acks.
-Object.defineProperty(ShardedAdapter.prototype, "apply", {
-  value: ShardedAdapter.prototype.applyToRecipients,
-  writable: true,
-  configurable: true,
-});
+type Encode = (packet: BroadcastPacket, packetOpts: object) => unknown[];
+const encodeInAdapter = (Adapter.prototype as unknown as { _encode: Encode })._encode;

@@ -1,20 +1,27 @@
 /**
  * Connection state recovery, as socket.io-adapter's `SessionAwareAdapter`
  * does it, with the stored packets and sessions kept off the main thread's
- * heap: each is serialized with msgpackr into off-heap memory (an append-only
- * packet log, one buffer per session), and decoded only when a client comes
- * back.
+ * heap and decoded only when a client comes back.
+ *
+ * A packet is stored in its wire encoding, the very strings and buffers the
+ * broadcast sends to connected clients (no second serialization), and
+ * decoded with the server's parser on recovery: a recovering client gets
+ * exactly what a connected one got. Sessions are serialized with msgpackr's
+ * structured clone (plain data, Map, Set, Date, cycles); one it cannot
+ * serialize (a symbol, say) is kept on the heap as is.
  *
  * ```
  *  packet log (one off-heap Buffer, records appended in broadcast order)
  *  ┌────────┬───────────┬───────┬────────┬──────────────────────────────┬─────
- *  │ length │ emittedAt │ idLen │ id     │ msgpack [rooms, except, data] │ next
+ *  │ length │ emittedAt │ idLen │ id     │ msgpack [rooms, except, wire] │ next
  *  │ u32    │ f64       │ u8    │ ascii  │                              │
  *  └────────┴───────────┴───────┴────────┴──────────────────────────────┴─────
  *  ^start                                                                ^end
  * ```
  * Expiry moves `start` forward; the log is compacted when more than half of
  * it is dead. Sessions sit in a Map from private id to their msgpack bytes.
+ * A packet whose rooms msgpack cannot hold (symbols) keeps its filter on the
+ * heap, in `heapFilters`.
  */
 import { Packr } from "msgpackr";
 import type { BroadcastOptions, PrivateSessionId, Room, Session, SocketId } from "socket.io-adapter";
@@ -40,28 +47,54 @@ interface EventPacket {
   id?: number;
 }
 
+/** The part of a socket.io parser's Decoder used to read stored packets back. */
+export interface PacketDecoder {
+  add(chunk: unknown): void;
+  on(event: "decoded", listener: (packet: { data: unknown[] }) => void): unknown;
+  destroy(): void;
+}
+
+/** A broadcast being stored: it has its offset, and waits for its wire encoding. */
+interface PendingPacket {
+  id: string;
+  emittedAt: number;
+  rooms: Room[];
+  except: Room[];
+}
+
+type Filter = [rooms: Room[], except: Room[]];
+
 const EVENT = 2;
 
+/** A persisted session: sid, pid, rooms, data, disconnectedAt. */
+type StoredSession = [SocketId, PrivateSessionId, Room[], unknown, number];
+
 export class RecoveryStore {
-  private readonly packr = new Packr({ useRecords: false, moreTypes: true });
+  private readonly packr = new Packr({ useRecords: false });
+  private readonly sessionPackr = new Packr({ structuredClone: true });
   private log = Buffer.allocUnsafeSlow(INITIAL_LOG_BYTES);
   private start = 0;
   private end = 0;
-  private readonly sessions = new Map<PrivateSessionId, Buffer>();
+  private readonly sessions = new Map<PrivateSessionId, Buffer | StoredSession>();
+  private readonly heapFilters = new Map<string, Filter>();
+  private pending: PendingPacket | undefined;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly maxDisconnectionDuration: number) {
+  constructor(
+    private readonly maxDisconnectionDuration: number,
+    private readonly newDecoder: () => PacketDecoder,
+  ) {
     this.timer = setInterval(() => this.expire(Date.now()), EXPIRY_INTERVAL_MS);
     // The in-memory adapter's timer does not keep the process alive either.
     this.timer.unref();
   }
 
   /**
-   * Stores an event broadcast so that a client that misses it can get it on
-   * reconnection; appends the packet's offset to its data, as the client
-   * expects. Packets with an ack, volatile packets and non-events are not stored.
+   * Called before a broadcast is encoded: if the packet is to be stored (an
+   * event, without ack, not volatile), appends its offset to its data, as
+   * the client expects, and waits for {@link recordEncoded}.
    */
-  recordBroadcast(packet: EventPacket, opts: BroadcastOptions): void {
+  beginBroadcast(packet: EventPacket, opts: BroadcastOptions): void {
     const isEvent = packet.type === EVENT;
     const withoutAck = packet.id === undefined;
     // Same test as SessionAwareAdapter: a `volatile` flag present at all, even false, skips storage.
@@ -69,13 +102,36 @@ export class RecoveryStore {
     if (!(isEvent && withoutAck && notVolatile)) return;
     const id = yeast();
     packet.data.push(id);
-    const payload = this.packr.pack([[...opts.rooms], opts.except ? [...opts.except] : [], packet.data]);
-    this.append(id, Date.now(), payload);
+    this.pending = { id, emittedAt: Date.now(), rooms: [...opts.rooms], except: opts.except ? [...opts.except] : [] };
+  }
+
+  /** Stores the pending broadcast in its wire encoding (what `_encode` produced for it). */
+  recordEncoded(encoded: unknown[]): void {
+    const pending = this.pending;
+    if (pending === undefined) return;
+    this.pending = undefined;
+    let payload: Uint8Array;
+    try {
+      payload = this.packr.pack([pending.rooms, pending.except, encoded]);
+    } catch {
+      this.heapFilters.set(pending.id, [pending.rooms, pending.except]);
+      payload = this.packr.pack([[], [], encoded]);
+    }
+    this.append(pending.id, pending.emittedAt, payload);
+  }
+
+  /** Drops a pending broadcast that never reached its encoding (it threw). */
+  abandonBroadcast(): void {
+    this.pending = undefined;
   }
 
   persistSession(session: SessionToPersist): void {
-    const disconnectedAt = Date.now();
-    this.sessions.set(session.pid, this.packr.pack([session.sid, session.pid, session.rooms, session.data, disconnectedAt]));
+    const stored: StoredSession = [session.sid, session.pid, session.rooms, session.data, Date.now()];
+    try {
+      this.sessions.set(session.pid, this.sessionPackr.pack(stored));
+    } catch {
+      this.sessions.set(session.pid, stored);
+    }
   }
 
   /**
@@ -85,7 +141,7 @@ export class RecoveryStore {
   restoreSession(pid: PrivateSessionId, offset: string): Session | null {
     const stored = this.sessions.get(pid);
     if (stored === undefined) return null;
-    const [sid, , rooms, data, disconnectedAt] = this.packr.unpack(stored) as [SocketId, PrivateSessionId, Room[], unknown, number];
+    const [sid, , rooms, data, disconnectedAt] = this.readSession(stored);
     if (disconnectedAt + this.maxDisconnectionDuration < Date.now()) {
       this.sessions.delete(pid);
       return null;
@@ -94,8 +150,9 @@ export class RecoveryStore {
     if (at === -1) return null;
     const missedPackets: unknown[][] = [];
     for (at = this.next(at); at < this.end; at = this.next(at)) {
-      const [packetRooms, except, packetData] = this.payloadAt(at) as [Room[], Room[], unknown[]];
-      if (shouldIncludePacket(rooms, packetRooms, except)) missedPackets.push(packetData);
+      const [packetRooms, except, encoded] = this.payloadAt(at) as [Room[], Room[], unknown[]];
+      const [filterRooms, filterExcept] = this.heapFilters.get(this.idAt(at)) ?? [packetRooms, except];
+      if (shouldIncludePacket(rooms, filterRooms, filterExcept)) missedPackets.push(this.decode(encoded));
     }
     return { sid, pid, rooms, data, missedPackets };
   }
@@ -104,15 +161,17 @@ export class RecoveryStore {
   expire(now: number): void {
     const threshold = now - this.maxDisconnectionDuration;
     for (const [pid, stored] of this.sessions) {
-      const disconnectedAt = (this.packr.unpack(stored) as unknown[])[4] as number;
-      if (disconnectedAt < threshold) this.sessions.delete(pid);
+      if (this.readSession(stored)[4] < threshold) this.sessions.delete(pid);
     }
     // As the in-memory adapter: everything up to the last expired packet goes.
     let cut = -1;
     for (let at = this.start; at < this.end; at = this.next(at)) {
       if (this.log.readDoubleLE(at + 4) < threshold) cut = this.next(at);
     }
-    if (cut !== -1) this.start = cut;
+    if (cut !== -1) {
+      for (let at = this.start; at < cut && this.heapFilters.size > 0; at = this.next(at)) this.heapFilters.delete(this.idAt(at));
+      this.start = cut;
+    }
     if (this.start === this.end) this.start = this.end = 0;
   }
 
@@ -121,13 +180,15 @@ export class RecoveryStore {
     let packets = 0;
     for (let at = this.start; at < this.end; at = this.next(at)) packets++;
     let bytes = this.log.length;
-    for (const stored of this.sessions.values()) bytes += stored.length;
+    for (const stored of this.sessions.values()) if (Buffer.isBuffer(stored)) bytes += stored.length;
     return { packets, sessions: this.sessions.size, bytes };
   }
 
   close(): void {
     clearInterval(this.timer);
     this.sessions.clear();
+    this.heapFilters.clear();
+    this.pending = undefined;
     this.log = Buffer.allocUnsafeSlow(0);
     this.start = this.end = 0;
   }
@@ -165,12 +226,29 @@ export class RecoveryStore {
 
   private find(offset: string): number {
     for (let at = this.start; at < this.end; at = this.next(at)) {
-      const idBytes = this.log[at + 12];
-      if (idBytes === offset.length && this.log.toString("latin1", at + HEADER_BYTES, at + HEADER_BYTES + idBytes) === offset) {
-        return at;
-      }
+      if (this.log[at + 12] === offset.length && this.idAt(at) === offset) return at;
     }
     return -1;
+  }
+
+  private idAt(at: number): string {
+    return this.log.toString("latin1", at + HEADER_BYTES, at + HEADER_BYTES + this.log[at + 12]);
+  }
+
+  private readSession(stored: Buffer | StoredSession): StoredSession {
+    return Buffer.isBuffer(stored) ? (this.sessionPackr.unpack(stored) as StoredSession) : stored;
+  }
+
+  /** Decodes a stored wire encoding with the server's parser, as a client would. */
+  private decode(encoded: unknown[]): unknown[] {
+    const decoder = this.newDecoder();
+    let data: unknown[] = [];
+    decoder.on("decoded", (packet) => {
+      data = packet.data;
+    });
+    for (const chunk of encoded) decoder.add(chunk);
+    decoder.destroy();
+    return data;
   }
 
   private payloadAt(at: number): unknown {
