@@ -49,7 +49,7 @@ export async function acrossVariants<T>(
   let reference: { value: T } | undefined;
   for (const variant of variants) {
     await t.test(variant.name, async () => {
-      const observation = await scenario(variant);
+      const observation = await bounded(variant.name, scenario(variant));
       check?.(observation, variant);
       if (variant.kind === "in-memory") {
         reference = { value: observation };
@@ -61,6 +61,9 @@ export async function acrossVariants<T>(
   }
 }
 
+/** Servers of withApiServer() not closed yet: closed by force when a scenario runs out of time. */
+const openServers = new Set<TestServer>();
+
 /** Runs `body` with a server of `variant` and always closes it. */
 export async function withApiServer<T>(
   variant: ApiVariant,
@@ -68,10 +71,38 @@ export async function withApiServer<T>(
   serverOptions: Partial<ServerOptions> = {},
 ): Promise<T> {
   const server = await startApiServer(variant, serverOptions);
+  openServers.add(server);
   try {
     return await body(server);
   } finally {
+    openServers.delete(server);
     await server.close();
+  }
+}
+
+/** How long one scenario may take before it is failed (a liveness bound, not a timing assertion). */
+export const SCENARIO_LIMIT_MS = 90_000;
+
+/**
+ * Resolves as `work` does; if it has not settled within `limitMs`, rejects
+ * and closes every server still open, so that a scenario stuck waiting for
+ * something that never comes fails instead of hanging the test file.
+ */
+export async function bounded<T>(label: string, work: Promise<T>, limitMs = SCENARIO_LIMIT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const stuck = [...openServers];
+      openServers.clear();
+      void Promise.allSettled(stuck.map((server) => server.close())).then(() =>
+        reject(new Error(`${label}: did not finish within ${limitMs} ms (servers closed by force)`)),
+      );
+    }, limitMs);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -9,7 +9,7 @@ import { mock, test } from "node:test";
 import type { Server, Socket } from "socket.io";
 import { SessionAwareAdapter, type BroadcastOptions, type Room } from "socket.io-adapter";
 import type { Socket as ClientSocket } from "socket.io-client";
-import { Encoder } from "socket.io-parser";
+import { Decoder, Encoder } from "socket.io-parser";
 import { RecoveryStore } from "../lib/recovery-store";
 import { acrossVariants, assertOffloaded, Names, until, withApiServer, type ApiVariant } from "./api-helpers";
 import { serverSocketOf, sleep, type TestServer } from "./helpers";
@@ -438,6 +438,19 @@ function sessionAwareAdapter(maxDisconnectionDuration: number): SessionAwareAdap
   return new SessionAwareAdapter(nsp as never);
 }
 
+/** A RecoveryStore as the adapter makes it: decoding stored packets with socket.io's parser. */
+const newStore = (maxDisconnectionDuration: number) => new RecoveryStore(maxDisconnectionDuration, () => new Decoder() as never);
+
+/** What the adapter does for one broadcast: begin (maybe appending the offset), encode, record the encoding. */
+function recordBroadcast(store: RecoveryStore, packet: { type: number; data: unknown[]; id?: number }, opts: BroadcastOptions): void {
+  store.beginBroadcast(packet, opts);
+  store.recordEncoded(new Encoder().encode({ ...packet, nsp: "/" }));
+}
+
+/** What a client receives for an event with `data` (socket.io-parser's encoding, binary parts as bytes), to compare replays. */
+const onTheWire = (data: unknown[]) =>
+  new Encoder().encode({ type: 2, nsp: "/", data }).map((part: unknown) => (typeof part === "string" ? part : { bytes: [...(part as Uint8Array)] }));
+
 /** A tiny deterministic PRNG (mulberry32). */
 function prng(seed: number): () => number {
   let a = seed >>> 0;
@@ -461,7 +474,7 @@ test("RecoveryStore: stored packets and restored sessions equal SessionAwareAdap
   const ROOMS = ["a", "b", "c", "d", 1, 2, "sid-1", "sid-2"] as unknown as Room[];
   const subset = (max: number) => new Set(Array.from({ length: Math.floor(random() * (max + 1)) }, () => pick(ROOMS)));
   const reference = sessionAwareAdapter(60_000);
-  const store = new RecoveryStore(60_000);
+  const store = newStore(60_000);
   try {
     // Offsets per broadcast index: each side generates its own.
     const referenceOffsets: (string | undefined)[] = [];
@@ -483,7 +496,7 @@ test("RecoveryStore: stored packets and restored sessions equal SessionAwareAdap
       reference.broadcast(a as never, opts);
       referenceOffsets.push(a.data.length > before ? (a.data[a.data.length - 1] as string) : undefined);
       const b = structuredClone(packet);
-      store.recordBroadcast(b, opts);
+      recordBroadcast(store, b, opts);
       storeOffsets.push(b.data.length > before ? (b.data[b.data.length - 1] as string) : undefined);
     }
     assert.deepEqual(
@@ -494,10 +507,12 @@ test("RecoveryStore: stored packets and restored sessions equal SessionAwareAdap
     const storedIndexes = storeOffsets.flatMap((offset, i) => (offset === undefined ? [] : [i]));
     assert.ok(storedIndexes.length > 200 && storedIndexes.length < 400, `a mix of stored and skipped broadcasts (${storedIndexes.length})`);
 
+    // Offsets differ between the two (each generates its own): compare their broadcast index, and the
+    // rest as the client receives it.
     const strip = (packets: unknown[][], offsets: (string | undefined)[]) =>
       packets.map((data) => {
         const offset = data[data.length - 1] as string;
-        return { index: offsets.indexOf(offset), data: data.slice(0, -1) };
+        return { index: offsets.indexOf(offset), wire: onTheWire(data.slice(0, -1)) };
       });
     for (let s = 0; s < 40; s++) {
       const rooms = [...subset(4)];
@@ -530,12 +545,12 @@ test("RecoveryStore: expire(now) drops sessions and packets older than the windo
   const T0 = 1_000_000;
   t.mock.timers.enable({ apis: ["Date"], now: T0 });
   const at = (ms: number) => t.mock.timers.setTime(T0 + ms);
-  const store = new RecoveryStore(1000);
+  const store = newStore(1000);
   try {
     const offsets: string[] = [];
     const record = (label: string, rooms: Room[] = [], except: Room[] = []) => {
       const packet = { type: 2, data: ["ev", label] as unknown[] };
-      store.recordBroadcast(packet, { rooms: new Set(rooms), except: new Set(except) });
+      recordBroadcast(store, packet, { rooms: new Set(rooms), except: new Set(except) });
       offsets.push(packet.data[2] as string);
     };
     const labels = (session: ReturnType<RecoveryStore["restoreSession"]>) => session && session.missedPackets.map((data) => (data as unknown[])[1]);
@@ -601,7 +616,7 @@ test("RecoveryStore: expire(now) drops sessions and packets older than the windo
 test("RecoveryStore: the packet log compacts, memory stays bounded and packets stay intact while most expire", (t) => {
   const T0 = 5_000_000;
   t.mock.timers.enable({ apis: ["Date"], now: T0 });
-  const store = new RecoveryStore(1000);
+  const store = newStore(1000);
   try {
     const ROUNDS = 80;
     const PER_ROUND = 1500;
@@ -614,7 +629,7 @@ test("RecoveryStore: the packet log compacts, memory stays bounded and packets s
       lastOffsets = [];
       for (let i = 0; i < PER_ROUND; i++) {
         const packet = { type: 2, data: ["ev", { round, i, filler }] as unknown[] };
-        store.recordBroadcast(packet, { rooms: new Set(i % 2 ? ["odd"] : []), except: new Set() });
+        recordBroadcast(store, packet, { rooms: new Set(i % 2 ? ["odd"] : []), except: new Set() });
         lastOffsets.push(packet.data[2] as string);
         appended += 180;
       }
