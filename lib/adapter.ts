@@ -253,6 +253,15 @@ export class ShardedAdapter extends Adapter {
     this.assertOpen("apply");
     const inAnyOrder = this.nextApplyInAnyOrder;
     this.nextApplyInAnyOrder = false;
+    if (opts.rooms.size === 1 && !opts.except?.size) {
+      // One room, nothing excluded: its list already holds each member once,
+      // in join order within each shard (and the order of one socket is moot).
+      const roomId = this.index.roomIdOf(opts.rooms.values().next().value as Room);
+      if (roomId === undefined) return;
+      const size = this.index.roomSize(roomId);
+      const fast = inAnyOrder ? size < this.options.offloadThreshold : size <= 1;
+      if (fast) return this.deliver(this.index.membersOf(roomId), callback);
+    }
     const query = this.index.internQuery(opts.rooms, opts.except);
     if (!query.everyone && query.rooms.length === 0) return;
     let slots: Int32Array | undefined;
@@ -265,6 +274,11 @@ export class ShardedAdapter extends Adapter {
       const local = this.index.collectLocally(query);
       slots = local.slots.slice(0, local.count);
     }
+    this.deliver(slots, callback);
+  }
+
+  /** Calls `callback` with the Socket of each slot that is registered in the namespace. */
+  private deliver(slots: Int32Array, callback: (socket: Socket) => void): void {
     const sockets: Map<SocketId, Socket> = this.nsp.sockets;
     const bySlot = this.socketsBySlot;
     for (let i = 0; i < slots.length; i++) {

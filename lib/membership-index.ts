@@ -134,6 +134,7 @@ export class MembershipIndex {
   private pairIndex = new Int32Array(1024).fill(NONE);
 
   private readonly marks = new RecipientMarks();
+  private readonly singleRoomQuery: RecipientQuery = { everyone: false, rooms: new Int32Array(1), except: EMPTY, slotHighWater: 0 };
   private recipients = new Int32Array(INITIAL_SLOTS);
 
   constructor(shardCount: number) {
@@ -261,9 +262,16 @@ export class MembershipIndex {
     }
   }
 
-  /** A copy of the room ids of `slot`, safe to hold across mutations. */
-  socketRoomIdList(slot: number): number[] {
-    return Array.from(this.socketRoomIds(slot));
+  /** A copy of the room ids of `slot` in join order, safe to hold across mutations. */
+  socketRoomIdList(slot: number): Int32Array {
+    const { nodes, sockets } = this.view;
+    const ids = new Int32Array(sockets[slot * SOCKET_STRIDE + LIST_COUNT]);
+    let node = sockets[slot * SOCKET_STRIDE + LIST_HEAD];
+    for (let i = 0; node !== NONE; i++) {
+      ids[i] = nodes[node * NODE_STRIDE + NODE_ROOM];
+      node = nodes[node * NODE_STRIDE + NODE_SOCK_NEXT];
+    }
+    return ids;
   }
 
   // ---- rooms ----
@@ -502,6 +510,22 @@ export class MembershipIndex {
     let bound = 0;
     for (let i = 0; i < query.rooms.length; i++) bound += this.roomSizes[query.rooms[i]];
     return Math.min(bound, this.slotIds.size);
+  }
+
+  /**
+   * The member slots of one room, shard by shard: the fast path of a
+   * broadcast to one room with nothing excluded (a socket's own-id room on
+   * every `socket.emit()` with connection state recovery), with no query to
+   * build and no marks to set.
+   */
+  membersOf(roomId: number): Int32Array {
+    const out = new Int32Array(this.roomSizes[roomId]);
+    this.singleRoomQuery.rooms[0] = roomId;
+    let n = 0;
+    for (let shard = 0; shard < this.shardCount; shard++) {
+      n = collectShard(this.view, shard, this.singleRoomQuery, this.marks, out, n);
+    }
+    return out;
   }
 
   /** Answers one shard on this thread (the main thread's share of a cooperative query). */

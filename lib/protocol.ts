@@ -29,7 +29,7 @@ export const CONTROL_DONE = 1;
 export const CONTROL_LENGTH = 2;
 
 export const CLAIM_SHARD_BITS = 8;
-/** Upper bound on shards, from the claim word's layout. */
+/** Upper bound on shards (workers + 1), from the claim word's layout. */
 export const MAX_SHARDS = (1 << CLAIM_SHARD_BITS) - 1;
 const CLAIM_SHARD_MASK = (1 << CLAIM_SHARD_BITS) - 1;
 const CLAIM_SEQ_MASK = (1 << (31 - CLAIM_SHARD_BITS)) - 1;

@@ -76,7 +76,9 @@ export class ShardPool {
 
   constructor(options: ResolvedOptions) {
     this.options = options;
-    this.shardCount = options.workers;
+    // One share per worker plus one the main thread takes as soon as it has
+    // posted the tasks, so that even a single worker splits the work.
+    this.shardCount = options.workers + 1;
   }
 
   /** Registers one adapter; the first one starts the workers. */

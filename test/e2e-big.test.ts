@@ -1,6 +1,6 @@
 /**
- * Big broadcasts, above the default offloadThreshold (20000 memberships), so
- * that the default options also take the worker path, and spaced out so that
+ * Big broadcasts, above an offloadThreshold of 20000 memberships, so that
+ * they take the worker path with the default workers, and spaced out so that
  * idle workers really claim shards: unions, except-rooms and everyone-except
  * over tens of thousands of memberships must reach exactly the right real
  * sockets. Also checks where the offloadThreshold boundary lies ("at or
@@ -26,8 +26,8 @@ import {
 
 const BIG_VARIANTS: readonly Variant[] = [
   IN_MEMORY,
-  { name: "sharded defaults", kind: "sharded", adapterOptions: {}, workerPath: true },
-  { name: "sharded workers=3", kind: "sharded", adapterOptions: { workers: 3 }, workerPath: true },
+  { name: "sharded offloadThreshold=20000", kind: "sharded", adapterOptions: { offloadThreshold: 20_000 }, workerPath: true },
+  { name: "sharded workers=3 offloadThreshold=20000", kind: "sharded", adapterOptions: { workers: 3, offloadThreshold: 20_000 }, workerPath: true },
   { name: "sharded workers=2 offloadThreshold=0", kind: "sharded", adapterOptions: { workers: 2, offloadThreshold: 0 }, workerPath: true },
 ];
 
@@ -94,7 +94,7 @@ describe("big broadcasts through the workers", () => {
         const adapter = shardedAdapterOf(io);
         if (adapter) {
           const { pool } = adapter.stats();
-          // Every one of the 40 broadcasts is above the default threshold, so all went to the pool.
+          // Every one of the 40 broadcasts is above the threshold, so all went to the pool.
           assert.ok(pool.offloaded >= 40, JSON.stringify(pool));
           assert.equal(pool.timeouts, 0, JSON.stringify(pool));
           assert.equal(pool.workerFailures, 0, JSON.stringify(pool));
