@@ -66,3 +66,32 @@ test(`${CYCLES} connect/join/leave/disconnect cycles leave nothing behind`, { ti
     await closeDetached(io);
   }
 });
+
+test("a burst: socketsJoin of a 100k-socket room into 10 rooms (a million joins in one tick) costs bounded memory, and socketsLeave gives it back", async () => {
+  const io = new Server({ adapter: createAdapter({ workers: 2 }) });
+  const nsp = io.of("/");
+  const adapter = nsp.adapter as ShardedAdapter;
+  try {
+    for (let i = 0; i < 100_000; i++) connectFake(nsp, `burst-${i}`).join("big");
+    const rooms = Array.from({ length: 10 }, (_, i) => `burst-room-${i}`);
+    const heapBefore = settledHeap();
+    const before = adapter.stats();
+    adapter.addSockets({ rooms: new Set(["big"]) }, rooms);
+    const heapAfter = settledHeap();
+    const after = adapter.stats();
+    const added = after.memberships - before.memberships;
+    assert.equal(added, 1_000_000);
+    // The in-memory adapter spends about 100 B of heap per membership.
+    assert.ok((heapAfter - heapBefore) / added < 8, `heap per joined membership: ${(heapAfter - heapBefore) / added} B`);
+    assert.ok(
+      (after.sharedMemoryBytes - before.sharedMemoryBytes) / added < 96,
+      `shared memory per joined membership: ${(after.sharedMemoryBytes - before.sharedMemoryBytes) / added} B`,
+    );
+    adapter.delSockets({ rooms: new Set(["big"]) }, rooms);
+    assert.equal(adapter.stats().memberships, before.memberships);
+    assert.equal(adapter.stats().rooms, before.rooms);
+    assert.ok(settledHeap() <= heapBefore * 1.1, "heap back after socketsLeave");
+  } finally {
+    await closeDetached(io);
+  }
+});

@@ -144,3 +144,32 @@ test("a worker that dies holding a shard: the broadcast is recomputed on the mai
     await closeDetached(io);
   }
 });
+
+test("workers killed by their resourceLimits: broadcasts stay exact, the failures are counted and the pool degrades", async () => {
+  // Too small a heap for a worker to start: every worker dies, over and over.
+  const io = new Server({
+    adapter: createAdapter({ workers: 2, offloadThreshold: 0, workerTimeout: 100, resourceLimits: { maxOldGenerationSizeMb: 1, maxYoungGenerationSizeMb: 1, codeRangeSizeMb: 1 } }),
+  });
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning);
+  process.on("warning", onWarning);
+  try {
+    const nsp = io.of("/");
+    const adapter = nsp.adapter as ShardedAdapter;
+    const sockets = Array.from({ length: 1000 }, (_, i) => connectFake(nsp, `s${i}`));
+    sockets.forEach((socket, i) => socket.join(i % 3 === 0 ? ["a", "b"] : ["b"]));
+    let sent = 0;
+    await until(() => {
+      nsp.adapter.broadcast({ type: 2, data: ["m"], nsp: "/" } as never, { rooms: new Set(["a"]), except: new Set() });
+      sent++;
+      return adapter.stats().pool.degraded;
+    }, "the pool to degrade");
+    const stats = adapter.stats().pool;
+    assert.ok(stats.workerFailures >= 3, JSON.stringify(stats));
+    assert.ok(warnings.some((w) => (w as Error & { code?: string }).code === "SHARDED_ADAPTER_DEGRADED"));
+    sockets.forEach((socket, i) => assert.equal(socket.received, i % 3 === 0 ? sent : 0, `socket s${i}`));
+  } finally {
+    process.off("warning", onWarning);
+    await closeDetached(io);
+  }
+});
