@@ -11,14 +11,15 @@ import { Server } from "socket.io";
 import { createAdapter, type ShardedAdapter } from "../lib/index";
 import { closeDetached, connectFake } from "./fake-sockets";
 import { serverSocketOf, settle, sleep, startServer } from "./helpers";
+import { mulberry32 } from "./random";
 
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+
+/** Collects process warnings until `stop()`. */
+function captureWarnings(): { codes(): (string | undefined)[]; stop(): void } {
+  const warnings: (Error & { code?: string })[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning);
+  process.on("warning", onWarning);
+  return { codes: () => warnings.map((w) => w.code), stop: () => process.off("warning", onWarning) };
 }
 
 async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
@@ -108,9 +109,7 @@ test("a worker that dies holding a shard: the broadcast is recomputed on the mai
   // Every worker, replacements included, inherits the fault while it is set.
   process.env.SOCKET_IO_SHARDED_ADAPTER_FAULT = "exit-holding-shard";
   const io = new Server({ adapter: createAdapter({ workers: 2, offloadThreshold: 0, workerTimeout: 100 }) });
-  const warnings: Error[] = [];
-  const onWarning = (warning: Error) => warnings.push(warning);
-  process.on("warning", onWarning);
+  const warnings = captureWarnings();
   try {
     const nsp = io.of("/");
     const adapter = nsp.adapter as ShardedAdapter;
@@ -128,7 +127,7 @@ test("a worker that dies holding a shard: the broadcast is recomputed on the mai
     const stats = adapter.stats().pool;
     assert.equal(stats.degraded, true, `degraded after ${broadcasts} broadcasts: ${JSON.stringify(stats)}`);
     assert.ok(stats.timeouts >= 1, "at least one broadcast waited for a dead worker and was recomputed");
-    assert.ok(warnings.some((w) => (w as Error & { code?: string }).code === "SHARDED_ADAPTER_DEGRADED"), "a process warning says so");
+    assert.ok(warnings.codes().includes("SHARDED_ADAPTER_DEGRADED"), "a process warning says so");
 
     // Degraded: answered on the main thread, still exact.
     const offloadedBefore = stats.offloaded;
@@ -140,7 +139,7 @@ test("a worker that dies holding a shard: the broadcast is recomputed on the mai
     }
   } finally {
     delete process.env.SOCKET_IO_SHARDED_ADAPTER_FAULT;
-    process.off("warning", onWarning);
+    warnings.stop();
     await closeDetached(io);
   }
 });
@@ -150,9 +149,7 @@ test("workers killed by their resourceLimits: broadcasts stay exact, the failure
   const io = new Server({
     adapter: createAdapter({ workers: 2, offloadThreshold: 0, workerTimeout: 100, resourceLimits: { maxOldGenerationSizeMb: 1, maxYoungGenerationSizeMb: 1, codeRangeSizeMb: 1 } }),
   });
-  const warnings: Error[] = [];
-  const onWarning = (warning: Error) => warnings.push(warning);
-  process.on("warning", onWarning);
+  const warnings = captureWarnings();
   try {
     const nsp = io.of("/");
     const adapter = nsp.adapter as ShardedAdapter;
@@ -166,10 +163,10 @@ test("workers killed by their resourceLimits: broadcasts stay exact, the failure
     }, "the pool to degrade");
     const stats = adapter.stats().pool;
     assert.ok(stats.workerFailures >= 3, JSON.stringify(stats));
-    assert.ok(warnings.some((w) => (w as Error & { code?: string }).code === "SHARDED_ADAPTER_DEGRADED"));
+    assert.ok(warnings.codes().includes("SHARDED_ADAPTER_DEGRADED"), "a process warning says so");
     sockets.forEach((socket, i) => assert.equal(socket.received, i % 3 === 0 ? sent : 0, `socket s${i}`));
   } finally {
-    process.off("warning", onWarning);
+    warnings.stop();
     await closeDetached(io);
   }
 });

@@ -6,16 +6,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { MembershipIndex } from "../lib/membership-index";
+import { mulberry32 } from "./random";
 
-/** Small deterministic PRNG so a failure is reproducible from its seed. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 for (const shardCount of [1, 2, 3]) {
   test(`index matches a Map/Set model under random churn (${shardCount} shards)`, () => {
