@@ -12,7 +12,7 @@ import type { Room, SocketId } from "socket.io-adapter";
 import { ReadOnlyViewError } from "./errors";
 import type { MembershipIndex } from "./membership-index";
 
-/** Shared by the four views: the writes that throw, and `util.inspect` output. */
+/** The writes that throw, for each view class. */
 function refuseWrites(prototype: object, what: string, methods: readonly string[]): void {
   for (const method of methods) {
     Object.defineProperty(prototype, method, {
@@ -25,8 +25,63 @@ function refuseWrites(prototype: object, what: string, methods: readonly string[
   }
 }
 
+/** A read-only Set answered by `size`, `has` and `values`; the rest derives from them. */
+abstract class ReadOnlySetView<T> extends Set<T> {
+  abstract override get size(): number;
+  abstract override has(value: T): boolean;
+  abstract override values(): SetIterator<T>;
+
+  override keys(): SetIterator<T> {
+    return this.values();
+  }
+
+  override *entries(): SetIterator<[T, T]> {
+    for (const value of this.values()) yield [value, value];
+  }
+
+  override [Symbol.iterator](): SetIterator<T> {
+    return this.values();
+  }
+
+  override forEach(callback: (value: T, key: T, set: Set<T>) => void, thisArg?: unknown): void {
+    for (const value of this.values()) callback.call(thisArg, value, value, this);
+  }
+
+  [inspect.custom](): Set<T> {
+    return new Set(this.values());
+  }
+}
+
+/** A read-only Map answered by `size`, `has`, `get` and `keys`; the rest derives from them. */
+abstract class ReadOnlyMapView<K, V> extends Map<K, V> {
+  abstract override get size(): number;
+  abstract override has(key: K): boolean;
+  abstract override get(key: K): V | undefined;
+  abstract override keys(): MapIterator<K>;
+
+  override *values(): MapIterator<V> {
+    for (const key of this.keys()) yield this.get(key) as V;
+  }
+
+  override *entries(): MapIterator<[K, V]> {
+    for (const key of this.keys()) yield [key, this.get(key) as V];
+  }
+
+  override [Symbol.iterator](): MapIterator<[K, V]> {
+    return this.entries();
+  }
+
+  override forEach(callback: (value: V, key: K, map: Map<K, V>) => void, thisArg?: unknown): void {
+    for (const [key, value] of this.entries()) callback.call(thisArg, value, key, this);
+  }
+
+  [inspect.custom](): Map<K, unknown> {
+    return new Map(Array.from(this.entries(), ([key, value]) => [key, value instanceof Set ? new Set(value) : value]));
+  }
+}
+
 /** The members of one room, in join order. */
-export class RoomMembersView extends Set<SocketId> {
+export class RoomMembersView extends ReadOnlySetView<SocketId> {
   private readonly generation: number;
 
   constructor(
@@ -60,31 +115,11 @@ export class RoomMembersView extends Set<SocketId> {
     if (!this.live) return;
     for (const slot of this.index.roomSlots(this.roomId)) yield this.index.socketIdOf(slot) as SocketId;
   }
-
-  override keys(): SetIterator<SocketId> {
-    return this.values();
-  }
-
-  override *entries(): SetIterator<[SocketId, SocketId]> {
-    for (const id of this.values()) yield [id, id];
-  }
-
-  override [Symbol.iterator](): SetIterator<SocketId> {
-    return this.values();
-  }
-
-  override forEach(callback: (value: SocketId, key: SocketId, set: Set<SocketId>) => void, thisArg?: unknown): void {
-    for (const id of this.values()) callback.call(thisArg, id, id, this);
-  }
-
-  [inspect.custom](): Set<SocketId> {
-    return new Set(this.values());
-  }
 }
 refuseWrites(RoomMembersView.prototype, "a room's member set (adapter.rooms.get(room))", ["add", "delete", "clear"]);
 
 /** The rooms of one socket, in join order. */
-export class SocketRoomsView extends Set<Room> {
+export class SocketRoomsView extends ReadOnlySetView<Room> {
   private readonly generation: number;
 
   constructor(
@@ -114,31 +149,11 @@ export class SocketRoomsView extends Set<Room> {
     if (!this.live) return;
     for (const roomId of this.index.socketRoomIds(this.slot)) yield this.index.roomNameOf(roomId) as Room;
   }
-
-  override keys(): SetIterator<Room> {
-    return this.values();
-  }
-
-  override *entries(): SetIterator<[Room, Room]> {
-    for (const room of this.values()) yield [room, room];
-  }
-
-  override [Symbol.iterator](): SetIterator<Room> {
-    return this.values();
-  }
-
-  override forEach(callback: (value: Room, key: Room, set: Set<Room>) => void, thisArg?: unknown): void {
-    for (const room of this.values()) callback.call(thisArg, room, room, this);
-  }
-
-  [inspect.custom](): Set<Room> {
-    return new Set(this.values());
-  }
 }
 refuseWrites(SocketRoomsView.prototype, "socket.rooms (adapter.socketRooms(id))", ["add", "delete", "clear"]);
 
 /** `adapter.rooms`: room -> its members, in room creation order. */
-export class RoomsView extends Map<Room, Set<SocketId>> {
+export class RoomsView extends ReadOnlyMapView<Room, Set<SocketId>> {
   constructor(private readonly index: MembershipIndex) {
     super();
   }
@@ -159,33 +174,11 @@ export class RoomsView extends Map<Room, Set<SocketId>> {
   override keys(): MapIterator<Room> {
     return this.index.roomNamesInOrder();
   }
-
-  override *values(): MapIterator<Set<SocketId>> {
-    for (const [, members] of this.entries()) yield members;
-  }
-
-  override *entries(): MapIterator<[Room, Set<SocketId>]> {
-    for (const room of this.index.roomNamesInOrder()) {
-      yield [room, new RoomMembersView(this.index, room, this.index.roomIdOf(room) as number)];
-    }
-  }
-
-  override [Symbol.iterator](): MapIterator<[Room, Set<SocketId>]> {
-    return this.entries();
-  }
-
-  override forEach(callback: (value: Set<SocketId>, key: Room, map: Map<Room, Set<SocketId>>) => void, thisArg?: unknown): void {
-    for (const [room, members] of this.entries()) callback.call(thisArg, members, room, this);
-  }
-
-  [inspect.custom](): Map<Room, Set<SocketId>> {
-    return new Map(Array.from(this.entries(), ([room, members]) => [room, new Set(members)]));
-  }
 }
 refuseWrites(RoomsView.prototype, "adapter.rooms", ["set", "delete", "clear"]);
 
 /** `adapter.sids`: socket id -> its rooms, in order of first join. */
-export class SidsView extends Map<SocketId, Set<Room>> {
+export class SidsView extends ReadOnlyMapView<SocketId, Set<Room>> {
   constructor(private readonly index: MembershipIndex) {
     super();
   }
@@ -205,28 +198,6 @@ export class SidsView extends Map<SocketId, Set<Room>> {
 
   override keys(): MapIterator<SocketId> {
     return this.index.socketIds();
-  }
-
-  override *values(): MapIterator<Set<Room>> {
-    for (const [, rooms] of this.entries()) yield rooms;
-  }
-
-  override *entries(): MapIterator<[SocketId, Set<Room>]> {
-    for (const id of this.index.socketIds()) {
-      yield [id, new SocketRoomsView(this.index, id, this.index.slotOf(id) as number)];
-    }
-  }
-
-  override [Symbol.iterator](): MapIterator<[SocketId, Set<Room>]> {
-    return this.entries();
-  }
-
-  override forEach(callback: (value: Set<Room>, key: SocketId, map: Map<SocketId, Set<Room>>) => void, thisArg?: unknown): void {
-    for (const [id, rooms] of this.entries()) callback.call(thisArg, rooms, id, this);
-  }
-
-  [inspect.custom](): Map<SocketId, Set<Room>> {
-    return new Map(Array.from(this.entries(), ([id, rooms]) => [id, new Set(rooms)]));
   }
 }
 refuseWrites(SidsView.prototype, "adapter.sids", ["set", "delete", "clear"]);
