@@ -49,7 +49,12 @@ test("utilities: fetchSockets, socketsJoin, socketsLeave, allSockets, adapter.so
         const steps: Record<string, unknown> = {};
         const fetch = async (label: string, found: Promise<{ id: string; rooms: Set<string>; data: unknown }[]>) => {
           const list = await found;
-          steps[label] = { rooms: socketRooms(list, names), data: list.map((s) => s.data).sort((a, b) => (a as { i: number }).i - (b as { i: number }).i) };
+          steps[label] = {
+            rooms: socketRooms(list, names),
+            data: list.map((s) => s.data).sort((a, b) => (a as { i: number }).i - (b as { i: number }).i),
+            // The order of the array: the in-memory adapter's (rooms in turn, each in join order).
+            order: list.map((s) => names.of(s.id)),
+          };
         };
         await fetch("io.fetchSockets", io.fetchSockets());
         await fetch("io.in(r).fetchSockets", io.in("r").fetchSockets());
@@ -89,6 +94,18 @@ test("utilities: fetchSockets, socketsJoin, socketsLeave, allSockets, adapter.so
       const all = { c0: ["r", "self"], c1: ["r", "self"], c2: ["r", "self", "x"], c3: ["r", "self"], c4: ["self", "z"], c5: ["self"] };
       const pick = (...keys: (keyof typeof all)[]) => Object.fromEntries(keys.map((k) => [k, all[k]]));
       const data = (...i: number[]) => i.map((n) => ({ i: n }));
+      const orders = Object.fromEntries(Object.entries(steps).filter(([k]) => k.endsWith("fetchSockets")).map(([k, v]) => [k, (v as { order: string[] }).order]));
+      assert.deepEqual(orders, {
+        "io.fetchSockets": ["c0", "c1", "c2", "c3", "c4", "c5"],
+        "io.in(r).fetchSockets": ["c0", "c1", "c2", "c3"],
+        "io.in(r).except(x).fetchSockets": ["c0", "c1", "c3"],
+        "io.in([r, z]).fetchSockets": ["c0", "c1", "c2", "c3", "c4"],
+        "io.except([r, z]).fetchSockets": ["c5"],
+        "io.in(c1).fetchSockets": ["c1"],
+        "io.in(nothing).fetchSockets": [],
+        "socket.to(r).fetchSockets": ["c1", "c2", "c3"],
+      });
+      for (const key of Object.keys(orders)) delete (steps[key] as { order?: unknown }).order;
       assert.deepEqual(steps["io.fetchSockets"], { rooms: all, data: data(0, 1, 2, 3, 4, 5) });
       assert.deepEqual(steps["io.in(r).fetchSockets"], { rooms: pick("c0", "c1", "c2", "c3"), data: data(0, 1, 2, 3) });
       assert.deepEqual(steps["io.in(r).except(x).fetchSockets"], { rooms: pick("c0", "c1", "c3"), data: data(0, 1, 3) });
@@ -322,6 +339,11 @@ class FakeSocket {
 }
 
 /** A digest of a set of ids, plus its size, so two 100k-element results compare cheaply. */
+/** A digest of a sequence of ids in its order (for orders that must match the in-memory adapter's). */
+function orderDigest(ids: Iterable<string>): string {
+  return createHash("sha256").update([...ids].join("\n")).digest("hex");
+}
+
 function digest(ids: Iterable<string>): { size: number; sha256: string } {
   const sorted = [...ids].sort();
   return { size: sorted.length, sha256: createHash("sha256").update(sorted.join("\n")).digest("hex") };
@@ -358,6 +380,9 @@ function computeExpectedOverFakes(): Record<string, unknown> {
       registered: digest(ids((i) => third(i) && notEx(i))),
     },
     "socketsJoin(joined)": bigExceptEx,
+    // in big's join order, as the in-memory adapter's
+    "fetchSockets(big except ex) order": orderDigest(ids(notEx)),
+    "socketsJoin(joined) member order": orderDigest(ids(notEx)),
     // Those in third and not in ex left "big".
     "socketsLeave(big) for third except ex": digest(ids((i) => !(third(i) && notEx(i)))),
     "disconnectSockets(true) big except ex, third": { closed: digest(closed), left: FAKE_SOCKETS + 50 - closed.length },
@@ -402,7 +427,9 @@ test(`utilities over a room of ${FAKE_SOCKETS} sockets with an except room`, asy
         const adapter = nsp.adapter;
         const out: Record<string, unknown> = {};
 
-        out["fetchSockets(big except ex)"] = digest((await io.in("big").except("ex").fetchSockets()).map((s) => s.id));
+        const fetched = (await io.in("big").except("ex").fetchSockets()).map((s) => s.id);
+        out["fetchSockets(big except ex)"] = digest(fetched);
+        out["fetchSockets(big except ex) order"] = orderDigest(fetched);
         out["adapter.fetchSockets(big, third except ex)"] = digest(
           (await adapter.fetchSockets({ rooms: new Set(["big", "third"]), except: new Set(["ex"]) })).map((s) => s.id),
         );
@@ -429,6 +456,7 @@ test(`utilities over a room of ${FAKE_SOCKETS} sockets with an except room`, asy
 
         io.in("big").except("ex").socketsJoin("joined");
         out["socketsJoin(joined)"] = digest(adapter.rooms.get("joined") ?? []);
+        out["socketsJoin(joined) member order"] = orderDigest(adapter.rooms.get("joined") ?? []);
         io.in("third").except("ex").socketsLeave("big");
         out["socketsLeave(big) for third except ex"] = digest(adapter.rooms.get("big") ?? []);
         // "big" now holds the ex sockets and the non-third ones.
