@@ -13,6 +13,7 @@ import { Decoder, Encoder } from "socket.io-parser";
 import { RecoveryStore } from "../lib/recovery-store";
 import { acrossVariants, assertOffloaded, Names, until, withApiServer, type ApiVariant } from "./api-helpers";
 import { serverSocketOf, sleep, type TestServer } from "./helpers";
+import { mulberry32 } from "./random";
 
 const WINDOW_MS = 2000;
 const RECOVERY = { connectionStateRecovery: { maxDisconnectionDuration: WINDOW_MS } };
@@ -451,25 +452,13 @@ function recordBroadcast(store: RecoveryStore, packet: { type: number; data: unk
 const onTheWire = (data: unknown[]) =>
   new Encoder().encode({ type: 2, nsp: "/", data }).map((part: unknown) => (typeof part === "string" ? part : { bytes: [...(part as Uint8Array)] }));
 
-/** A tiny deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Op {
   packet: { type: number; data: unknown[]; id?: number };
   opts: BroadcastOptions;
 }
 
 test("RecoveryStore: stored packets and restored sessions equal SessionAwareAdapter's over random broadcasts", async () => {
-  const random = prng(0x5eed);
+  const random = mulberry32(0x5eed);
   const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)];
   const ROOMS = ["a", "b", "c", "d", 1, 2, "sid-1", "sid-2"] as unknown as Room[];
   const subset = (max: number) => new Set(Array.from({ length: Math.floor(random() * (max + 1)) }, () => pick(ROOMS)));
