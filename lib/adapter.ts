@@ -17,7 +17,7 @@ export interface ShardedAdapterStats {
   readonly rooms: number;
   readonly sockets: number;
   readonly memberships: number;
-  /** Sockets and memberships per shard (shard `i` is `slot % workers === i`). */
+  /** Sockets and memberships per shard (shard `i` holds the slots with `slot % (workers + 1) === i`). */
   readonly shards: readonly { readonly sockets: number; readonly memberships: number }[];
   /** Bytes of shared memory this namespace's tables hold. */
   readonly sharedMemoryBytes: number;
@@ -120,6 +120,7 @@ export class ShardedAdapter extends Adapter {
     this.assertOpen("addAll");
     const index = this.index;
     const slot = index.slotOf(id) ?? index.addSocket(id);
+    const generation = index.slotGeneration(slot);
     for (const room of rooms) {
       let roomId = index.roomIdOf(room);
       if (roomId === undefined) {
@@ -127,6 +128,8 @@ export class ShardedAdapter extends Adapter {
         this.emit("create-room", room);
       }
       if (index.join(slot, roomId)) this.emit("join-room", room, id);
+      // A listener disconnected the socket: its slot is no longer its own.
+      if (index.slotOf(id) !== slot || index.slotGeneration(slot) !== generation) return;
     }
   }
 
@@ -144,7 +147,9 @@ export class ShardedAdapter extends Adapter {
     if (this.closed) return;
     const slot = this.index.slotOf(id);
     if (slot === undefined) return;
-    for (const roomId of this.index.socketRoomIdList(slot)) {
+    // Always the socket's current first room, so that rooms a listener joins
+    // meanwhile are left too (the in-memory adapter iterates its live Set).
+    for (let roomId = this.index.firstRoomIdOf(slot); roomId !== -1; roomId = this.index.firstRoomIdOf(slot)) {
       this.leaveRoom(slot, roomId, this.index.roomNameOf(roomId) as Room, id);
     }
     this.socketsBySlot[slot] = undefined;
@@ -164,6 +169,7 @@ export class ShardedAdapter extends Adapter {
     try {
       super.broadcast(packet, opts);
     } finally {
+      this.nextApplyInAnyOrder = false;
       this.recovery?.abandonBroadcast();
     }
   }
@@ -180,7 +186,11 @@ export class ShardedAdapter extends Adapter {
       return this.droppedAfterClose("broadcastWithAck");
     }
     this.nextApplyInAnyOrder = true;
-    super.broadcastWithAck(packet, opts, clientCountCallback, ack);
+    try {
+      super.broadcastWithAck(packet, opts, clientCountCallback, ack);
+    } finally {
+      this.nextApplyInAnyOrder = false;
+    }
   }
 
   /** Keeps a disconnected socket's session (with connection state recovery on). */
@@ -297,10 +307,13 @@ export class ShardedAdapter extends Adapter {
   }
 
   private leaveRoom(slot: number, roomId: number, room: Room, id: SocketId): void {
-    if (!this.index.leave(slot, roomId)) return;
+    const index = this.index;
+    if (!index.leave(slot, roomId)) return;
+    const generation = index.roomGeneration(roomId);
     this.emit("leave-room", room, id);
-    if (this.index.roomSize(roomId) === 0) {
-      this.index.removeRoom(roomId);
+    // A leave-room listener may have emptied and removed the room already.
+    if (index.roomSize(roomId) === 0 && index.roomIdOf(room) === roomId && index.roomGeneration(roomId) === generation) {
+      index.removeRoom(roomId);
       this.emit("delete-room", room);
     }
   }

@@ -61,6 +61,15 @@ class IntStack {
   }
 }
 
+function newTables(shardCount: number): SharedTables {
+  return {
+    shardCount,
+    nodes: new SharedArrayBuffer(INITIAL_NODES * NODE_STRIDE * 4),
+    rooms: new SharedArrayBuffer(INITIAL_ROOMS * shardCount * ROOM_SHARD_STRIDE * 4),
+    sockets: new SharedArrayBuffer(INITIAL_SLOTS * SOCKET_STRIDE * 4),
+  };
+}
+
 function growShared(old: SharedArrayBuffer, bytes: number): SharedArrayBuffer {
   const grown = new SharedArrayBuffer(bytes);
   new Int32Array(grown).set(new Int32Array(old));
@@ -139,12 +148,7 @@ export class MembershipIndex {
 
   constructor(shardCount: number) {
     this.shardCount = shardCount;
-    this.tablesValue = {
-      shardCount,
-      nodes: new SharedArrayBuffer(INITIAL_NODES * NODE_STRIDE * 4),
-      rooms: new SharedArrayBuffer(INITIAL_ROOMS * shardCount * ROOM_SHARD_STRIDE * 4),
-      sockets: new SharedArrayBuffer(INITIAL_SLOTS * SOCKET_STRIDE * 4),
-    };
+    this.tablesValue = newTables(shardCount);
     this.view = viewTables(this.tablesValue);
   }
 
@@ -229,6 +233,7 @@ export class MembershipIndex {
   removeSocket(slot: number): void {
     const id = this.slotSids[slot];
     if (id === undefined) return;
+    if (this.socketRoomCount(slot) !== 0) throw new Error(`internal: slot ${slot} freed with ${this.socketRoomCount(slot)} memberships`);
     this.view.sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] = 0;
     this.slotIds.delete(id);
     this.slotSids[slot] = undefined;
@@ -262,16 +267,10 @@ export class MembershipIndex {
     }
   }
 
-  /** A copy of the room ids of `slot` in join order, safe to hold across mutations. */
-  socketRoomIdList(slot: number): Int32Array {
-    const { nodes, sockets } = this.view;
-    const ids = new Int32Array(sockets[slot * SOCKET_STRIDE + LIST_COUNT]);
-    let node = sockets[slot * SOCKET_STRIDE + LIST_HEAD];
-    for (let i = 0; node !== NONE; i++) {
-      ids[i] = nodes[node * NODE_STRIDE + NODE_ROOM];
-      node = nodes[node * NODE_STRIDE + NODE_SOCK_NEXT];
-    }
-    return ids;
+  /** The room id `slot` joined first among those it is still in, or NONE. */
+  firstRoomIdOf(slot: number): number {
+    const node = this.view.sockets[slot * SOCKET_STRIDE + LIST_HEAD];
+    return node === NONE ? NONE : this.view.nodes[node * NODE_STRIDE + NODE_ROOM];
   }
 
   // ---- rooms ----
@@ -533,8 +532,10 @@ export class MembershipIndex {
     return collectShard(this.view, shard, query, this.marks, out, offset);
   }
 
-  /** Drops everything; the index is unusable afterwards until reused from empty. */
+  /** Drops everything, shared buffers included; the index is empty afterwards. */
   clear(): void {
+    this.tablesValue = newTables(this.shardCount);
+    this.view = viewTables(this.tablesValue);
     this.roomIds.clear();
     this.roomNames = [];
     this.slotIds.clear();
@@ -547,6 +548,12 @@ export class MembershipIndex {
     this.nodeHighWater = 0;
     this.membershipCount = 0;
     this.pairIndex = new Int32Array(1024).fill(NONE);
+    // Sized with the tables, which start small again.
+    this.roomSizes = new Int32Array(INITIAL_ROOMS);
+    this.roomGenerations = new Int32Array(INITIAL_ROOMS);
+    this.slotGenerations = new Int32Array(INITIAL_SLOTS);
+    this.nodeSeqs = new Float64Array(INITIAL_NODES);
+    this.recipients = new Int32Array(INITIAL_SLOTS);
   }
 
   // ---- internals ----

@@ -7,8 +7,9 @@
  * broadcast sends to connected clients (no second serialization), and
  * decoded with the server's parser on recovery: a recovering client gets
  * exactly what a connected one got. Sessions are serialized with msgpackr's
- * structured clone (plain data, Map, Set, Date, cycles); one it cannot
- * serialize (a symbol, say) is kept on the heap as is.
+ * structured clone (plain data, Map, Set, Date, cycles); one that does not
+ * come back identical (a function, a class instance, a symbol...) is kept on
+ * the heap as is.
  *
  * ```
  *  packet log (one off-heap Buffer, records appended in broadcast order)
@@ -20,9 +21,10 @@
  * ```
  * Expiry moves `start` forward; the log is compacted when more than half of
  * it is dead. Sessions sit in a Map from private id to their msgpack bytes.
- * A packet whose rooms msgpack cannot hold (symbols) keeps its filter on the
- * heap, in `heapFilters`.
+ * A packet whose rooms msgpack would not give back as the same Map keys
+ * (objects, symbols) keeps its filter on the heap, in `heapFilters`.
  */
+import { isDeepStrictEqual } from "node:util";
 import { Packr } from "msgpackr";
 import type { BroadcastOptions, PrivateSessionId, Room, Session, SocketId } from "socket.io-adapter";
 // socket.io-adapter's offset generator, so offsets look exactly as with its SessionAwareAdapter.
@@ -111,9 +113,10 @@ export class RecoveryStore {
     if (pending === undefined) return;
     this.pending = undefined;
     let payload: Uint8Array;
-    try {
+    if (allPrimitive(pending.rooms) && allPrimitive(pending.except)) {
       payload = this.packr.pack([pending.rooms, pending.except, encoded]);
-    } catch {
+    } else {
+      // Object and symbol rooms compare by identity: msgpack would copy them.
       this.heapFilters.set(pending.id, [pending.rooms, pending.except]);
       payload = this.packr.pack([[], [], encoded]);
     }
@@ -127,11 +130,20 @@ export class RecoveryStore {
 
   persistSession(session: SessionToPersist): void {
     const stored: StoredSession = [session.sid, session.pid, session.rooms, session.data, Date.now()];
-    try {
-      this.sessions.set(session.pid, this.sessionPackr.pack(stored));
-    } catch {
-      this.sessions.set(session.pid, stored);
+    if (!allPrimitive(session.rooms)) {
+      this.sessions.set(session.pid, stored); // rooms compared by identity must stay the same objects
+      return;
     }
+    let packed: Buffer | undefined;
+    try {
+      packed = this.sessionPackr.pack(stored);
+      // Kept off the heap only if it comes back the same (not for functions,
+      // class instances, -0, lone surrogates, own "__proto__" keys...).
+      if (!isDeepStrictEqual(this.sessionPackr.unpack(packed), stored)) packed = undefined;
+    } catch {
+      packed = undefined;
+    }
+    this.sessions.set(session.pid, packed ?? stored);
   }
 
   /**
@@ -255,6 +267,15 @@ export class RecoveryStore {
     const idBytes = this.log[at + 12];
     return this.packr.unpack(this.log.subarray(at + HEADER_BYTES + idBytes, this.next(at)));
   }
+}
+
+/** Whether msgpack round-trips every room as the same Map key (objects and symbols it cannot). */
+function allPrimitive(rooms: readonly Room[]): boolean {
+  for (const room of rooms) {
+    const type = typeof room;
+    if ((type === "object" && room !== null) || type === "function" || type === "symbol") return false;
+  }
+  return true;
 }
 
 /** socket.io-adapter's rule: in one of the packet's rooms (or all), and in none of its except rooms. */

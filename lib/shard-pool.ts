@@ -38,7 +38,7 @@ const HEALTH_CHECK_DELAY_MS = 500;
 /** Counters of one pool, for `adapter.stats()`. */
 export interface PoolStats {
   readonly workers: number;
-  /** Queries answered cooperatively with the workers. */
+  /** Queries offered to the workers (answered cooperatively; the main thread takes the shards no worker claims). */
   readonly offloaded: number;
   /** Shards answered by a worker (the rest were taken by the main thread). */
   readonly shardsByWorkers: number;

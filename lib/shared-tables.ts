@@ -27,9 +27,10 @@
  * ```
  *
  * `head`, `tail`, `*Next` and `*Prev` are node indexes, `NONE` (-1) at the
- * ends. Only the main thread writes, and only while no worker reads (the main
- * thread waits for the workers' answer before it goes on), so readers need no
- * locks. Because the tables live in SharedArrayBuffers held by the main
+ * ends. Only the main thread writes, and it waits for the workers' answers
+ * before it writes again, so readers need no locks. The one exception, a
+ * worker still reading after the main thread gave up on it (timeout), is
+ * made harmless by bounded walks and by discarding that answer. Because the tables live in SharedArrayBuffers held by the main
  * thread, a worker that dies takes nothing with it.
  */
 

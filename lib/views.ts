@@ -52,6 +52,20 @@ abstract class ReadOnlySetView<T> extends Set<T> {
   }
 }
 
+// Set methods that read a Set's internal storage (Node 22+: union,
+// intersection...), which the views leave empty: answered from a copy.
+for (const name of ["union", "intersection", "difference", "symmetricDifference", "isSubsetOf", "isSupersetOf", "isDisjointFrom"]) {
+  const method = (Set.prototype as unknown as Record<string, ((...args: unknown[]) => unknown) | undefined>)[name];
+  if (typeof method !== "function") continue;
+  Object.defineProperty(ReadOnlySetView.prototype, name, {
+    value(this: ReadOnlySetView<unknown>, ...args: unknown[]) {
+      return method.apply(new Set(this.values()), args);
+    },
+    writable: true,
+    configurable: true,
+  });
+}
+
 /** A read-only Map answered by `size`, `has`, `get` and `keys`; the rest derives from them. */
 abstract class ReadOnlyMapView<K, V> extends Map<K, V> {
   abstract override get size(): number;

@@ -72,7 +72,7 @@ for (const shardCount of [1, 2, 3]) {
         joined.delete(room);
         if (roomId !== undefined && index.roomSize(roomId) === 0) index.removeRoom(roomId);
       } else if (slot !== undefined) {
-        for (const roomId of index.socketRoomIdList(slot)) {
+        for (const roomId of Array.from(index.socketRoomIds(slot))) {
           index.leave(slot, roomId);
           if (index.roomSize(roomId) === 0) index.removeRoom(roomId);
         }
