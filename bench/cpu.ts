@@ -54,6 +54,20 @@ export interface CpuSample {
   readonly process: number;
   /** Main thread, ns (NaN where /proc is unavailable). */
   readonly main: number;
+  /**
+   * Threads that did not exist at `markBaseline()` (in the sharded runner:
+   * the shard workers), ns; 0 without a baseline, NaN where /proc is unavailable.
+   */
+  readonly added: number;
+}
+
+/** Thread ids of this process, the main thread included (empty where /proc is unavailable). */
+export function threadIds(): string[] {
+  try {
+    return readdirSync("/proc/self/task");
+  } catch {
+    return [];
+  }
 }
 
 /** Samples process and main-thread CPU; `refresh()` picks up threads started since. */
@@ -61,7 +75,26 @@ export class CpuClock {
   private fds: number[] = [];
   /** Last good reading per thread, used if a thread exits between reads. */
   private last: number[] = [];
+  /** Per fd: whether its thread started after the baseline. */
+  private isAdded: boolean[] = [];
+  private baseline: Set<string> | undefined;
   private available = true;
+
+  /**
+   * Remembers the threads alive now; threads that appear later (and are
+   * picked up by `refresh()`) are reported apart as `added`. Node names every
+   * thread "node", so starting the shard workers after the baseline is the
+   * only way to tell them from V8's and libuv's helper threads.
+   */
+  markBaseline(): void {
+    this.baseline = new Set(threadIds());
+    this.refresh();
+  }
+
+  /** Threads started since the baseline that are still alive. */
+  get addedThreadCount(): number {
+    return this.isAdded.filter((x) => x).length;
+  }
 
   constructor() {
     this.refresh();
@@ -72,6 +105,7 @@ export class CpuClock {
     for (const fd of this.fds) closeSync(fd);
     this.fds = [];
     this.last = [];
+    this.isAdded = [];
     try {
       const main = String(process.pid);
       for (const tid of readdirSync("/proc/self/task")) {
@@ -80,6 +114,7 @@ export class CpuClock {
           const fd = openSync(`/proc/self/task/${tid}/schedstat`, "r");
           this.fds.push(fd);
           this.last.push(readSchedstat(fd));
+          this.isAdded.push(this.baseline !== undefined && !this.baseline.has(tid));
         } catch {
           // the thread exited meanwhile
         }
@@ -100,13 +135,15 @@ export class CpuClock {
 
   sample(): CpuSample {
     const processNs = processCpuNs();
-    if (!this.available) return { process: processNs, main: NaN };
+    if (!this.available) return { process: processNs, main: NaN, added: NaN };
     let others = 0;
+    let added = 0;
     for (let i = 0; i < this.fds.length; i++) {
       const value = readSchedstat(this.fds[i]);
       if (!Number.isNaN(value)) this.last[i] = value;
       others += this.last[i];
+      if (this.isAdded[i]) added += this.last[i];
     }
-    return { process: processNs, main: processNs - others };
+    return { process: processNs, main: processNs - others, added };
   }
 }

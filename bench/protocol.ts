@@ -42,6 +42,13 @@ export const TASKS: readonly TaskInfo[] = [
   { name: "sockets-join-big", label: "socketsJoin: biggest room joins a new room", unit: "op", recipients: "joins" },
 ];
 
+/**
+ * The reduced workload set run across the size grid (the full set runs at
+ * the headline size only): churn, the cheapest and the smallest broadcasts,
+ * and the two big ones whose cost per recipient the chart plots.
+ */
+export const GRID_TASKS: readonly TaskName[] = ["join", "leave", "bcast-own-id", "bcast-room", "bcast-union", "bcast-all"];
+
 /** tinybench budgets for one run of one task on one adapter. */
 export interface Timing {
   /** Measured time budget per task run, ms. */
@@ -84,12 +91,50 @@ export interface ReadyMessage {
   readonly memory: MemoryReport;
   readonly fingerprint: string;
   readonly threadCpuClock: boolean;
+  /** Threads started with the adapter (the shard workers), as seen by the CPU clock. */
+  readonly workerThreads: number;
 }
 
 export interface RunCommand {
   readonly type: "run";
   readonly task: TaskName;
   readonly timing: Timing;
+}
+
+/** Broadcast continuously for `durationMs` while recording the main thread's GC pauses. */
+export interface GcStormCommand {
+  readonly type: "gc-storm";
+  readonly durationMs: number;
+}
+
+export interface GcPauseSummary {
+  readonly count: number;
+  /** Pause durations, ms. */
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+  readonly mean: number;
+  /** Sum of pauses, ms. */
+  readonly total: number;
+}
+
+export interface GcStormResult {
+  readonly type: "gc-storm";
+  readonly adapter: AdapterKind;
+  readonly durationMs: number;
+  readonly broadcasts: number;
+  readonly recipients: number;
+  /** Every 'gc' PerformanceEntry of the main thread during the storm. */
+  readonly pauses: GcPauseSummary;
+  /** The same per kind (perf_hooks.constants.NODE_PERFORMANCE_GC_*: minor = scavenge, major = mark-compact, incremental marking, weak callbacks). */
+  readonly byKind: Record<string, GcPauseSummary>;
+  /** The five longest pauses: duration, kind, when (ms after the storm started), and perf_hooks flags. */
+  readonly largest: { readonly ms: number; readonly kind: string; readonly atMs: number; readonly flags: number }[];
+  /** Heap used before and after the storm (no forced gc in between), bytes. */
+  readonly heapUsedBefore: number;
+  readonly heapUsedAfter: number;
+  readonly mainCpuMs: number;
+  readonly workerCpuMs: number;
 }
 
 export interface StatsSummary {
@@ -117,6 +162,8 @@ export interface RunResult {
   readonly mainCpuNsPerUnit: number;
   /** All threads' CPU ns per unit, from the same pass. */
   readonly processCpuNsPerUnit: number;
+  /** CPU ns per unit of the threads started with the adapter (the shard workers; 0 for in-memory). */
+  readonly workerCpuNsPerUnit: number;
   /** Iterations of the CPU-accounting pass. */
   readonly cpuIterations: number;
   /** Wall time per unit of the ops in the CPU-accounting pass (a cross-check of the timed pass). */
@@ -138,5 +185,5 @@ export interface ErrorMessage {
   readonly message: string;
 }
 
-export type RunnerMessage = ReadyMessage | RunResult | ErrorMessage;
-export type ParentMessage = RunCommand | { readonly type: "exit" };
+export type RunnerMessage = ReadyMessage | RunResult | GcStormResult | ErrorMessage;
+export type ParentMessage = RunCommand | GcStormCommand | { readonly type: "exit" };

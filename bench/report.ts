@@ -1,11 +1,15 @@
 /** The benchmark's output: result types, the comparison rows, and their text and Markdown forms. */
-import type { AdapterKind, MemoryReport, StatsSummary, TaskName, Timing } from "./protocol";
+import type { ChartPoint } from "./chart";
+import type { E2EResult } from "./e2e";
+import type { AdapterKind, GcStormResult, MemoryReport, StatsSummary, TaskName, Timing } from "./protocol";
 
 export interface AdapterTaskResult {
   /** Wall time per unit, ms, pooled over rounds. */
   readonly wall: StatsSummary;
   readonly mainCpuNsPerUnit: number;
   readonly processCpuNsPerUnit: number;
+  /** CPU of the threads started with the adapter (the shard workers), per unit. */
+  readonly workerCpuNsPerUnit: number;
   readonly eventLoopUtilization: number;
   readonly recipientsPerOp: number;
   readonly unitsPerIteration: number;
@@ -29,10 +33,39 @@ export interface AdapterSetup {
 
 export interface SizeResult {
   readonly label: string;
+  readonly n: number;
+  readonly k: number;
   readonly workload: Record<string, number | string>;
+  readonly rounds: number;
+  readonly timing: Timing;
   readonly elapsedSeconds: number;
   readonly setup: Record<AdapterKind, AdapterSetup>;
+  /** Shard worker threads the sharded runner's CPU clock saw start with the adapter. */
+  readonly workerThreads: number;
   readonly tasks: TaskResult[];
+}
+
+export interface GcResult {
+  readonly label: string;
+  readonly memberships: number;
+  readonly durationMs: number;
+  readonly adapters: Record<AdapterKind, GcStormResult>;
+}
+
+export interface TargetRow {
+  readonly target: string;
+  /** Where it was evaluated (cell label, "GC", "end to end"). */
+  readonly where: string;
+  readonly kind: "time" | "bytes" | "ms" | "rate";
+  readonly inMemory: number;
+  readonly sharded: number;
+  readonly ratio: number;
+  readonly op: "<=" | ">=";
+  readonly bound: number;
+  /** undefined: not measured in this run. */
+  readonly met: boolean | undefined;
+  /** The `Row.workload` of the same number in the cell's table, if any. */
+  readonly rowKey?: string;
 }
 
 export interface BenchResults {
@@ -50,17 +83,22 @@ export interface BenchResults {
   };
   readonly config: {
     readonly mode: string;
-    readonly rounds: number;
-    readonly timing: Timing;
     readonly workers: number;
     readonly offloadThreshold: number | "default";
     readonly seed: number;
     readonly zipf: number;
     readonly threadCpuClock: boolean;
+    readonly gcDurationMs: number;
   };
   readonly elapsedSeconds: number;
   readonly sizes: SizeResult[];
+  /** Grid cells not run, and why. */
+  readonly skipped: readonly { readonly label: string; readonly reason: string }[];
+  readonly gc?: GcResult;
+  readonly e2e?: E2EResult;
   readonly rows: Row[];
+  readonly targets: TargetRow[];
+  readonly chart: { readonly file: string; readonly points: ChartPoint[] };
   readonly notes: string[];
 }
 
@@ -76,6 +114,11 @@ export interface Row {
 
 const MS_TO_NS = 1e6;
 
+/** A workload's row label: its label and, for broadcasts and calls, recipients per op. */
+function taskBase(task: TaskResult): string {
+  return `${task.label}${task.unit === "op" ? ` [${formatCount(task.recipientsPerOp)} rcpt]` : ""}`;
+}
+
 export function buildRows(sizes: readonly SizeResult[]): Row[] {
   const rows: Row[] = [];
   for (const size of sizes) {
@@ -89,8 +132,7 @@ export function buildRows(sizes: readonly SizeResult[]): Row[] {
     for (const task of size.tasks) {
       const a = task.adapters["in-memory"];
       const b = task.adapters.sharded;
-      const rcpt = task.unit === "op" ? ` [${formatCount(task.recipientsPerOp)} rcpt]` : "";
-      const base = `${task.label}${rcpt}`;
+      const base = taskBase(task);
       push(`${base} · mean`, "time", a.wall.mean * MS_TO_NS, b.wall.mean * MS_TO_NS);
       push(`${base} · median`, "time", a.wall.p50 * MS_TO_NS, b.wall.p50 * MS_TO_NS);
       push(`${base} · p99`, "time", a.wall.p99 * MS_TO_NS, b.wall.p99 * MS_TO_NS);
@@ -145,6 +187,204 @@ export function textTable(rows: readonly Row[]): string {
   return lines.join("\n");
 }
 
+interface TargetSpec {
+  readonly task: TaskName;
+  readonly bound: number;
+}
+
+/** Issue 4's targets for the adapter workloads: main-thread busy (CPU) ratio at N=100k K=10. */
+const TASK_TARGETS: readonly TargetSpec[] = [
+  { task: "bcast-union", bound: 0.2 },
+  { task: "bcast-all", bound: 0.2 },
+  { task: "bcast-all-except", bound: 0.2 },
+  { task: "fetch-big", bound: 0.2 },
+  { task: "bcast-room", bound: 1.0 },
+  { task: "bcast-to-room", bound: 1.0 },
+  { task: "bcast-own-id", bound: 1.0 },
+  { task: "join", bound: 0.5 },
+  { task: "leave", bound: 0.5 },
+];
+
+/** The cell the targets are evaluated at: N=100k K=10, else (quick, custom) the K=10 cell with the most workloads. */
+export function headlineSize(sizes: readonly SizeResult[]): SizeResult | undefined {
+  const most = Math.max(...sizes.map((s) => s.tasks.length));
+  return (
+    sizes.find((s) => s.n === 100_000 && s.k === 10 && s.tasks.length === most) ??
+    [...sizes].sort((a, b) => Number(b.k === 10) - Number(a.k === 10) || b.tasks.length - a.tasks.length || b.n - a.n)[0]
+  );
+}
+
+function judge(ratio: number, op: "<=" | ">=", bound: number): boolean | undefined {
+  if (!Number.isFinite(ratio)) return undefined;
+  return op === "<=" ? ratio <= bound : ratio >= bound;
+}
+
+export function buildTargets(results: BenchResults): TargetRow[] {
+  const targets: TargetRow[] = [];
+  const push = (target: string, where: string, kind: TargetRow["kind"], inMemory: number, sharded: number, op: "<=" | ">=", bound: number, rowKey?: string) => {
+    const ratio = sharded / inMemory;
+    targets.push({ target, where, kind, inMemory, sharded, ratio, op, bound, met: judge(ratio, op, bound), rowKey });
+  };
+  const size = headlineSize(results.sizes);
+  for (const spec of TASK_TARGETS) {
+    const task = size?.tasks.find((t) => t.name === spec.task);
+    if (!size || !task) {
+      targets.push({ target: `${spec.task}: main-thread CPU`, where: "not run", kind: "time", inMemory: NaN, sharded: NaN, ratio: NaN, op: "<=", bound: spec.bound, met: undefined });
+      continue;
+    }
+    push(
+      `${task.label}: main-thread CPU`,
+      size.label,
+      "time",
+      task.adapters["in-memory"].mainCpuNsPerUnit,
+      task.adapters.sharded.mainCpuNsPerUnit,
+      "<=",
+      spec.bound,
+      `${taskBase(task)} · main-thread CPU`,
+    );
+  }
+  if (size) {
+    const heap = "main-thread heap per membership";
+    const rss = "process RSS per membership";
+    push(heap, size.label, "bytes", size.setup["in-memory"].memory.heapBytesPerMembership, size.setup.sharded.memory.heapBytesPerMembership, "<=", 0.1, heap);
+    push(rss, size.label, "bytes", size.setup["in-memory"].memory.rssBytesPerMembership, size.setup.sharded.memory.rssBytesPerMembership, "<=", 1.0, rss);
+  }
+  const gc = results.gc;
+  if (gc) {
+    push(`GC pause p99 while broadcasting`, `${gc.label} (${(gc.memberships / 1e6).toFixed(1)}M memberships)`, "ms", gc.adapters["in-memory"].pauses.p99, gc.adapters.sharded.pauses.p99, "<=", 0.2);
+  } else {
+    targets.push({ target: "GC pause p99 while broadcasting", where: "not run", kind: "ms", inMemory: NaN, sharded: NaN, ratio: NaN, op: "<=", bound: 0.2, met: undefined });
+  }
+  const e2e = results.e2e;
+  const e2eWhere = e2e ? `end to end, ${e2e.config.clients} clients` : "not run";
+  const e = (f: (x: NonNullable<BenchResults["e2e"]>["summary"]["sharded"]) => number, adapter: AdapterKind) => (e2e ? f(e2e.summary[adapter]) : NaN);
+  push("delivered messages per second", e2eWhere, "rate", e((x) => x.deliveredPerSecond, "in-memory"), e((x) => x.deliveredPerSecond, "sharded"), ">=", 1.0);
+  push("server event-loop delay p99 during the storm", e2eWhere, "ms", e((x) => x.eventLoopDelayP99Ms, "in-memory"), e((x) => x.eventLoopDelayP99Ms, "sharded"), "<=", 1.0);
+  return targets;
+}
+
+function targetValue(t: TargetRow, v: number): string {
+  switch (t.kind) {
+    case "time":
+      return formatNs(v);
+    case "bytes":
+      return formatBytes(v);
+    case "ms":
+      return Number.isFinite(v) ? `${v.toFixed(2)} ms` : "n/a";
+    case "rate":
+      return Number.isFinite(v) ? `${Math.round(v)}/s` : "n/a";
+  }
+}
+
+const mark = (met: boolean | undefined) => (met === undefined ? "not measured" : met ? "✅ met" : "❌ missed");
+const boundText = (t: { op: "<=" | ">="; bound: number }) => `${t.op === "<=" ? "≤" : "≥"} ${t.bound.toFixed(1)}`;
+const ratio3 = (r: number) => (Number.isFinite(r) ? r.toFixed(3) : "n/a");
+
+/** A plain-text table: first column left-aligned, the others right-aligned. */
+function plainTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join(" | ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("-+-"), ...rows.map(line)].join("\n");
+}
+
+function mdTable(header: string[], rows: string[][]): string[] {
+  return [`| ${header.join(" | ")} |`, `|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)];
+}
+
+/** Ratios (sharded / in-memory) of main-thread CPU per workload, one column per cell. */
+function gridCells(results: BenchResults): { header: string[]; rows: string[][] } {
+  const sizes = [...results.sizes].sort((a, b) => a.n - b.n || a.k - b.k);
+  const header = ["ratio sharded/in-memory", ...sizes.map((s) => s.label.replace(/ R=.*/, ""))];
+  const rows: string[][] = [];
+  const val = (f: (s: SizeResult) => number) => sizes.map((s) => ratioText(f(s)));
+  rows.push(["populate from empty, per membership", ...val((s) => s.setup.sharded.populateNsPerMembership / s.setup["in-memory"].populateNsPerMembership)]);
+  rows.push(["main-thread heap per membership", ...val((s) => s.setup.sharded.memory.heapBytesPerMembership / s.setup["in-memory"].memory.heapBytesPerMembership)]);
+  rows.push(["process RSS per membership", ...val((s) => s.setup.sharded.memory.rssBytesPerMembership / s.setup["in-memory"].memory.rssBytesPerMembership)]);
+  const names: TaskName[] = [];
+  for (const s of sizes) for (const t of s.tasks) if (!names.includes(t.name)) names.push(t.name);
+  for (const name of names) {
+    const label = sizes.flatMap((s) => s.tasks).find((t) => t.name === name)!.label;
+    rows.push([
+      `${label}: main-thread CPU`,
+      ...sizes.map((s) => {
+        const t = s.tasks.find((x) => x.name === name);
+        return t ? ratioText(t.adapters.sharded.mainCpuNsPerUnit / t.adapters["in-memory"].mainCpuNsPerUnit) : "-";
+      }),
+    ]);
+    rows.push([
+      `${label}: wall median`,
+      ...sizes.map((s) => {
+        const t = s.tasks.find((x) => x.name === name);
+        return t ? ratioText(t.adapters.sharded.wall.p50 / t.adapters["in-memory"].wall.p50) : "-";
+      }),
+    ]);
+  }
+  return { header, rows };
+}
+
+export function gridTable(results: BenchResults): string {
+  if (results.sizes.length === 0) return "";
+  const { header, rows } = gridCells(results);
+  return `Size grid (ratios; "-": workload not run in that cell)\n${plainTable(header, rows)}`;
+}
+
+function targetRows(results: BenchResults): string[][] {
+  return results.targets.map((t) => [t.target, t.where, targetValue(t, t.inMemory), targetValue(t, t.sharded), ratio3(t.ratio), boundText(t), mark(t.met)]);
+}
+const TARGET_HEADER = ["target (issue 4)", "where", "in-memory", "sharded", "ratio", "target", "result"];
+
+function e2eRows(e2e: E2EResult): string[][] {
+  const a = e2e.summary["in-memory"];
+  const b = e2e.summary.sharded;
+  const row = (label: string, x: number, y: number, f: (v: number) => string) => [label, f(x), f(y), ratio3(y / x)];
+  const ms = (v: number) => `${v.toFixed(2)} ms`;
+  return [
+    row("delivered messages per second", a.deliveredPerSecond, b.deliveredPerSecond, (v) => `${Math.round(v)}/s`),
+    row("delivered / sent", a.deliveredFraction, b.deliveredFraction, (v) => v.toFixed(4)),
+    row("delivery latency p50", a.latencyP50Ms, b.latencyP50Ms, ms),
+    row("delivery latency p99", a.latencyP99Ms, b.latencyP99Ms, ms),
+    row("server event-loop delay p99", a.eventLoopDelayP99Ms, b.eventLoopDelayP99Ms, ms),
+    row("server main-thread CPU per second of storm", a.mainCpuMsPerSecond, b.mainCpuMsPerSecond, (v) => `${v.toFixed(0)} ms`),
+    row("server shard-worker CPU per second of storm", a.workerCpuMsPerSecond, b.workerCpuMsPerSecond, (v) => `${v.toFixed(0)} ms`),
+    row("largest tick lateness", a.maxTickLagMs, b.maxTickLagMs, ms),
+  ];
+}
+
+function gcRows(gc: GcResult): string[][] {
+  const a = gc.adapters["in-memory"];
+  const b = gc.adapters.sharded;
+  const ms = (v: number) => `${v.toFixed(2)} ms`;
+  const row = (label: string, x: number, y: number, f: (v: number) => string) => [label, f(x), f(y), ratio3(y / x)];
+  const rows = [
+    row("GC pause p50", a.pauses.p50, b.pauses.p50, ms),
+    row("GC pause p99", a.pauses.p99, b.pauses.p99, ms),
+    row("GC pause max", a.pauses.max, b.pauses.max, ms),
+    row("GC pauses", a.pauses.count, b.pauses.count, String),
+    row("GC pause total per second", (a.pauses.total / a.durationMs) * 1000, (b.pauses.total / b.durationMs) * 1000, ms),
+    row("broadcasts per second", (a.broadcasts / a.durationMs) * 1000, (b.broadcasts / b.durationMs) * 1000, (v) => v.toFixed(0)),
+    row("heap used at start", a.heapUsedBefore / 2 ** 20, b.heapUsedBefore / 2 ** 20, (v) => `${v.toFixed(0)} MiB`),
+  ];
+  for (const kind of [...new Set([...Object.keys(a.byKind), ...Object.keys(b.byKind)])].sort()) {
+    const x = a.byKind[kind];
+    const y = b.byKind[kind];
+    const f = (s: GcStormResult["pauses"] | undefined) => (s ? `${s.count} × p50 ${s.p50.toFixed(2)} / max ${s.max.toFixed(2)} ms` : "0");
+    rows.push([`${kind} GCs`, f(x), f(y), ""]);
+  }
+  const largest = (g: GcStormResult) => g.largest.map((p) => `${p.ms.toFixed(1)} (${p.kind.replace(/ \(.*/, "")}${p.flags ? `, flags ${p.flags}` : ""}, at ${(p.atMs / 1000).toFixed(1)} s)`).join("; ") || "-";
+  rows.push(["longest pauses, ms", largest(a), largest(b), ""]);
+  return rows;
+}
+
+/** The end of the terminal output: targets, GC and end to end. */
+export function summaryText(results: BenchResults): string {
+  const parts: string[] = [];
+  if (results.gc) parts.push(`GC while broadcasting, ${results.gc.label}\n${plainTable(["", "in-memory", "sharded", "ratio"], gcRows(results.gc))}`);
+  if (results.e2e) parts.push(`End to end, ${results.e2e.config.clients} socket.io-client websocket connections\n${plainTable(["", "in-memory", "sharded", "ratio"], e2eRows(results.e2e))}`);
+  parts.push(`Targets\n${plainTable(TARGET_HEADER, targetRows(results))}`);
+  for (const skip of results.skipped) parts.push(`Skipped: ${skip.label}: ${skip.reason}`);
+  return parts.join("\n\n");
+}
+
 export function markdown(results: BenchResults): string {
   const m = results.machine;
   const out: string[] = [];
@@ -161,33 +401,150 @@ export function markdown(results: BenchResults): string {
   const c = results.config;
   out.push(
     `- Config: mode ${c.mode}; sharded adapter \`createAdapter({ workers: ${c.workers}${c.offloadThreshold === "default" ? "" : `, offloadThreshold: ${c.offloadThreshold}`} })\`` +
-      ` (offloadThreshold ${c.offloadThreshold === "default" ? "default 20000" : c.offloadThreshold}); ${c.rounds} round(s) per workload and adapter, alternating order;` +
-      ` tinybench time ${c.timing.time} ms, ≥ ${c.timing.iterations} iterations, warmup ${c.timing.warmupTime} ms / ${c.timing.warmupIterations} iterations per round; seed ${c.seed}, Zipf exponent ${c.zipf}`,
+      ` (offloadThreshold ${c.offloadThreshold === "default" ? "default 20000" : c.offloadThreshold}); seed ${c.seed}, Zipf exponent ${c.zipf}`,
   );
-  out.push(`- Total time: ${results.elapsedSeconds.toFixed(1)} s`, "");
+  out.push(
+    `- Total time: ${results.elapsedSeconds.toFixed(1)} s (` +
+      [
+        ...results.sizes.map((s) => `${s.label.replace(/ R=.*/, "")}: ${s.elapsedSeconds.toFixed(0)} s`),
+        ...(results.e2e ? [`end to end: ${results.e2e.elapsedSeconds.toFixed(0)} s`] : []),
+      ].join(", ") +
+      ")",
+    "",
+  );
   out.push("Ratio = sharded / in-memory: below 1 the sharded adapter is faster (or smaller).", "");
+
+  out.push("## Targets", "");
+  out.push(
+    "Issue 4's targets, as ratios sharded / in-memory, judged from this run's numbers. \"Main-thread busy\" is main-thread CPU per op (or per membership); wall times are in the tables below.",
+    "",
+  );
+  out.push(...mdTable(TARGET_HEADER, targetRows(results)), "");
+  const met = results.targets.filter((t) => t.met === true).length;
+  const missed = results.targets.filter((t) => t.met === false).length;
+  out.push(`${met} met, ${missed} missed, ${results.targets.length - met - missed} not measured.`, "");
+
+  if (results.chart.file) {
+    out.push("## Cost per recipient against N", "");
+    out.push(`![main-thread CPU per recipient against N](${results.chart.file})`, "");
+    if (results.chart.points.length > 0) {
+      out.push(
+        ...mdTable(
+          ["workload (K=10)", "adapter", ...[...new Set(results.chart.points.map((p) => p.n))].map((n) => `N=${n}`)],
+          [...new Set(results.chart.points.map((p) => `${p.label}\u0000${p.adapter}`))].map((key) => {
+            const [label, adapter] = key.split("\u0000");
+            return [
+              label,
+              adapter,
+              ...[...new Set(results.chart.points.map((p) => p.n))].map((n) => {
+                const p = results.chart.points.find((x) => x.label === label && x.adapter === adapter && x.n === n);
+                return p ? `${formatNs(p.nsPerRecipient)} (${p.recipientsPerOp} rcpt)` : "-";
+              }),
+            ];
+          }),
+        ),
+        "",
+      );
+    }
+  }
+
+  if (results.sizes.length > 0) {
+    out.push("## Size grid", "");
+    out.push(
+      "Ratios sharded / in-memory per N×K cell (R = max(1000, N·K/100) rooms: a mean room of about 100). The headline cell runs every workload; the others run the reduced set. Absolute numbers are in each cell's section below.",
+      "",
+    );
+    const { header, rows } = gridCells(results);
+    out.push(...mdTable(header, rows), "");
+  }
+  if (results.skipped.length > 0) {
+    out.push("Not run:", "");
+    for (const skip of results.skipped) out.push(`- ${skip.label}: ${skip.reason}`);
+    out.push("");
+  }
+
+  if (results.e2e) {
+    const e = results.e2e;
+    const s = e.config.schedule;
+    out.push("## End to end: socket.io server and socket.io-client", "");
+    out.push(
+      `A real socket.io server (http on 127.0.0.1, random port) with each adapter in turn (${e.config.rounds} round(s), alternating order; medians over the rounds), and ${e.config.clients} socket.io-client websocket connections in a separate process.` +
+        ` On connection each client joins ${e.config.k} rooms of ${e.workload.rooms} (Zipf 1; largest rooms ${e.workload.largestRooms}; ${e.workload.memberships} memberships with the own-id rooms).` +
+        ` Storm: ${s.durationMs} ms, a tick every ${s.tickMs} ms; per tick ${s.roomsPerTick} emits to rooms drawn uniformly (so of skewed sizes), ${s.ownIdPerTick} to single sockets, every ${s.unionEvery}th tick one to a union of ${s.unionRooms} rooms, every ${s.everyoneEvery}th tick one to everyone;` +
+        ` ${Math.round(e.summary["in-memory"].offeredPerSecond)} deliveries per second offered. The payload is the server's monotonic clock at the emit; latency is the client's clock at receipt minus that (same machine, same clock).` +
+        " Delivered per second = messages received / (last receipt − storm start). Event-loop delay: `monitorEventLoopDelay({ resolution: 1 })` on the server's main thread over the storm and 50 ms after.",
+      "",
+    );
+    out.push(...mdTable(["", "in-memory", "sharded", "ratio"], e2eRows(e)), "");
+    out.push(
+      ...mdTable(
+        ["round", "adapter", "connect", "delivered / expected", "delivered/s", "latency p50 / p99 / max", "event-loop delay p50 / p99 / max", "server main / worker CPU", "client CPU", "emits offloaded to workers"],
+        e.rounds.map((r) => [
+          String(r.round + 1),
+          r.adapter,
+          `${(r.clients.connectMs / 1000).toFixed(1)} s`,
+          `${r.clients.received} / ${r.server.expectedDeliveries}`,
+          `${Math.round(r.deliveredPerSecond)}`,
+          `${r.clients.latency.p50.toFixed(2)} / ${r.clients.latency.p99.toFixed(2)} / ${r.clients.latency.max.toFixed(1)} ms`,
+          `${r.server.eventLoopDelay.p50.toFixed(2)} / ${r.server.eventLoopDelay.p99.toFixed(2)} / ${r.server.eventLoopDelay.max.toFixed(1)} ms`,
+          `${r.server.mainCpuMs.toFixed(0)} / ${r.server.workerCpuMs.toFixed(0)} ms`,
+          `${r.clients.cpuMs.toFixed(0)} ms`,
+          r.adapter === "sharded" ? `${r.server.offloaded} of ${r.server.emits}` : "-",
+        ]),
+      ),
+      "",
+    );
+  }
+
+  if (results.gc) {
+    const gc = results.gc;
+    out.push(`## GC while broadcasting: ${gc.label}, ${gc.memberships} memberships held`, "");
+    out.push(
+      `Each adapter's runner holds the populated membership and broadcasts back to back for ${gc.durationMs} ms (everyone, union of 100 rooms, one ~100 room, socket.to(room), 32 own-id rooms, in rotation, an event-loop turn before each), one adapter at a time;` +
+        " a `PerformanceObserver` records every 'gc' entry of the main thread (its duration is the pause). No forced gc during the storm.",
+      "",
+    );
+    out.push(...mdTable(["", "in-memory", "sharded", "ratio"], gcRows(gc)), "");
+  }
+
+  const headline = headlineSize(results.sizes);
   for (const size of results.sizes) {
     out.push(`## ${size.label}`, "");
     const w = size.workload;
     out.push(
       `Workload: ${w.sockets} sockets, each in its own-id room plus ${w.roomsPerSocket} of ${w.rooms} rooms (Zipf ${w.zipfExponent});` +
         ` ${w.memberships} memberships; largest rooms ${w.largestRoomSizes}; room size median ${w.roomSizeMedian}, p90 ${w.roomSizeP90}, p99 ${w.roomSizeP99};` +
-        ` small room ${w.smallRoomSize}, biggest room ${w.bigRoomSize}; the 100 rooms hold ${w.hundredRoomsMemberships} memberships. Measured in ${size.elapsedSeconds.toFixed(1)} s.`,
+        ` small room ${w.smallRoomSize}, biggest room ${w.bigRoomSize}; the 100 rooms hold ${w.hundredRoomsMemberships} memberships.` +
+        ` ${size.rounds} round(s) per workload and adapter, tinybench ${size.timing.time} ms, ≥ ${size.timing.iterations} iterations, warmup ${size.timing.warmupTime} ms / ${size.timing.warmupIterations} iterations per round. Measured in ${size.elapsedSeconds.toFixed(1)} s.`,
       "",
     );
-    out.push(`| ${HEADER.join(" | ")} |`, "|---|---:|---:|---:|");
+    const withTargets = size === headline;
+    out.push(`| ${HEADER.join(" | ")} |${withTargets ? " target | result |" : ""}`, `|---|---:|---:|---:|${withTargets ? "---:|---|" : ""}`);
     for (const r of results.rows.filter((x) => x.size === size.label)) {
-      out.push(`| ${r.workload} | ${cell(r, r.inMemory)} | ${cell(r, r.sharded)} | ${ratioText(r.ratio)} |`);
+      let extra = "";
+      if (withTargets) {
+        const t = results.targets.find((x) => x.where === size.label && x.rowKey === r.workload);
+        extra = t ? ` ${boundText(t)} | ${mark(t.met)} |` : " | |";
+      }
+      out.push(`| ${r.workload} | ${cell(r, r.inMemory)} | ${cell(r, r.sharded)} | ${ratioText(r.ratio)} |${extra}`);
     }
-    out.push("", "Details (sharded pool: queries offloaded to the workers per op, and shards the workers answered per op, out of the worker count):", "");
-    out.push("| workload | recipients per op (join/leave: memberships per batch) | in-memory: wall mean ± rme, samples | sharded: wall mean ± rme, samples | process CPU (all threads) in-memory / sharded | offloaded/op | worker shards/op |");
-    out.push("|---|---:|---:|---:|---:|---:|---:|");
+    out.push(
+      "",
+      `Details (sharded pool: queries offloaded to the workers per op, and shards the workers answered per op, out of the worker count; shard-worker CPU is that of the ${size.workerThreads} threads that started with the sharded adapter; other threads = process CPU − main thread − shard workers: V8's GC and compiler helpers, libuv):`,
+      "",
+    );
+    out.push(
+      "| workload | recipients per op (join/leave: memberships per batch) | in-memory: wall mean ± rme, samples | sharded: wall mean ± rme, samples | process CPU (all threads) in-memory / sharded | sharded: shard-worker CPU | other threads in-memory / sharded | offloaded/op | worker shards/op |",
+    );
+    out.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (const t of size.tasks) {
       const a = t.adapters["in-memory"];
       const b = t.adapters.sharded;
       out.push(
         `| ${t.label} | ${formatCount(t.recipientsPerOp)} | ${formatNs(a.wall.mean * MS_TO_NS)} ± ${a.wall.rme.toFixed(1)}%, ${a.wall.samples} | ${formatNs(b.wall.mean * MS_TO_NS)} ± ${b.wall.rme.toFixed(1)}%, ${b.wall.samples}` +
-          ` | ${formatNs(a.processCpuNsPerUnit)} / ${formatNs(b.processCpuNsPerUnit)} | ${b.pool ? b.pool.offloadedPerOp.toFixed(2) : "-"} | ${b.pool ? b.pool.shardsByWorkersPerOp.toFixed(2) : "-"} |`,
+          ` | ${formatNs(a.processCpuNsPerUnit)} / ${formatNs(b.processCpuNsPerUnit)} | ${formatNs(b.workerCpuNsPerUnit)}` +
+          ` | ${formatNs(a.processCpuNsPerUnit - a.mainCpuNsPerUnit - a.workerCpuNsPerUnit)} / ${formatNs(b.processCpuNsPerUnit - b.mainCpuNsPerUnit - b.workerCpuNsPerUnit)}` +
+          ` | ${b.pool ? b.pool.offloadedPerOp.toFixed(2) : "-"} | ${b.pool ? b.pool.shardsByWorkersPerOp.toFixed(2) : "-"} |`,
       );
     }
     const mi = size.setup["in-memory"].memory;
@@ -198,7 +555,8 @@ export function markdown(results: BenchResults): string {
         ` RSS ${(mi.after.rss / 2 ** 20).toFixed(1)} / ${(ms.after.rss / 2 ** 20).toFixed(1)} MiB (in-memory / sharded);` +
         ` RSS before any membership ${(mi.rssBaseline / 2 ** 20).toFixed(1)} / ${(ms.rssBaseline / 2 ** 20).toFixed(1)} MiB (the sharded process includes its worker threads);` +
         ` \`external\` growth (includes SharedArrayBuffers) per membership ${formatBytes(mi.externalBytesPerMembership)} / ${formatBytes(ms.externalBytesPerMembership)};` +
-        ` sharded shared memory ${ms.sharedMemoryBytes !== undefined ? (ms.sharedMemoryBytes / 2 ** 20).toFixed(1) + " MiB" : "n/a"}.`,
+        ` sharded shared memory ${ms.sharedMemoryBytes !== undefined ? (ms.sharedMemoryBytes / 2 ** 20).toFixed(1) + " MiB" : "n/a"};` +
+        ` populating took ${(size.setup["in-memory"].populateMs / 1000).toFixed(1)} / ${(size.setup.sharded.populateMs / 1000).toFixed(1)} s.`,
       "",
     );
   }

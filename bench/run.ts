@@ -1,33 +1,52 @@
 /**
  * `make bench` / `make bench-quick`: socket.io's in-memory adapter and the
- * sharded adapter, measured side by side on the same synthetic workload and
- * reported as ratios (sharded / in-memory).
+ * sharded adapter, measured side by side and reported as ratios
+ * (sharded / in-memory).
  *
- *   node dist/bench/run.js            N=100k and N=10k (a few minutes)
- *   node dist/bench/run.js --quick    N=10k only, short budgets (< 1 minute)
+ *   node dist/bench/run.js            the size grid, end to end, GC (< 10 minutes on 2 cores)
+ *   node dist/bench/run.js --quick    a small version of each (< 1 minute)
  *
- * Options (mainly for investigating one workload):
- *   --sizes=100000,10000   socket counts (R = N/10 rooms, K = 10 rooms per socket)
- *   --only=bcast-all,join  run only these workloads (names: see bench/protocol.ts)
- *   --rounds=2 --time=1000 rounds per workload and adapter, tinybench ms per round
+ * The full run:
+ *   - every workload at the headline size N=100k K=10;
+ *   - the reduced set (protocol.ts GRID_TASKS) over N = 10k, 100k, 1M and
+ *     K = 1, 10, 50 rooms per socket (R = max(1000, N·K/100) rooms, so a mean
+ *     room of about 100), except N=1M K=50 (skipped, see SKIPPED);
+ *   - GC pauses while broadcasting with 1M sockets × 10 rooms held;
+ *   - end to end: a real socket.io server and 2,000 websocket clients (e2e.ts);
+ *   - bench/results/chart.svg: main-thread CPU per recipient against N.
+ *
+ * Options (mainly for investigating; any of them makes the mode "custom"):
+ *   --cells=100000x10,10000x50   N×K cells (with --only's workloads, default all)
+ *   --sizes=100000,10000         the same with K=10
+ *   --only=bcast-all,join        run only these workloads (names: see bench/protocol.ts)
+ *   --rounds=2 --time=1000       rounds per workload and adapter, tinybench ms per round
+ *   --gc=1000000x10 --gc-time=5000     the GC measurement's cell and length ("--gc=none": off)
+ *   --e2e-clients=2000 --storm=3000 --e2e-rounds=2   end to end ("--e2e-clients=0": off)
  *   --seed=1 --zipf=1 --workers=2 --offload-threshold=20000
- *   --no-write             print only, do not write bench/results/
+ *   --no-write                   print only, do not write bench/results/
+ * With --cells, --sizes or --only, GC and end to end are off unless asked for.
  *
  * This process only orchestrates. Each adapter runs in a child process of its
- * own (bench/runner.ts, forked with --expose-gc, so the Makefile needs no
- * flag); both children are alive for a whole size and the parent alternates
- * between them, workload by workload and round by round (A B, then B A).
+ * own (bench/runner.ts, forked with --expose-gc and a large old space, so the
+ * Makefile needs no flag); both children are alive for a whole cell and the
+ * parent alternates between them, workload by workload and round by round
+ * (A B, then B A). The end-to-end server and clients are children too.
  * Progress goes to stderr, the table to stdout, and the results to
- * bench/results/latest.{json,md} (plus <mode>.{json,md}).
+ * bench/results/latest.{json,md} and chart.svg (plus <mode>.{json,md} and
+ * <mode>-chart.svg).
  */
 import { execFileSync, fork, type ChildProcess } from "node:child_process";
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, release, totalmem, type as osType } from "node:os";
 import { join, relative } from "node:path";
+import { chartSvg, chartPoints } from "./chart";
+import { e2eClientsMain, e2eServerMain, runEndToEnd, type E2EConfig, type E2EResult } from "./e2e";
 import {
   ADAPTERS,
+  GRID_TASKS,
   TASKS,
   type AdapterKind,
+  type GcStormResult,
   type ReadyMessage,
   type RunnerArgs,
   type RunnerMessage,
@@ -35,41 +54,134 @@ import {
   type TaskInfo,
   type Timing,
 } from "./protocol";
-import { buildRows, formatCount, formatNs, markdown, textTable, type AdapterTaskResult, type BenchResults, type SizeResult, type TaskResult } from "./report";
+import {
+  buildRows,
+  buildTargets,
+  formatCount,
+  formatNs,
+  gridTable,
+  markdown,
+  summaryText,
+  textTable,
+  type AdapterTaskResult,
+  type BenchResults,
+  type GcResult,
+  type SizeResult,
+  type TaskResult,
+} from "./report";
 import { runnerMain } from "./runner";
 import { concat, summarize } from "./stats";
 
+interface Cell {
+  readonly n: number;
+  readonly k: number;
+  readonly tasks: readonly TaskInfo[];
+  readonly rounds: number;
+  readonly timing: Timing;
+  /** Run the GC measurement in this cell's runners after its workloads. */
+  gc: boolean;
+}
+
 interface Config {
   mode: "full" | "quick" | "custom";
-  sizes: number[];
-  k: number;
-  rounds: number;
-  timing: Timing;
+  cells: Cell[];
+  skipped: { label: string; reason: string }[];
   seed: number;
   zipf: number;
   workers: number;
   offloadThreshold: number | undefined;
-  only: TaskInfo[];
+  gcDurationMs: number;
+  e2e: E2EConfig | undefined;
   write: boolean;
+}
+
+const ALL = TASKS;
+const GRID = TASKS.filter((t) => GRID_TASKS.includes(t.name));
+const pick = (names: string[]) => TASKS.filter((t) => names.includes(t.name));
+
+const HEADLINE_TIMING: Timing = { time: 700, iterations: 8, warmupTime: 150, warmupIterations: 2 };
+const GRID_TIMING: Timing = { time: 200, iterations: 5, warmupTime: 50, warmupIterations: 1 };
+/** At N=1M a broadcast to everyone takes ~0.6 s on the in-memory adapter: fewer iterations. */
+const HUGE_TIMING: Timing = { time: 300, iterations: 3, warmupTime: 0, warmupIterations: 1 };
+const QUICK_TIMING: Timing = { time: 100, iterations: 5, warmupTime: 30, warmupIterations: 2 };
+
+const cell = (n: number, k: number, tasks: readonly TaskInfo[], rounds: number, timing: Timing, gc = false): Cell => ({ n, k, tasks, rounds, timing, gc });
+
+function e2eDefaults(quick: boolean): E2EConfig {
+  return {
+    clients: quick ? 500 : 2000,
+    k: 3,
+    rounds: quick ? 1 : 2,
+    seed: 1,
+    workers: 2,
+    offloadThreshold: undefined,
+    // Every 20 ms: 2 rooms (skewed sizes) and 5 single sockets; every 10th
+    // tick a union of 5 rooms, every 25th tick everyone. With 2,000 clients
+    // that offers ~17k deliveries/s: below what the 2 cores can carry with
+    // the clients on them, so that latency and event-loop delay measure the
+    // adapters rather than a queue that grows for the whole storm.
+    schedule: { durationMs: quick ? 1000 : 3000, tickMs: 20, roomsPerTick: 2, everyoneEvery: 25, unionEvery: 10, unionRooms: 5, ownIdPerTick: 5 },
+  };
+}
+
+function parseCells(value: string): { n: number; k: number }[] {
+  return value.split(",").map((x) => {
+    const m = /^(\d+)x(\d+)$/.exec(x.trim());
+    if (!m) throw new Error(`${x}: expected NxK, e.g. 100000x10`);
+    return { n: Number(m[1]), k: Number(m[2]) };
+  });
 }
 
 function parseArgs(argv: readonly string[]): Config {
   const quick = argv.includes("--quick");
-  const config: Config = {
-    mode: quick ? "quick" : "full",
-    sizes: quick ? [10_000] : [100_000, 10_000],
-    k: 10,
-    rounds: quick ? 2 : 3,
-    timing: quick
-      ? { time: 150, iterations: 5, warmupTime: 50, warmupIterations: 2 }
-      : { time: 1000, iterations: 8, warmupTime: 200, warmupIterations: 2 },
-    seed: 1,
-    zipf: 1,
-    workers: 2,
-    offloadThreshold: undefined,
-    only: [...TASKS],
-    write: true,
-  };
+  const config: Config = quick
+    ? {
+        mode: "quick",
+        cells: [cell(10_000, 10, ALL, 2, QUICK_TIMING), cell(100_000, 10, pick(["bcast-union", "bcast-all"]), 1, { ...HUGE_TIMING, time: 100 }, true)],
+        skipped: [{ label: "every other N×K cell", reason: "quick mode: N=10k K=10 (all workloads) and N=100k K=10 (union, everyone, GC) only; `make bench` runs the grid" }],
+        seed: 1,
+        zipf: 1,
+        workers: 2,
+        offloadThreshold: undefined,
+        gcDurationMs: 1000,
+        e2e: e2eDefaults(true),
+        write: true,
+      }
+    : {
+        mode: "full",
+        cells: [
+          cell(10_000, 1, GRID, 2, GRID_TIMING),
+          cell(10_000, 10, GRID, 2, GRID_TIMING),
+          cell(10_000, 50, GRID, 2, GRID_TIMING),
+          cell(100_000, 1, GRID, 2, GRID_TIMING),
+          cell(100_000, 10, ALL, 2, HEADLINE_TIMING),
+          cell(100_000, 50, GRID, 1, GRID_TIMING),
+          cell(1_000_000, 1, GRID, 1, HUGE_TIMING),
+          cell(1_000_000, 10, GRID, 1, HUGE_TIMING, true),
+        ],
+        skipped: [
+          {
+            label: "N=1000k K=50 (51M memberships)",
+            reason:
+              "populating 51M memberships takes the in-memory adapter ~4 µs each (measured at 11M: GC-bound), over 3 minutes plus ~4.3 GB of heap, and the sharded one ~2 µs each: the two alone would exceed the 10-minute budget of `make bench` (run it with --cells=1000000x50)",
+          },
+        ],
+        seed: 1,
+        zipf: 1,
+        workers: 2,
+        offloadThreshold: undefined,
+        gcDurationMs: 5000,
+        e2e: e2eDefaults(false),
+        write: true,
+      };
+  let cells: { n: number; k: number }[] | undefined;
+  let only: TaskInfo[] | undefined;
+  let rounds: number | undefined;
+  let time: number | undefined;
+  let gcCell: { n: number; k: number } | null | undefined;
+  let e2eClients: number | undefined;
+  let storm: number | undefined;
+  let e2eRounds: number | undefined;
   for (const arg of argv) {
     if (arg === "--quick") continue;
     const [key, value = ""] = arg.replace(/^--/, "").split("=");
@@ -78,42 +190,53 @@ function parseArgs(argv: readonly string[]): Config {
       if (!Number.isFinite(x) || value === "") throw new Error(`${arg}: expected a number`);
       return x;
     };
+    if (key !== "no-write") config.mode = "custom";
     switch (key) {
       case "sizes":
-        config.sizes = value.split(",").map(Number);
-        config.mode = "custom";
+        cells = value.split(",").map((n) => ({ n: Number(n), k: 10 }));
+        break;
+      case "cells":
+        cells = value === "none" ? [] : parseCells(value);
         break;
       case "only":
-        config.only = value.split(",").map((name) => {
+        only = value.split(",").map((name) => {
           const task = TASKS.find((t) => t.name === name);
           if (!task) throw new Error(`unknown workload ${name}; known: ${TASKS.map((t) => t.name).join(", ")}`);
           return task;
         });
-        config.mode = "custom";
         break;
       case "rounds":
-        config.rounds = num();
-        config.mode = "custom";
+        rounds = num();
         break;
       case "time":
-        config.timing = { ...config.timing, time: num() };
-        config.mode = "custom";
+        time = num();
+        break;
+      case "gc":
+        gcCell = value === "none" ? null : parseCells(value)[0];
+        break;
+      case "gc-time":
+        config.gcDurationMs = num();
+        break;
+      case "e2e-clients":
+        e2eClients = num();
+        break;
+      case "storm":
+        storm = num();
+        break;
+      case "e2e-rounds":
+        e2eRounds = num();
         break;
       case "seed":
         config.seed = num();
-        config.mode = "custom";
         break;
       case "zipf":
         config.zipf = num();
-        config.mode = "custom";
         break;
       case "workers":
         config.workers = num();
-        config.mode = "custom";
         break;
       case "offload-threshold":
         config.offloadThreshold = num();
-        config.mode = "custom";
         break;
       case "no-write":
         config.write = false;
@@ -121,6 +244,39 @@ function parseArgs(argv: readonly string[]): Config {
       default:
         throw new Error(`unknown option ${arg}`);
     }
+  }
+  const narrowed = cells !== undefined || only !== undefined;
+  if (narrowed) {
+    const tasks = only ?? ALL;
+    const base = quick ? QUICK_TIMING : HEADLINE_TIMING;
+    config.cells = (cells ?? config.cells.map((c) => ({ n: c.n, k: c.k }))).map((c) =>
+      cell(c.n, c.k, tasks, 2, c.n >= 1_000_000 ? HUGE_TIMING : base),
+    );
+    config.skipped = [];
+    if (gcCell === undefined) gcCell = null;
+    if (e2eClients === undefined) config.e2e = undefined;
+  }
+  if (rounds !== undefined || time !== undefined) {
+    config.cells = config.cells.map((c) => ({ ...c, rounds: rounds ?? c.rounds, timing: { ...c.timing, time: time ?? c.timing.time } }));
+  }
+  if (gcCell !== undefined) {
+    for (const c of config.cells) c.gc = false;
+    if (gcCell !== null) {
+      const found = config.cells.find((c) => c.n === gcCell!.n && c.k === gcCell!.k);
+      if (found) found.gc = true;
+      else config.cells.push(cell(gcCell.n, gcCell.k, [], 1, HUGE_TIMING, true));
+    }
+  }
+  if (e2eClients !== undefined) config.e2e = e2eClients > 0 ? { ...(config.e2e ?? e2eDefaults(quick)), clients: e2eClients } : undefined;
+  if (config.e2e) {
+    config.e2e = {
+      ...config.e2e,
+      workers: config.workers,
+      offloadThreshold: config.offloadThreshold,
+      seed: config.seed,
+      rounds: e2eRounds ?? config.e2e.rounds,
+      schedule: { ...config.e2e.schedule, durationMs: storm ?? config.e2e.schedule.durationMs },
+    };
   }
   return config;
 }
@@ -143,7 +299,8 @@ class RunnerHandle {
     readonly adapter: AdapterKind,
     args: RunnerArgs,
   ) {
-    const execArgv = [...process.execArgv.filter((a) => a !== "--expose-gc"), "--expose-gc"];
+    // A large old space: the in-memory adapter holds ~1.3 GB at 1M sockets × 10 rooms.
+    const execArgv = [...process.execArgv.filter((a) => a !== "--expose-gc" && !a.startsWith("--max-old-space-size")), "--expose-gc", "--max-old-space-size=8192"];
     this.child = fork(__filename, ["--runner", JSON.stringify(args)], {
       execArgv,
       serialization: "advanced",
@@ -183,6 +340,14 @@ class RunnerHandle {
     return message;
   }
 
+  async gcStorm(durationMs: number): Promise<GcStormResult> {
+    const reply = this.next();
+    this.child.send({ type: "gc-storm", durationMs });
+    const message = await reply;
+    if (message.type !== "gc-storm") abort(`${this.adapter} runner: expected a gc-storm result, got ${message.type}`);
+    return message;
+  }
+
   async stop(): Promise<void> {
     if (this.exited) return;
     const gone = new Promise<void>((resolve) => this.child.once("exit", () => resolve()));
@@ -197,7 +362,7 @@ class RunnerHandle {
   }
 }
 
-const live = new Set<RunnerHandle>();
+const live = new Set<{ kill(): void }>();
 /** Whether every runner could read per-thread CPU clocks (Linux /proc). */
 let threadCpuClock = true;
 
@@ -210,9 +375,14 @@ function checkEqual(what: string, a: unknown, b: unknown): void {
   if (a !== b) abort(`CORRECTNESS MISMATCH: ${what}: in-memory ${String(a)} vs sharded ${String(b)}`);
 }
 
-async function runSize(config: Config, n: number, progress: { done: number; total: number }): Promise<SizeResult> {
-  const k = config.k;
-  const r = Math.max(k, Math.round(n / 10));
+/** Rooms in a cell: a mean room of about 100 members, at least 1000 rooms. */
+function roomCount(n: number, k: number): number {
+  return Math.max(k, 1000, Math.round((n * k) / 100));
+}
+
+async function runCell(config: Config, c: Cell, progress: { done: number; total: number }): Promise<{ size: SizeResult; gc?: GcResult }> {
+  const { n, k } = c;
+  const r = roomCount(n, k);
   const label = sizeLabel(n, k, r);
   const started = performance.now();
   const workload = { n, k, r, zipf: config.zipf, seed: config.seed };
@@ -237,19 +407,19 @@ async function runSize(config: Config, n: number, progress: { done: number; tota
   checkEqual(`${label}: membership state after populating`, ready["in-memory"].fingerprint, ready.sharded.fingerprint);
 
   const tasks: TaskResult[] = [];
-  for (const [t, task] of config.only.entries()) {
+  for (const [t, task] of c.tasks.entries()) {
     const runs: Record<AdapterKind, RunResult[]> = { "in-memory": [], sharded: [] };
-    for (let round = 0; round < config.rounds; round++) {
+    for (let round = 0; round < c.rounds; round++) {
       const order: AdapterKind[] = (t + round) % 2 === 0 ? ["in-memory", "sharded"] : ["sharded", "in-memory"];
       for (const adapter of order) {
-        const result = await runners[adapter].run(task, config.timing);
+        const result = await runners[adapter].run(task, c.timing);
         runs[adapter].push(result);
         progress.done++;
         const unit = task.unit === "op" ? "op" : "membership";
         log(
           `[${label}] (${progress.done}/${progress.total}) ${task.name.padEnd(16)} ${adapter.padEnd(9)} round ${round + 1}:` +
             ` mean ${formatNs(result.tinybench.mean * 1e6)}/${unit}, p99 ${formatNs(result.tinybench.p99 * 1e6)},` +
-            ` main CPU ${formatNs(result.mainCpuNsPerUnit)} (wall ${formatNs(result.cpuPassWallNsPerUnit)} in that pass), rcpt/op ${formatCount(result.recipientsPerOp)},` +
+            ` main CPU ${formatNs(result.mainCpuNsPerUnit)}${adapter === "sharded" ? `, workers ${formatNs(result.workerCpuNsPerUnit)}` : ""} (wall ${formatNs(result.cpuPassWallNsPerUnit)} in that pass), rcpt/op ${formatCount(result.recipientsPerOp)},` +
             ` ${result.tinybench.samples} samples${result.pool ? `, offloaded/op ${result.pool.offloadedPerOp.toFixed(2)}, worker shards/op ${result.pool.shardsByWorkersPerOp.toFixed(2)}` : ""}` +
             ` [${(result.elapsedMs / 1000).toFixed(1)} s]`,
         );
@@ -279,6 +449,7 @@ async function runSize(config: Config, n: number, progress: { done: number; tota
         wall: summarize(concat(list.map((x) => x.samples))),
         mainCpuNsPerUnit: weighted((x) => x.mainCpuNsPerUnit),
         processCpuNsPerUnit: weighted((x) => x.processCpuNsPerUnit),
+        workerCpuNsPerUnit: weighted((x) => x.workerCpuNsPerUnit),
         eventLoopUtilization: list.reduce((s, x) => s + x.eventLoopUtilization, 0) / list.length,
         recipientsPerOp: list[0].recipientsPerOp,
         unitsPerIteration: list[0].unitsPerIteration,
@@ -302,6 +473,21 @@ async function runSize(config: Config, n: number, progress: { done: number; tota
       adapters: { "in-memory": pooled("in-memory"), sharded: pooled("sharded") },
     });
   }
+  let gc: GcResult | undefined;
+  if (c.gc) {
+    // One adapter at a time, the other runner idle.
+    const results = {} as Record<AdapterKind, GcStormResult>;
+    for (const adapter of ADAPTERS) {
+      log(`[${label}] GC: ${adapter}: broadcasting for ${config.gcDurationMs} ms with ${formatCount(n * (k + 1))} memberships held...`);
+      const g = await runners[adapter].gcStorm(config.gcDurationMs);
+      results[adapter] = g;
+      log(
+        `[${label}] GC: ${adapter}: ${g.broadcasts} broadcasts, ${g.pauses.count} GC pauses: p50 ${g.pauses.p50.toFixed(2)} ms, p99 ${g.pauses.p99.toFixed(2)} ms,` +
+          ` max ${g.pauses.max.toFixed(2)} ms, ${g.pauses.total.toFixed(0)} ms in all (${Object.entries(g.byKind).map(([kind, x]) => `${kind} ${x.count}`).join(", ")})`,
+      );
+    }
+    gc = { label, memberships: n * (k + 1), durationMs: config.gcDurationMs, adapters: results };
+  }
   for (const adapter of ADAPTERS) {
     await runners[adapter].stop();
     live.delete(runners[adapter]);
@@ -311,22 +497,37 @@ async function runSize(config: Config, n: number, progress: { done: number; tota
     populateMs: ready[adapter].populateMs,
     memory: ready[adapter].memory,
   });
+  const elapsedSeconds = (performance.now() - started) / 1000;
+  log(`[${label}] done in ${elapsedSeconds.toFixed(1)} s`);
   return {
-    label,
-    workload: ready["in-memory"].workload,
-    elapsedSeconds: (performance.now() - started) / 1000,
-    setup: { "in-memory": setup("in-memory"), sharded: setup("sharded") },
-    tasks,
+    size: {
+      label,
+      n,
+      k,
+      workload: ready["in-memory"].workload,
+      rounds: c.rounds,
+      timing: c.timing,
+      elapsedSeconds,
+      setup: { "in-memory": setup("in-memory"), sharded: setup("sharded") },
+      workerThreads: ready.sharded.workerThreads,
+      tasks,
+    },
+    gc,
   };
 }
 
 const NOTES = [
-  "Each adapter runs in its own Node process (forked with --expose-gc) holding a real socket.io `Server` (`new Server()` for in-memory, `new Server({ adapter: createAdapter(...) })` for sharded) and `io.of(\"/\")`, whose `nsp.sockets` holds fake sockets: `client.writeToEngine` counts, `notifyOutgoingListeners` is absent, `join()` calls `adapter.addAll(id, new Set(rooms))` as socket.io does. Both processes build the identical seeded workload and stay alive side by side; the parent alternates them per workload and round (A B, then B A).",
-  "Workload: each socket joins its own-id room plus K distinct rooms drawn from R rooms with Zipf popularity (P(rank i) ∝ 1/i^s), all in one `addAll(id, new Set([id, ...rooms]))`. The small room is the room whose size is closest to 100; its sender is one of its members; the 100 rooms are drawn at random among rooms of size about N/1000; the biggest room is the most popular one.",
+  "Each adapter runs in its own Node process (forked with --expose-gc --max-old-space-size=8192) holding a real socket.io `Server` (`new Server()` for in-memory, `new Server({ adapter: createAdapter(...) })` for sharded) and `io.of(\"/\")`, whose `nsp.sockets` holds fake sockets: `client.writeToEngine` counts, `notifyOutgoingListeners` is absent, `join()` calls `adapter.addAll(id, new Set(rooms))` as socket.io does. Both processes build the identical seeded workload and stay alive side by side; the parent alternates them per workload and round (A B, then B A).",
+  "Workload: each socket joins its own-id room plus K distinct rooms drawn from R = max(1000, N·K/100) rooms (a mean room of about 100 members; R = N/10 at K=10) with Zipf popularity (P(rank i) ∝ 1/i^s), all in one `addAll(id, new Set([id, ...rooms]))`. The small room is the room whose size is closest to 100; its sender is one of its members; the 100 rooms are drawn at random among rooms of size about N/1000; the biggest room is the most popular one.",
   "Broadcasts are real packets: `adapter.broadcast({ type: 2, data: [\"ev\", 1], nsp: \"/\" }, { rooms, except, flags: {} })`, so socket.io's encoding and ws frame precomputation are included, equally for both. The own-id broadcast cycles through 1024 sockets, 32 broadcasts per tinybench iteration (the timer would dominate single sub-microsecond samples); everything else is one op per iteration. fetchSockets and addSockets are the adapter methods `io.fetchSockets()`/`io.socketsJoin()` end in; socketsJoin is undone after each iteration (untimed).",
-  "join / leave: steady-state churn in the populated adapter: each iteration takes the next batch of N/100 sockets (at least 100); join times `addAll` of the batch after an untimed `delAll`, leave times `delAll` of the batch followed by an untimed `addAll`. Reported per membership (batch × (K+1)). `populate from empty` is the one-off first population of the whole namespace, also per membership.",
+  "join / leave: steady-state churn in the populated adapter: each iteration takes the next batch of N/100 sockets (at least 100, at most 2000); join times `addAll` of the batch after an untimed `delAll`, leave times `delAll` of the batch followed by an untimed `addAll`. Reported per membership (batch × (K+1)). `populate from empty` is the one-off first population of the whole namespace, also per membership.",
   "Wall time: tinybench (hrtime) samples, one per iteration, pooled over the rounds; `median` and `p99` are percentiles of those per-iteration samples (on a shared, noisy machine the median is the steadiest of the three). Before every iteration the runner yields one event-loop turn (setImmediate, untimed), as a broadcast from an event handler would, so the sharded adapter's worker replies are handled between broadcasts.",
-  "Main-thread CPU: process CPU (getrusage, exact) minus the CPU of every other thread of the process (shard workers, V8 helpers; /proc/self/task/<tid>/schedstat, exact while they sleep), from a separate accounting pass after the timed one (same ops, same event-loop turn before each, 30% of the time budget), because reading those clocks costs tens of µs and must stay out of tinybench's samples. Hookless workloads are accounted as one block minus the measured CPU of as many empty event-loop turns; join, leave and socketsJoin per op (minus the clock reads' own cost). It excludes time asleep in Atomics.wait and time preempted by other processes, and includes V8 work the ops cause between turns (incremental GC), so on a loaded machine it is often below the wall mean and sometimes above it. `performance.eventLoopUtilization()` is recorded in the JSON but is ~1.0 for these synchronous loops (it counts Atomics.wait as busy): there it equals wall time. Process CPU (all threads) is in the details table.",
+  "Main-thread CPU: process CPU (getrusage, exact) minus the CPU of every other thread of the process (shard workers, V8 helpers; /proc/self/task/<tid>/schedstat, exact while they sleep), from a separate accounting pass after the timed one (same ops, same event-loop turn before each, 30% of the time budget), because reading those clocks costs tens of µs and must stay out of tinybench's samples. Hookless workloads are accounted as one block minus the measured CPU of as many empty event-loop turns (per turn: the smaller of two estimates taken just before and just after the block, each the median of 5 blocks of 400 empty turns, so that a disturbed estimate on a loaded machine does not over-subtract); join, leave and socketsJoin per op (minus the clock reads' own cost). It excludes time asleep in Atomics.wait and time preempted by other processes, and includes V8 work the ops cause between turns (incremental GC), so on a loaded machine it is often below the wall mean and sometimes above it. `performance.eventLoopUtilization()` is recorded in the JSON but is ~1.0 for these synchronous loops (it counts Atomics.wait as busy): there it equals wall time. Process CPU (all threads) is in the details table.",
+  "Shard-worker CPU: the CPU clock remembers the process's threads just before the adapter is created (libuv's thread pool started first), and reads the threads that appear after it (the shard workers: Node names every thread \"node\", so this is how they are told apart) separately, in the same accounting pass. Other threads = process − main − shard workers (V8's GC and compiler helpers, libuv).",
+  "Size grid: every workload at N=100k K=10 (the targets' size); the reduced set (join, leave, own-id room, one ~100 room, union of 100 rooms, everyone) at N = 10k, 100k, 1M × K = 1, 10, 50, except the cells listed as not run. Cells of 1M sockets take 1 round with fewer iterations (≥ 3) because a broadcast to everyone takes the in-memory adapter ~0.6 s there. The chart plots main-thread CPU per op divided by recipients per op for everyone and the union of 100 rooms at K=10.",
+  "GC: in the runners of the GC cell (N=1M K=10 in the full run: 11M memberships with the own-id rooms), after its workloads, each adapter in turn broadcasts back to back (everyone, union of 100 rooms, one room, socket.to(room), 32 own-id rooms in rotation, an event-loop turn before each) while a `PerformanceObserver` records the main thread's 'gc' entries; their durations are the pauses.",
+  "End to end (bench/e2e.ts): a socket.io server process per adapter, a socket.io-client process with the websocket connections; latency from the server's CLOCK_MONOTONIC stamp in the payload to the client's at receipt; event-loop delay from `monitorEventLoopDelay` on the server's main thread. A delivery count short of the expected one is printed as a warning and shows in \"delivered / sent\".",
+  "Targets: evaluated at N=100k K=10 (in quick mode, where that cell runs only two workloads, at N=10k K=10 instead: the table says where), on main-thread CPU for the workload rows, heap/RSS per membership after populating, GC pause p99 in the GC cell, and delivered messages per second and event-loop delay p99 end to end. Computed from this run's numbers every time.",
   "Memory: in each runner, after the fake sockets are registered and (sharded) the workers have started, `global.gc()` and `process.memoryUsage()`; then every socket joins its rooms; gc again and measure. Heap = heapUsed growth, RSS = rss growth (SharedArrayBuffers count in RSS and external, not in the heap), both divided by N × (K+1) memberships.",
   "Correctness side check: before timing, each workload's op runs once on each adapter with recipients recorded; recipient count and an order-independent digest of recipient sockets must match between adapters and the count must match the workload's own computation; recipients per timed op and a membership-state fingerprint after each run must match too. Any mismatch aborts the run with a non-zero exit.",
 ];
@@ -336,10 +537,21 @@ async function main(): Promise<void> {
   const started = performance.now();
   const loadStart = loadavg();
   const command = ["node", relative(process.cwd(), process.argv[1]) || process.argv[1], ...process.argv.slice(2)].join(" ");
-  const progress = { done: 0, total: config.sizes.length * config.only.length * config.rounds * ADAPTERS.length };
-  log(`bench: ${command} — sizes ${config.sizes.join(", ")}, ${config.only.length} workloads, ${config.rounds} rounds, ${config.timing.time} ms per round`);
+  const progress = { done: 0, total: config.cells.reduce((s, c) => s + c.tasks.length * c.rounds * ADAPTERS.length, 0) };
+  log(
+    `bench: ${command} — ${config.cells.map((c) => `${sizeLabel(c.n, c.k, roomCount(c.n, c.k))} (${c.tasks.length} workloads × ${c.rounds} rounds${c.gc ? ", GC" : ""})`).join("; ")}` +
+      `${config.e2e ? `; end to end with ${config.e2e.clients} clients` : ""}`,
+  );
+  for (const skip of config.skipped) log(`bench: skipping ${skip.label}: ${skip.reason}`);
   const sizes: SizeResult[] = [];
-  for (const n of config.sizes) sizes.push(await runSize(config, n, progress));
+  let gc: GcResult | undefined;
+  for (const c of config.cells) {
+    const result = await runCell(config, c, progress);
+    if (c.tasks.length > 0) sizes.push(result.size);
+    gc ??= result.gc;
+  }
+  let e2e: E2EResult | undefined;
+  if (config.e2e) e2e = await runEndToEnd(config.e2e, __filename, log, live);
 
   const elapsedSeconds = (performance.now() - started) / 1000;
   const rows = buildRows(sizes);
@@ -358,31 +570,38 @@ async function main(): Promise<void> {
     },
     config: {
       mode: config.mode,
-      rounds: config.rounds,
-      timing: config.timing,
       workers: config.workers,
       offloadThreshold: config.offloadThreshold ?? "default",
       seed: config.seed,
       zipf: config.zipf,
       threadCpuClock,
+      gcDurationMs: config.gcDurationMs,
     },
     elapsedSeconds,
     sizes,
+    skipped: config.skipped,
+    gc,
+    e2e,
     rows,
+    targets: [],
+    chart: { file: "", points: chartPoints(sizes) },
     notes: NOTES,
   };
-  process.stdout.write(`${textTable(rows)}\n\n`);
+  results.targets.push(...buildTargets(results));
+  process.stdout.write(`${textTable(rows)}\n\n${gridTable(results)}\n\n${summaryText(results)}\n\n`);
   log(`bench: done in ${elapsedSeconds.toFixed(1)} s`);
   if (config.write) {
     const dir = join(__dirname, "..", "..", "bench", "results");
     mkdirSync(dir, { recursive: true });
-    const json = JSON.stringify(results, null, 2) + "\n";
-    const md = markdown(results);
+    const svg = chartSvg(results.chart.points, `${command} · ${results.date.slice(0, 10)} · commit ${results.git.commit}`);
     for (const name of ["latest", config.mode]) {
-      writeAtomic(join(dir, `${name}.json`), json);
-      writeAtomic(join(dir, `${name}.md`), md);
+      const chartFile = name === "latest" ? "chart.svg" : `${name}-chart.svg`;
+      const withChart: BenchResults = { ...results, chart: { ...results.chart, file: chartFile } };
+      writeAtomic(join(dir, chartFile), svg);
+      writeAtomic(join(dir, `${name}.json`), JSON.stringify(withChart, null, 2) + "\n");
+      writeAtomic(join(dir, `${name}.md`), markdown(withChart));
     }
-    log(`bench: wrote ${relative(process.cwd(), join(dir, "latest.json"))}, latest.md, ${config.mode}.json, ${config.mode}.md`);
+    log(`bench: wrote ${relative(process.cwd(), join(dir, "latest.json"))}, latest.md, chart.svg, ${config.mode}.json, ${config.mode}.md, ${config.mode}-chart.svg`);
   }
 }
 
@@ -403,9 +622,11 @@ function writeAtomic(path: string, text: string): void {
   renameSync(`${path}.tmp`, path);
 }
 
-if (process.argv[2] === "--runner") {
-  runnerMain(process.argv[3]).catch((err) => {
-    process.stderr.write(`runner: ${err instanceof Error ? err.stack : String(err)}\n`);
+const childMains: Record<string, (json: string) => Promise<void>> = { "--runner": runnerMain, "--e2e-server": e2eServerMain, "--e2e-clients": e2eClientsMain };
+const childMain = childMains[process.argv[2]];
+if (childMain) {
+  childMain(process.argv[3]).catch((err) => {
+    process.stderr.write(`${process.argv[2].slice(2)}: ${err instanceof Error ? err.stack : String(err)}\n`);
     process.exit(1);
   });
 } else {

@@ -10,7 +10,8 @@
  * for the whole size, and the parent alternates between them workload by
  * workload, so both are measured side by side under the same machine noise.
  */
-import { performance } from "node:perf_hooks";
+import { stat } from "node:fs/promises";
+import { constants as perfConstants, performance, PerformanceObserver, type PerformanceEntry } from "node:perf_hooks";
 import type { Namespace } from "socket.io";
 import { Server } from "socket.io";
 import type { Adapter, BroadcastOptions } from "socket.io-adapter";
@@ -18,7 +19,8 @@ import type { Bench as BenchClass } from "tinybench";
 import { createAdapter, type ShardedAdapter } from "../lib/index";
 import { CpuClock } from "./cpu";
 import { registerFakeSockets, WriteCounter, type FakeSocket } from "./fake-sockets";
-import type { ParentMessage, ReadyMessage, RunCommand, RunnerArgs, RunResult, TaskName, Timing } from "./protocol";
+import type { GcPauseSummary, GcStormResult, ParentMessage, ReadyMessage, RunCommand, RunnerArgs, RunResult, TaskName, Timing } from "./protocol";
+import { quantile } from "./stats";
 import { buildWorkload, describeWorkload, Digest, roomsOfSocket, type Workload } from "./workload";
 
 // tinybench is ESM-only; a real dynamic import keeps this file CommonJS.
@@ -30,17 +32,20 @@ const SOCKETS_JOIN_ROOM = "sockets-join-target";
 
 declare const gc: (() => void) | undefined;
 
-function send(message: RunResult | ReadyMessage | { type: "error"; message: string }): void {
+function send(message: RunResult | ReadyMessage | GcStormResult | { type: "error"; message: string }): void {
   (process as NodeJS.Process & { send: (m: unknown) => boolean }).send(message);
 }
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** Above this heap, one full gc takes ~0.5 s: `fullGc` does one instead of two. */
+const BIG_HEAP = 512 * 2 ** 20;
+
 async function fullGc(): Promise<void> {
   if (typeof gc !== "function") throw new Error("runner needs --expose-gc");
   gc();
   await tick();
-  gc();
+  if (process.memoryUsage().heapUsed < BIG_HEAP) gc();
 }
 
 const nowNs = (): number => Number(process.hrtime.bigint());
@@ -81,6 +86,9 @@ class Runner {
     private readonly args: RunnerArgs,
     private readonly w: Workload,
   ) {
+    // Threads started from here on (the sharded adapter's shard workers) are
+    // accounted apart; runnerMain has already started libuv's thread pool.
+    this.clock.markBaseline();
     this.io =
       args.adapter === "sharded"
         ? new Server({ adapter: createAdapter({ workers: args.workers, offloadThreshold: args.offloadThreshold }) })
@@ -103,6 +111,8 @@ class Runner {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
+    this.clock.refresh();
+    const workerThreads = this.clock.addedThreadCount;
     await fullGc();
     const before = process.memoryUsage();
 
@@ -141,6 +151,7 @@ class Runner {
       },
       fingerprint: this.fingerprint(),
       threadCpuClock,
+      workerThreads,
     });
   }
 
@@ -271,7 +282,8 @@ class Runner {
         // Steady-state churn in the populated adapter: a batch of sockets
         // leaves and joins again (their rooms as on connect), rotating through
         // all sockets. Only the measured half is timed.
-        const batch = Math.max(100, Math.floor(n / 100));
+        // N/100 sockets, at least 100, at most 2000 (at N=1M a batch of 10k would take the in-memory adapter ~0.4 s).
+        const batch = Math.min(2000, Math.max(100, Math.floor(n / 100)));
         const batches = Math.floor(n / batch);
         let next = 0;
         let current = 0;
@@ -452,6 +464,7 @@ class Runner {
     const budgetNs = timing.time * 0.3 * 1e6;
     let mainCpu = 0;
     let processCpu = 0;
+    let workerCpu = 0;
     let wall = 0;
     let iterations = 0;
     let cursor = 0;
@@ -470,11 +483,12 @@ class Runner {
         // The clock reads' own cost is main-thread CPU, in both clocks.
         mainCpu += s1.main - s0.main - overhead;
         processCpu += s1.process - s0.process - overhead;
+        workerCpu += s1.added - s0.added;
         iterations++;
         if (def.afterEach) await def.afterEach();
       }
     } else {
-      const empty = await this.emptyTurnCpu();
+      const emptyBefore = await this.emptyTurnCpu();
       const started = nowNs();
       const s0 = clock.sample();
       while (iterations < minIterations || nowNs() - started < budgetNs) {
@@ -486,28 +500,114 @@ class Runner {
       }
       await tick(); // let the last fetchSockets promise settle, as the turns measured in `empty` do
       const s1 = clock.sample();
+      const empty = Math.min(emptyBefore, await this.emptyTurnCpu());
       // The event-loop turns' own cost is main-thread CPU, in both clocks;
       // other threads' CPU during the block (GC helpers, shard workers) is the ops'.
       mainCpu = s1.main - s0.main - empty * (iterations + 1);
       processCpu = s1.process - s0.process - empty * (iterations + 1);
+      workerCpu = s1.added - s0.added;
     }
     const units = iterations * def.unitsPerIteration;
     return {
       mainCpuNsPerUnit: mainCpu / units,
       processCpuNsPerUnit: processCpu / units,
+      workerCpuNsPerUnit: workerCpu / units,
       cpuIterations: iterations,
       cpuPassWallNsPerUnit: wall / units,
     };
   }
 
-  /** Main-thread CPU of one empty event-loop turn (setImmediate), measured as a block. */
-  private async emptyTurnCpu(): Promise<number> {
-    const turns = 2000;
-    for (let i = 0; i < 200; i++) await tick();
+  /**
+   * GC under load: broadcasts back to back for `durationMs` (everyone, union
+   * of 100 rooms, one room, socket.to(room), 32 own-id rooms, in rotation,
+   * one event-loop turn before each), with a PerformanceObserver recording
+   * every 'gc' entry of the main thread (kind and flags as perf_hooks.constants). No forced gc in between: what is
+   * measured is what the held membership and the broadcasts make V8 do.
+   */
+  async gcStorm(durationMs: number): Promise<GcStormResult> {
+    const defs = (["bcast-all", "bcast-union", "bcast-room", "bcast-to-room", "bcast-own-id"] as const).map((t) => this.define(t));
+    await fullGc();
+    const entries: { duration: number; kind: string; at: number; flags: number }[] = [];
+    const kinds: Record<number, string> = {
+      [perfConstants.NODE_PERFORMANCE_GC_MINOR]: "minor (scavenge)",
+      [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: "major (mark-compact)",
+      [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: "incremental marking",
+      [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: "weak callbacks",
+    };
+    const observer = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries() as (PerformanceEntry & { detail?: { kind?: number; flags?: number } })[]) {
+        entries.push({
+          duration: entry.duration,
+          kind: kinds[entry.detail?.kind ?? 0] ?? `kind ${entry.detail?.kind}`,
+          at: entry.startTime - startedAt,
+          flags: entry.detail?.flags ?? 0,
+        });
+      }
+    });
+    observer.observe({ entryTypes: ["gc"] });
+    await tick();
+    const heapUsedBefore = process.memoryUsage().heapUsed;
+    const startedAt = performance.now();
+    const writes0 = this.counter.writes;
+    this.clock.refresh();
     const s0 = this.clock.sample();
-    for (let i = 0; i < turns; i++) await tick();
+    const started = nowNs();
+    let broadcasts = 0;
+    let cursor = 0;
+    for (let i = 0; nowNs() - started < durationMs * 1e6; i++) {
+      await tick();
+      const def = defs[i % defs.length];
+      for (let j = 0; j < def.inner; j++) def.op(cursor++);
+      broadcasts += def.inner;
+    }
+    const elapsed = (nowNs() - started) / 1e6;
+    await tick();
     const s1 = this.clock.sample();
-    return (s1.main - s0.main) / turns;
+    const heapUsedAfter = process.memoryUsage().heapUsed;
+    // PerformanceObserver callbacks are delivered asynchronously: let the last ones arrive.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    observer.disconnect();
+    const summarize = (durations: number[]): GcPauseSummary => {
+      const sorted = Float64Array.from(durations).sort();
+      const total = durations.reduce((a, b) => a + b, 0);
+      return sorted.length === 0
+        ? { count: 0, p50: 0, p99: 0, max: 0, mean: 0, total: 0 }
+        : { count: sorted.length, p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), max: sorted[sorted.length - 1], mean: total / sorted.length, total };
+    };
+    const byKind: Record<string, GcPauseSummary> = {};
+    for (const kind of new Set(entries.map((e) => e.kind))) byKind[kind] = summarize(entries.filter((e) => e.kind === kind).map((e) => e.duration));
+    return {
+      type: "gc-storm",
+      adapter: this.args.adapter,
+      durationMs: elapsed,
+      broadcasts,
+      recipients: this.counter.writes - writes0,
+      pauses: summarize(entries.map((e) => e.duration)),
+      byKind,
+      largest: [...entries].sort((a, b) => b.duration - a.duration).slice(0, 5).map((e) => ({ ms: e.duration, kind: e.kind, atMs: e.at, flags: e.flags })),
+      heapUsedBefore,
+      heapUsedAfter,
+      mainCpuMs: (s1.main - s0.main) / 1e6,
+      workerCpuMs: (s1.added - s0.added) / 1e6,
+    };
+  }
+
+  /**
+   * Main-thread CPU of one empty event-loop turn (setImmediate): the median
+   * of 5 blocks of 400 turns, so that one block disturbed by another process
+   * (on a loaded machine) does not inflate what is subtracted from the ops.
+   */
+  private async emptyTurnCpu(): Promise<number> {
+    const turns = 400;
+    for (let i = 0; i < 100; i++) await tick();
+    const blocks: number[] = [];
+    for (let b = 0; b < 5; b++) {
+      const s0 = this.clock.sample();
+      for (let i = 0; i < turns; i++) await tick();
+      const s1 = this.clock.sample();
+      blocks.push((s1.main - s0.main) / turns);
+    }
+    return blocks.sort((x, y) => x - y)[2];
   }
 
   /** Main-thread CPU that two clock reads around an empty op account for (median of many). */
@@ -533,6 +633,8 @@ class Runner {
 /** Entry point of a runner process: `run.js --runner '<RunnerArgs as JSON>'`. */
 export async function runnerMain(json: string): Promise<void> {
   const args = JSON.parse(json) as RunnerArgs;
+  // Start libuv's thread pool now, so that its threads are not taken for shard workers.
+  await stat(__filename);
   const workload = buildWorkload(args.workload);
   const runner = new Runner(args, workload);
   let queue = Promise.resolve();
@@ -543,7 +645,7 @@ export async function runnerMain(json: string): Promise<void> {
         process.exit(0);
       }
       try {
-        send(await runner.run(message));
+        send(message.type === "gc-storm" ? await runner.gcStorm(message.durationMs) : await runner.run(message));
       } catch (err) {
         send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
       }
