@@ -52,6 +52,47 @@
  *    views obtained earlier (a socket's rooms since its connect, a room's
  *    members since its creation) must still read the same as fresh ones.
  *
+ * Connection state recovery (issue 3): in the "recovery on" configurations
+ * both servers have `connectionStateRecovery`, so socket.io gives the
+ * in-memory side its `SessionAwareAdapter` and the sharded adapter keeps its
+ * own RecoveryStore. On top of the commands above (broadcasts now carry
+ * payloads: JSON values, binary, long strings), a connected socket can close
+ * with a session, `adapter.persistSession({ sid, pid, rooms:
+ * [...socket.rooms], data })` then leaveAll, as socket.io's
+ * `Socket._onclose` does for a recoverable reason, and `await
+ * adapter.restoreSession(pid, offset)` is called with a persisted pid or an
+ * unknown one, and the offset of a stored packet or an unknown one (and
+ * optionally the socket comes back with the session, joining its rooms, as
+ * socket.io's `Socket` constructor does).
+ *
+ * Offsets come from yeast() independently on each side, so each broadcast
+ * gets a logical label (its command number, plus its event and first
+ * argument for the nested "left" broadcasts) and each side's offsets are
+ * mapped to labels: delivered packets are compared with their trailing
+ * offset replaced by its label, the packets each command stored are compared
+ * by label (broadcastWithAck and volatile ones must not be), a restore uses
+ * each side's own offset of the same logical packet, and `missedPackets` are
+ * compared as [label, payload] in order (payloads as a client would receive
+ * them: socket.io-parser encode and decode). Also compared: null or not,
+ * sid, pid, rooms, data (deep strict equality, and through util.inspect,
+ * which also sees key, Map and Set order: the README says a session comes
+ * back identical, or is kept on the heap as the in-memory adapter keeps it),
+ * the number of stored packets and sessions after every command, and every
+ * session restored earlier in the run, which must still read as it did
+ * (like the held views above). Stored broadcasts always have an `except`
+ * Set, as socket.io passes them (SessionAwareAdapter cannot restore past a
+ * packet broadcast with `except: undefined`).
+ *
+ * The main recovery configurations draw `data` from JSON-like values,
+ * undefined, NaN, Infinity, Map, Set, Date and cycles; a separate one adds
+ * -0, lone surrogates, own "__proto__" keys and values msgpack cannot give
+ * back identical (see `sessionDataArbitrary`), so that a difference there
+ * does not hide the others. The last configuration mocks Date and
+ * setInterval (node:test's mock timers) and adds a command that moves the
+ * clock, so that both adapters' expiry timers run: sessions and packets
+ * expire, restores of expired ones resolve null, and the sharded adapter's
+ * packet log is reset and reused.
+ *
  * In the worker-path configurations the workers are made to answer shards
  * themselves (see `coaxWorkers`); each configuration reports the pool's
  * counters as a test diagnostic.
@@ -66,8 +107,11 @@ import { createServer } from "node:http";
 import { after, describe, test } from "node:test";
 import { inspect, isDeepStrictEqual } from "node:util";
 import fc from "fast-check";
-import { Server, type Namespace } from "socket.io";
-import type { Adapter, BroadcastOptions, Room, SocketId } from "socket.io-adapter";
+import { Server, type Namespace, type ServerOptions } from "socket.io";
+import type { Adapter, BroadcastOptions, Room, Session, SocketId } from "socket.io-adapter";
+// socket.io-adapter's offset generator: an offset that looks real but was never stored.
+import { yeast } from "socket.io-adapter/dist/contrib/yeast";
+import { Decoder, Encoder } from "socket.io-parser";
 import { createAdapter, type ShardedAdapter, type ShardedAdapterOptions } from "../lib/index";
 import { CLAIM_SHARD_BITS, CONTROL_CLAIM } from "../lib/protocol";
 
@@ -89,17 +133,54 @@ type Command =
   | { op: "join"; s: number; rooms: RoomValue[]; asArray: boolean }
   | { op: "leave"; s: number; room: RoomValue }
   | { op: "disconnect"; s: number }
-  | { op: "emit"; via: "operator" | "adapter" | "withAck"; rooms: RoomValue[]; except: RoomValue[]; flags: Flags; exceptUndefined: boolean }
+  | {
+      op: "emit";
+      via: "operator" | "adapter" | "withAck";
+      rooms: RoomValue[];
+      except: RoomValue[];
+      flags: Flags;
+      exceptUndefined: boolean;
+      /** In the recovery configurations: a third element of the packet's data, after "ev" and the command number. */
+      payload?: unknown;
+    }
   | { op: "sockets"; via: "operator" | "adapter"; rooms: RoomValue[] }
   | { op: "fetchSockets"; rooms: RoomValue[]; except: RoomValue[] }
   | { op: "socketsJoin" | "socketsLeave"; rooms: RoomValue[]; except: RoomValue[]; target: RoomValue[] }
   | { op: "disconnectSockets"; rooms: RoomValue[]; except: RoomValue[]; announce: boolean }
   | { op: "leaveAllLoop"; s: number }
   | { op: "kickRoom"; room: RoomValue; disconnect: boolean }
-  | { op: "joinWhileIterating"; over: "socket.rooms" | "members"; iterated: RoomValue; s: number; room: RoomValue };
+  | { op: "joinWhileIterating"; over: "socket.rooms" | "members"; iterated: RoomValue; s: number; room: RoomValue }
+  // Connection state recovery
+  /** The k-th (modulo their number, by id) connected socket closes with a session. */
+  | { op: "persist"; k: number; pid: number; data: unknown }
+  | { op: "restore"; pid: PidChoice; offset: OffsetChoice; resume: boolean }
+  | { op: "wait"; ms: number };
+
+/**
+ * The offset a restore is called with: that of the k-th (modulo their number)
+ * packet stored in this run, oldest first, by label (each side uses its own
+ * offset for that packet), or one never stored: a fresh yeast() offset, a
+ * garbage string, "". With no packet stored yet, "stored" falls back to a
+ * fresh offset.
+ */
+type OffsetChoice = { kind: "stored"; k: number } | { kind: "unknown"; value: "fresh" | "garbage" | "empty" };
+
+/**
+ * The pid a restore is called with: the k-th (modulo their number, sorted)
+ * pid persisted in this run, or p4, which is never persisted. With no session
+ * persisted yet, "persisted" falls back to p4.
+ */
+type PidChoice = { kind: "persisted"; k: number } | { kind: "unknown" };
+const UNKNOWN_PID = 4;
 
 const sid = (s: number): SocketId => `s${s}`;
+const pid = (p: number): string => `p${p}`;
 const show = (value: unknown): string => JSON.stringify(value);
+/** A value in one line, as util.inspect shows it (-0, Map, Set, Date, Buffer, cycles; Errors without their stack frames). */
+const brief = (value: unknown): string =>
+  inspect(value, { depth: 8, breakLength: Infinity, maxArrayLength: 40, maxStringLength: 80 })
+    .replace(/\n\s+at [^\n]*/g, "")
+    .replace(/\n\s*/g, " ");
 
 /** One line per command, in terms of socket.io's API (JSON keeps 42 and "42" apart). */
 function render(cmd: Command): string {
@@ -120,10 +201,12 @@ function render(cmd: Command): string {
       return `${sid(cmd.s)}.disconnect()`;
     case "emit": {
       const flags = `${cmd.flags.volatile ? ".volatile" : ""}${cmd.flags.compress !== undefined ? `.compress(${cmd.flags.compress})` : ""}`;
-      if (cmd.via === "operator") return `${sel(cmd.rooms, cmd.except)}${flags}.emit("ev")`;
+      const payload = cmd.payload === undefined ? "" : `, ${brief(cmd.payload)}`;
+      if (cmd.via === "operator") return `${sel(cmd.rooms, cmd.except)}${flags}.emit("ev"${payload ? `, <command number>${payload}` : ""})`;
       const except = cmd.exceptUndefined ? "undefined" : `Set(${show(cmd.except)})`;
       const fn = cmd.via === "adapter" ? "broadcast" : "broadcastWithAck";
-      return `adapter.${fn}(packet, { rooms: Set(${show(cmd.rooms)}), except: ${except}, flags: ${show(cmd.flags)} })`;
+      const packet = payload ? `{ type: 2, data: ["ev", <command number>${payload}] }` : "packet";
+      return `adapter.${fn}(${packet}, { rooms: Set(${show(cmd.rooms)}), except: ${except}, flags: ${show(cmd.flags)} })`;
     }
     case "sockets":
       return cmd.via === "operator" ? `${sel(cmd.rooms, [])}.allSockets()` : `adapter.sockets(Set(${show(cmd.rooms)}))`;
@@ -144,6 +227,21 @@ function render(cmd: Command): string {
       return cmd.over === "socket.rooms"
         ? `for (room of ${sid(cmd.s)}.rooms) { visit(room); once: ${sid(cmd.s)}.join(${show(cmd.room)}) }`
         : `for (id of adapter.rooms.get(${show(cmd.iterated)}) ?? []) { visit(id); once: ${sid(cmd.s)}.join(${show(cmd.iterated)}) }`;
+    case "persist":
+      return (
+        `socket = <connected socket #${cmd.k} (mod count, by id)>, closes ("transport close"): adapter.persistSession({ sid: socket.id, pid: ${show(pid(cmd.pid))}, ` +
+        `rooms: [...socket.rooms], data: ${brief(cmd.data)} }), then leaves all its rooms`
+      );
+    case "restore": {
+      const offset =
+        cmd.offset.kind === "stored"
+          ? `<offset of stored packet #${cmd.offset.k} (mod count, oldest first)>`
+          : { fresh: "<a fresh yeast() offset>", garbage: '"nope"', empty: '""' }[cmd.offset.value];
+      const which = cmd.pid.kind === "persisted" ? `<pid of persisted session #${cmd.pid.k} (mod count, sorted)>` : show(pid(UNKNOWN_PID));
+      return `await adapter.restoreSession(${which}, ${offset})${cmd.resume ? ", and the socket comes back with the session (joins its rooms)" : ""}`;
+    }
+    case "wait":
+      return `the clock moves ${cmd.ms} ms (expiry timers run)`;
   }
 }
 
@@ -166,6 +264,15 @@ interface Pool {
   /** How many ids and names the `.has()` probes cover (all of them in small pools). */
   readonly probeIds: number;
   readonly probeNames: number;
+  /**
+   * Connection state recovery on (both servers): adds persist and restore,
+   * payloads on broadcasts, and `wait` with a mocked clock.
+   */
+  readonly recovery?: { readonly data: fc.Arbitrary<unknown>; readonly clock?: boolean };
+  /** Weights that differ from the defaults (see {@link commandArbitrary}). */
+  readonly weights?: Partial<Record<Command["op"], number>>;
+  /** Shortest sequence (0 by default). */
+  readonly minLength?: number;
 }
 
 const SMALL_POOL: Pool = {
@@ -190,6 +297,100 @@ const LARGE_POOL: Pool = {
   probeNames: 6,
 };
 
+/** The recovery window of the "recovery on" configurations. */
+const MAX_DISCONNECTION_MS = 60_000;
+
+/** A class instance in session data (msgpack would give back a plain object). */
+class Point {
+  constructor(readonly x: number) {}
+}
+
+/**
+ * `socket.data` for persistSession: JSON-like values (strings of any
+ * well-formed Unicode), undefined, NaN, ±Infinity, Map, Set, valid Date, and
+ * cycles. Main-configuration values never hold -0 or lone surrogates, and
+ * objects never have an own "__proto__" key (fast-check's dictionary makes
+ * one now and then). With `edge`, also those, and what socket.io's in-memory
+ * adapter keeps as is but msgpack would not give back identical: invalid
+ * Dates, sparse arrays, null-prototype objects, symbol keys, shared
+ * references, BigInt, symbols, functions, class instances, Buffers and typed
+ * arrays, RegExps, Errors.
+ */
+function sessionDataArbitrary(edge: boolean): fc.Arbitrary<unknown> {
+  const noNegativeZero = (x: number) => (Object.is(x, -0) ? 0 : x);
+  const string = edge ? fc.oneof(fc.string({ unit: "grapheme", maxLength: 6 }), fc.string({ unit: "binary", maxLength: 4 })) : fc.string({ unit: "grapheme", maxLength: 6 });
+  const number = fc.oneof(
+    fc.integer(),
+    fc.maxSafeInteger(),
+    edge ? fc.double() : fc.double().map(noNegativeZero),
+    ...(edge ? [fc.constant(-0)] : []),
+  );
+  const key = edge ? fc.oneof(string, fc.constantFrom("__proto__", "constructor", "toString")) : string.filter((k) => k !== "__proto__");
+  const plainLeaf = fc.oneof(fc.constant(null), fc.constant(undefined), fc.boolean(), number, string, fc.date({ noInvalidDate: true }));
+  const exoticLeaf = fc.oneof(
+    fc.constant(0).map(() => new Date(NaN)),
+    fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }),
+    fc.constantFrom(Symbol.for("sym"), Symbol.iterator),
+    fc.constant(0).map(() => function handler() {}),
+    fc.integer().map((x) => new Point(x)),
+    fc.uint8Array({ maxLength: 4 }).map((bytes) => Buffer.from(bytes)),
+    fc.uint8Array({ maxLength: 4 }),
+    fc.float64Array({ maxLength: 3 }),
+    fc.constant(0).map(() => /re/gi),
+    fc.string({ maxLength: 5 }).map((message) => new Error(message)),
+  );
+  const leaf = edge ? fc.oneof({ weight: 3, arbitrary: plainLeaf }, { weight: 1, arbitrary: exoticLeaf }) : plainLeaf;
+  type Tree = { value: unknown; array: unknown[]; object: Record<string, unknown>; map: Map<unknown, unknown>; set: Set<unknown>; odd: unknown };
+  const { value } = fc.letrec<Tree>((tie) => ({
+    value: fc.oneof({ depthSize: "small", maxDepth: 3 }, leaf, tie("array"), tie("object"), tie("map"), tie("set"), ...(edge ? [tie("odd")] : [])),
+    array: fc.array(tie("value"), { maxLength: 3 }),
+    object: fc.dictionary(key, tie("value"), { maxKeys: 3, noNullPrototype: true }),
+    map: fc.array(fc.tuple(leaf, tie("value")), { maxLength: 3 }).map((entries) => new Map(entries)),
+    set: fc.array(tie("value"), { maxLength: 3 }).map((values) => new Set(values)),
+    // Edge only: sparse arrays, objects that may have a null prototype, symbol keys, a shared reference.
+    odd: fc.oneof(
+      fc.sparseArray(tie("value"), { maxLength: 4 }),
+      fc.dictionary(key, tie("value"), { maxKeys: 3 }),
+      tie("value").map((v) => ({ [Symbol.for("key")]: v, plain: 1 })),
+      tie("value").map((v) => {
+        const shared = { v };
+        return { a: shared, b: shared };
+      }),
+    ),
+  }));
+  const top = fc.oneof({ weight: 3, arbitrary: fc.dictionary(key, value, { maxKeys: 4, noNullPrototype: true }) }, { weight: 1, arbitrary: value });
+  // Now and then a cycle: the data object holds itself, or a Map holding it.
+  return fc.tuple(top, fc.constantFrom("none", "none", "none", "self", "map")).map(([data, cycle]) => {
+    if (cycle === "none") return data;
+    const holder: Record<string, unknown> = { data };
+    holder.self = cycle === "self" ? holder : new Map([["back", holder]]);
+    return holder;
+  });
+}
+
+/**
+ * Broadcast payloads: JSON values (any string), binary, binary inside an
+ * object, long strings; with `huge`, also strings of 2 to 50 K characters, so
+ * that a few broadcasts fill the sharded adapter's 64 KB packet log, which
+ * then grows, or compacts once packets have expired.
+ */
+function payloadArbitrary(huge: boolean): fc.Arbitrary<unknown> {
+  const binary = fc.uint8Array({ maxLength: 12 }).map((bytes) => Buffer.from(bytes));
+  const payloads: fc.WeightedArbitrary<unknown>[] = [
+    { weight: 4, arbitrary: fc.jsonValue({ maxDepth: 2, stringUnit: "binary" }) },
+    // More binary with the clock: restored Buffers must not change when the log is reused.
+    { weight: huge ? 4 : 2, arbitrary: binary },
+    { weight: huge ? 2 : 1, arbitrary: fc.record({ bin: binary, text: fc.string() }) },
+    // Long strings are there for their length: shrinking them character by character would take long.
+    { weight: 1, arbitrary: fc.noShrink(fc.string({ minLength: 40, maxLength: 400 })) },
+  ];
+  if (huge) {
+    const hugeString = fc.tuple(fc.constantFrom("x", "é", "\u{1F600}"), fc.integer({ min: 2_000, max: 50_000 })).map(([char, n]) => char.repeat(n / char.length));
+    payloads.push({ weight: 8, arbitrary: fc.noShrink(hugeString) });
+  }
+  return fc.oneof(...payloads);
+}
+
 function commandArbitrary(pool: Pool): fc.Arbitrary<Command> {
   const socket = fc.nat({ max: pool.ids - 1 });
   const room: fc.Arbitrary<RoomValue> = fc.oneof(
@@ -201,32 +402,50 @@ function commandArbitrary(pool: Pool): fc.Arbitrary<Command> {
   const selection = fc.oneof({ weight: 1, arbitrary: fc.constant([] as RoomValue[]) }, { weight: 3, arbitrary: rooms(1, 3) });
   const except = fc.oneof({ weight: 1, arbitrary: fc.constant([] as RoomValue[]) }, { weight: 1, arbitrary: rooms(1, 2) });
   const flags: fc.Arbitrary<Flags> = fc.record({ volatile: fc.boolean(), compress: fc.boolean() }, { requiredKeys: [] });
+  const w = (op: Command["op"], weight: number) => pool.weights?.[op] ?? weight;
 
   const commands: fc.WeightedArbitrary<Command>[] = [
-    { weight: 6, arbitrary: fc.record({ op: fc.constant("connect" as const), s: socket }) },
-    { weight: 8, arbitrary: fc.record({ op: fc.constant("join" as const), s: socket, rooms: rooms(1, 3), asArray: fc.boolean() }) },
-    { weight: 5, arbitrary: fc.record({ op: fc.constant("leave" as const), s: socket, room }) },
-    { weight: 2, arbitrary: fc.record({ op: fc.constant("disconnect" as const), s: socket }) },
+    { weight: w("connect", 6), arbitrary: fc.record({ op: fc.constant("connect" as const), s: socket }) },
+    { weight: w("join", 8), arbitrary: fc.record({ op: fc.constant("join" as const), s: socket, rooms: rooms(1, 3), asArray: fc.boolean() }) },
+    { weight: w("leave", 5), arbitrary: fc.record({ op: fc.constant("leave" as const), s: socket, room }) },
+    { weight: w("disconnect", 2), arbitrary: fc.record({ op: fc.constant("disconnect" as const), s: socket }) },
     {
-      weight: 8,
-      arbitrary: fc.record({
-        op: fc.constant("emit" as const),
-        via: fc.constantFrom("operator" as const, "adapter" as const, "withAck" as const),
-        rooms: selection,
-        except,
-        flags,
-        exceptUndefined: fc.boolean(),
-      }),
+      weight: w("emit", 8),
+      arbitrary: pool.recovery
+        ? fc.record({
+            op: fc.constant("emit" as const),
+            // Mostly broadcasts that are stored: no ack, no volatile flag (even false).
+            via: fc.oneof(
+              { weight: 2, arbitrary: fc.constantFrom("operator" as const, "adapter" as const) },
+              { weight: 1, arbitrary: fc.constant("withAck" as const) },
+            ),
+            rooms: selection,
+            except,
+            flags: fc
+              .record({ volatile: fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.boolean() }), compress: fc.option(fc.boolean()) })
+              .map((f) => Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined && v !== null)) as Flags),
+            // socket.io always passes a Set; SessionAwareAdapter's restore throws past a stored packet without one.
+            exceptUndefined: fc.constant(false),
+            payload: fc.option(payloadArbitrary(pool.recovery.clock ?? false), { nil: undefined, freq: 2 }),
+          })
+        : fc.record({
+            op: fc.constant("emit" as const),
+            via: fc.constantFrom("operator" as const, "adapter" as const, "withAck" as const),
+            rooms: selection,
+            except,
+            flags,
+            exceptUndefined: fc.boolean(),
+          }),
     },
-    { weight: 2, arbitrary: fc.record({ op: fc.constant("sockets" as const), via: fc.constantFrom("operator" as const, "adapter" as const), rooms: selection }) },
-    { weight: 2, arbitrary: fc.record({ op: fc.constant("fetchSockets" as const), rooms: selection, except }) },
+    { weight: w("sockets", 2), arbitrary: fc.record({ op: fc.constant("sockets" as const), via: fc.constantFrom("operator" as const, "adapter" as const), rooms: selection }) },
+    { weight: w("fetchSockets", 2), arbitrary: fc.record({ op: fc.constant("fetchSockets" as const), rooms: selection, except }) },
     {
-      weight: 2,
+      weight: w("socketsJoin", 2),
       arbitrary: fc.record({ op: fc.constantFrom("socketsJoin" as const, "socketsLeave" as const), rooms: selection, except, target: rooms(1, 2) }),
     },
-    { weight: 1, arbitrary: fc.record({ op: fc.constant("disconnectSockets" as const), rooms: selection, except, announce: fc.boolean() }) },
-    { weight: 1, arbitrary: fc.record({ op: fc.constant("leaveAllLoop" as const), s: socket }) },
-    { weight: 1, arbitrary: fc.record({ op: fc.constant("kickRoom" as const), room, disconnect: fc.boolean() }) },
+    { weight: w("disconnectSockets", 1), arbitrary: fc.record({ op: fc.constant("disconnectSockets" as const), rooms: selection, except, announce: fc.boolean() }) },
+    { weight: w("leaveAllLoop", 1), arbitrary: fc.record({ op: fc.constant("leaveAllLoop" as const), s: socket }) },
+    { weight: w("kickRoom", 1), arbitrary: fc.record({ op: fc.constant("kickRoom" as const), room, disconnect: fc.boolean() }) },
   ];
   if (pool.joinWhileIterating) {
     commands.push({
@@ -239,6 +458,26 @@ function commandArbitrary(pool: Pool): fc.Arbitrary<Command> {
         room,
       }),
     });
+  }
+  if (pool.recovery) {
+    // pids p0..p3 are persisted, p4 never is.
+    commands.push({ weight: w("persist", 4), arbitrary: fc.record({ op: fc.constant("persist" as const), k: fc.nat({ max: pool.ids - 1 }), pid: fc.nat({ max: 3 }), data: pool.recovery.data }) });
+    const offset: fc.Arbitrary<OffsetChoice> = fc.oneof(
+      { weight: 6, arbitrary: fc.record({ kind: fc.constant("stored" as const), k: fc.nat({ max: 59 }) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant("unknown" as const), value: fc.constantFrom("fresh" as const, "garbage" as const, "empty" as const) }) },
+    );
+    const pidChoice: fc.Arbitrary<PidChoice> = fc.oneof(
+      { weight: 8, arbitrary: fc.record({ kind: fc.constant("persisted" as const), k: fc.nat({ max: 7 }) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant("unknown" as const) }) },
+    );
+    commands.push({
+      weight: w("restore", 6),
+      arbitrary: fc.record({ op: fc.constant("restore" as const), pid: pidChoice, offset, resume: fc.boolean() }),
+    });
+    if (pool.recovery.clock) {
+      const ms = fc.constantFrom(1, 20_000, MAX_DISCONNECTION_MS - 1, MAX_DISCONNECTION_MS, MAX_DISCONNECTION_MS + 1, 90_000, 150_000);
+      commands.push({ weight: w("wait", 3), arbitrary: fc.record({ op: fc.constant("wait" as const), ms }) });
+    }
   }
   if (pool.bulk) {
     commands.push({
@@ -280,6 +519,25 @@ interface FakeSocket {
 
 type RoomEvent = [string, ...unknown[]];
 
+/** A broadcast packet as socket.io hands it to the adapter. */
+interface BroadcastPacket {
+  type: number;
+  data: unknown[];
+  id?: number;
+  nsp?: string;
+}
+
+/** A restored session as compared: missed packets as [label, payload as a client receives it]. */
+interface RestoredView {
+  sid: SocketId;
+  pid: string;
+  rooms: Room[];
+  data: unknown;
+  /** `data` through util.inspect: also key, Map and Set order, which deep equality ignores. */
+  dataAsInspected: string;
+  missedPackets: [string, unknown][];
+}
+
 class Side {
   readonly io: Server;
   nsp!: Namespace;
@@ -297,12 +555,31 @@ class Side {
   /** Whether {@link coaxWorkers} could instrument this run's adapter. */
   coaxed = false;
 
+  // Connection state recovery: each stored broadcast's label and offset, both ways, for this run.
+  /** The command being run (broadcast labels start with it). */
+  step = 0;
+  readonly offsetOf = new Map<string, string>();
+  readonly labelOf = new Map<string, string>();
+  /** Pids persisted in this run. */
+  readonly persistedPids = new Set<string>();
+  /** Labels of the packets stored since the last `takeStored()`. */
+  stored: string[] = [];
+  /** Commands whose broadcasts may come in member iteration order (see {@link eventsOrdered}). */
+  readonly unorderedSteps = new Set<number>();
+  /** Sessions restored in this run, by command; the in-memory side's as they read when restored. */
+  held: { step: number; session: Session; view: RestoredView }[] = [];
+
   constructor(
     readonly kind: "in-memory" | "sharded",
     adapterOption: ReturnType<typeof createAdapter> | undefined,
+    readonly recovery = false,
   ) {
+    const opts: Partial<ServerOptions> = {};
+    if (adapterOption) opts.adapter = adapterOption;
+    // socket.io then picks SessionAwareAdapter when no adapter is given.
+    if (recovery) opts.connectionStateRecovery = { maxDisconnectionDuration: MAX_DISCONNECTION_MS };
     // An unlistened http server gives io.close() an engine to close.
-    this.io = new Server(createServer(), adapterOption ? { adapter: adapterOption } : {});
+    this.io = new Server(createServer(), opts);
   }
 
   open(name: string, coax = false): void {
@@ -312,6 +589,13 @@ class Side {
     this.events = [];
     this.heldSocketRooms.clear();
     this.heldRooms.clear();
+    this.offsetOf.clear();
+    this.labelOf.clear();
+    this.persistedPids.clear();
+    this.stored = [];
+    this.unorderedSteps.clear();
+    this.held = [];
+    if (this.recovery) this.recordOffsets();
     for (const event of ["create-room", "delete-room", "join-room", "leave-room"]) {
       this.adapter.on(event, (...args: unknown[]) => {
         this.events.push([event, ...args]);
@@ -328,9 +612,50 @@ class Side {
     await nsp.adapter.close();
   }
 
+  /**
+   * Wraps this run's `adapter.broadcast` (every broadcast, from socket.io's
+   * BroadcastOperator or from the test, goes through it) to record the offset
+   * the adapter appended to the packet's data, if it stored the packet,
+   * under a label both sides give the same broadcast.
+   */
+  private recordOffsets(): void {
+    const side = this;
+    const adapter = this.adapter as unknown as { broadcast(packet: BroadcastPacket, opts: BroadcastOptions): void };
+    const original = adapter.broadcast;
+    adapter.broadcast = function (packet: BroadcastPacket, opts: BroadcastOptions): void {
+      const length = packet.data.length;
+      const label = packet.data[0] === "ev" ? `#${side.step}` : `#${side.step} ${show(packet.data.slice(0, 2))}`;
+      original.call(this, packet, opts);
+      if (packet.data.length === length) return;
+      const offset = packet.data[packet.data.length - 1];
+      if (typeof offset !== "string" || packet.data.length !== length + 1) throw new Error(`${side.kind}: broadcast appended ${inspect(packet.data.slice(length))}, not one offset`);
+      if (side.offsetOf.has(label) || side.labelOf.has(offset)) throw new Error(`${side.kind}: label ${label} or offset ${offset} used twice`);
+      side.offsetOf.set(label, offset);
+      side.labelOf.set(offset, label);
+      side.stored.push(label);
+    };
+  }
+
+  /** An encoded packet with its trailing offset, if it is one of this side's, replaced by the packet's label. */
+  private withLabels(packets: unknown[]): unknown[] {
+    return packets.map((packet) =>
+      typeof packet === "string"
+        ? packet.replace(/,"([^"\\]*)"\]$/, (whole, offset: string) => (this.labelOf.has(offset) ? `,"<offset of ${this.labelOf.get(offset)}>"]` : whole))
+        : packet,
+    );
+  }
+
+  /** Labels of the packets stored since the last call. */
+  takeStored(): string[] {
+    const stored = this.stored;
+    this.stored = [];
+    return stored;
+  }
+
   /** What sockets were sent or asked to do since the last call. */
   take(): { deliveries: Delivery[]; notified: SocketId[]; calls: string[] } {
-    const taken = { deliveries: this.deliveries, notified: this.notified, calls: this.calls };
+    const deliveries = this.recovery ? this.deliveries.map((d) => ({ ...d, packets: this.withLabels(d.packets) })) : this.deliveries;
+    const taken = { deliveries, notified: this.notified, calls: this.calls };
     this.deliveries = [];
     this.notified = [];
     this.calls = [];
@@ -445,6 +770,10 @@ interface Outcome {
   fetched?: [SocketId, Room[]][];
   calls?: string[];
   visited?: unknown[];
+  /** What a restore resolved to (null or the session, missed packets by label). */
+  restored?: RestoredView | null;
+  /** Shown in the trace (and compared): which offset a restore used. */
+  note?: string;
 }
 
 /** Sorted by JSON rendering (so 42 and "42" stay apart and sort deterministically). */
@@ -501,7 +830,9 @@ async function run(side: Side, cmd: Command, step: number): Promise<Outcome> {
       return {};
     }
     case "emit": {
-      const packet = { type: 2, data: ["ev", step] };
+      // A fresh packet per side (a broadcast that stores it appends its offset to packet.data), with its own payload.
+      const args: unknown[] = cmd.payload === undefined ? [step] : [step, copyPayload(cmd.payload)];
+      const packet = { type: 2, data: ["ev", ...args] };
       const flags = { ...cmd.flags };
       const opts: BroadcastOptions = {
         rooms: new Set(cmd.rooms as Room[]),
@@ -514,7 +845,7 @@ async function run(side: Side, cmd: Command, step: number): Promise<Outcome> {
         let op = operator(side, cmd.rooms, cmd.except);
         if (flags.volatile) op = op.volatile;
         if (flags.compress !== undefined) op = op.compress(flags.compress);
-        op.emit("ev", step);
+        op.emit("ev", ...args);
       } else if (cmd.via === "adapter") {
         adapter.broadcast(packet as never, opts);
       } else {
@@ -608,7 +939,122 @@ async function run(side: Side, cmd: Command, step: number): Promise<Outcome> {
       // socket.rooms is in join order on both; a room's members are not (documented).
       return { visited: cmd.over === "socket.rooms" ? visited : sorted(visited) };
     }
+    case "persist": {
+      // socket.io's Socket._onclose for a recoverable reason: persistSession, then _cleanup.
+      const ids = sorted(nsp.sockets.keys());
+      if (ids.length === 0) return { skipped: true };
+      const socket = side.live(ids[cmd.k % ids.length])!;
+      adapter.persistSession({ sid: socket.id, pid: pid(cmd.pid), rooms: [...socket.rooms], data: cmd.data });
+      side.persistedPids.add(pid(cmd.pid));
+      side.disconnect(socket.id);
+      return { note: socket.id };
+    }
+    case "restore": {
+      let offset: string;
+      let note: string;
+      // Oldest first (by command, then label): a small k restores from an early packet, with more missed packets after it.
+      const labels = sorted(side.offsetOf.keys()).sort((x, y) => stepOf(x) - stepOf(y));
+      if (cmd.offset.kind === "stored" && labels.length > 0) {
+        const label = labels[cmd.offset.k % labels.length];
+        offset = side.offsetOf.get(label)!;
+        note = `offset of ${label}`;
+      } else {
+        const value = cmd.offset.kind === "unknown" ? cmd.offset.value : "fresh";
+        offset = value === "fresh" ? yeast() : value === "garbage" ? "nope" : "";
+        note = `${value === "fresh" ? "a fresh" : "an unknown"} offset`;
+      }
+      const pids = sorted(side.persistedPids);
+      const which = cmd.pid.kind === "persisted" && pids.length > 0 ? pids[cmd.pid.k % pids.length] : pid(UNKNOWN_PID);
+      note = `${which}, ${note}`;
+      // SessionAwareAdapter returns null synchronously, or a Promise.
+      const session = (await adapter.restoreSession(which, offset)) as Session | null;
+      if (session === null || session === undefined) return { restored: session, note };
+      const view = restoredView(side, session, side.kind === "in-memory");
+      side.held.push({ step, session, view });
+      if (cmd.resume && !side.live(session.sid)) {
+        // socket.io's Socket constructor with a previous session: same id, joins its rooms.
+        side.connect(session.sid);
+        for (const room of session.rooms) side.live(session.sid)!.join(room);
+        side.take();
+      }
+      return { restored: view, note };
+    }
+    case "wait":
+      // The clock is moved once for both sides, by replay().
+      return {};
   }
+}
+
+/** A deep copy of a broadcast payload (JSON values and Buffers; own "__proto__" keys stay own keys). */
+function copyPayload(value: unknown): unknown {
+  if (Buffer.isBuffer(value)) return Buffer.from(value);
+  if (Array.isArray(value)) return value.map(copyPayload);
+  if (value !== null && typeof value === "object") {
+    const copy: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) Object.defineProperty(copy, key, { value: copyPayload(item), enumerable: true, writable: true, configurable: true });
+    return copy;
+  }
+  return value;
+}
+
+/**
+ * What a client receives for a packet whose data is `data`: socket.io-parser
+ * encodes it (JSON, binary as attachments) and the client decodes it. Binary
+ * is shown as hex, whatever view type holds it.
+ */
+function asReceived(data: unknown[]): unknown {
+  const encoded = new Encoder().encode({ type: 2, nsp: "/", data }) as unknown[];
+  let received: unknown;
+  const decoder = new Decoder();
+  decoder.on("decoded", (packet: { data?: unknown }) => {
+    received = packet.data;
+  });
+  for (const chunk of encoded) decoder.add(chunk);
+  decoder.destroy();
+  return binaryAsHex(received);
+}
+
+function binaryAsHex(value: unknown): unknown {
+  if (ArrayBuffer.isView(value)) return { binary: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("hex") };
+  if (Array.isArray(value)) return value.map(binaryAsHex);
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) Object.defineProperty(out, key, { value: binaryAsHex(item), enumerable: true, writable: true, configurable: true });
+    return out;
+  }
+  return value;
+}
+
+/** The command a broadcast label names. */
+const stepOf = (label: string): number => Number(/^#(\d+)/.exec(label)?.[1] ?? -1);
+
+/**
+ * A restored session as compared: sid, pid, rooms, data as they are, and
+ * each missed packet as [its label (the trailing offset translated), its
+ * payload as a client receives it]. The in-memory side's missed packets are
+ * the data arrays it was given, so they go through the parser
+ * (`roundTrip`); the sharded side's were decoded from the wire already, and
+ * a client would get them as they are. Within one command whose broadcasts
+ * follow member iteration order (disconnectSockets with "left"
+ * announcements), missed packets are compared as a multiset.
+ */
+function restoredView(side: Side, session: Session, roundTrip: boolean): RestoredView {
+  const missed = (session.missedPackets as unknown[][]).map((packet): [string, unknown] => {
+    const offset = packet[packet.length - 1];
+    const label = typeof offset === "string" ? side.labelOf.get(offset) : undefined;
+    const payload = packet.slice(0, -1);
+    return [label ?? `<no packet of this side has offset ${inspect(offset)}>`, roundTrip ? asReceived(payload) : binaryAsHex(payload)];
+  });
+  const missedPackets: [string, unknown][] = [];
+  for (let i = 0; i < missed.length; ) {
+    let j = i + 1;
+    const step = stepOf(missed[i][0]);
+    if (side.unorderedSteps.has(step)) while (j < missed.length && stepOf(missed[j][0]) === step) j++;
+    missedPackets.push(...(j - i > 1 ? sorted(missed.slice(i, j)) : missed.slice(i, j)));
+    i = j;
+  }
+  const dataAsInspected = inspect(session.data, { depth: Infinity, maxArrayLength: Infinity, maxStringLength: Infinity, breakLength: Infinity });
+  return { sid: session.sid, pid: session.pid, rooms: session.rooms, data: session.data, dataAsInspected, missedPackets };
 }
 
 // ---------------------------------------------------------------------------
@@ -653,6 +1099,27 @@ function snapshot(side: Side, pool: Pool): Record<string, unknown> {
       if (!held) side.heldRooms.set(room, (held = adapter.rooms.get(room) as Set<SocketId>));
       return [room, sorted(held), held.size];
     }),
+    ...(pool.recovery ? recoverySnapshot(side) : {}),
+  };
+}
+
+/** Stored packets and sessions (counts), and the sessions restored earlier in the run, as they read now. */
+function recoverySnapshot(side: Side): Record<string, unknown> {
+  let counts: { packets: number; sessions: number };
+  if (side.kind === "in-memory") {
+    const internals = side.adapter as unknown as { packets: unknown[]; sessions: Map<unknown, unknown> };
+    counts = { packets: internals.packets.length, sessions: internals.sessions.size };
+  } else {
+    const { packets, sessions } = (side.adapter as unknown as ShardedAdapter).stats().recovery;
+    counts = { packets, sessions };
+  }
+  return {
+    "stored packets and sessions (counts)": counts,
+    // The in-memory side's restored sessions hold its stored data arrays, which never change.
+    "sessions restored earlier, as they read now": side.held.map(({ step, session, view }) => [
+      `restored by #${step}`,
+      side.kind === "in-memory" ? view : restoredView(side, session, false),
+    ]),
   };
 }
 
@@ -697,7 +1164,22 @@ function checkOutcome(side: Side, outcome: Outcome, trace: string[]): void {
 
 let runCounter = 0;
 
-async function replay(mem: Side, sh: Side, pool: Pool, cmds: Command[], coax: boolean): Promise<void> {
+/** Moves the (mocked) clock for both sides at once. */
+type Clock = (ms: number) => void;
+
+/** What the recovery commands did (in-memory side), reported per configuration. */
+interface RecoveryCounts {
+  stored: number;
+  persisted: number;
+  restored: number;
+  /** Null with a persisted pid and the offset of a stored packet: the session or the packet expired. */
+  restoredNull: number;
+  /** Null by construction: p4, no session persisted yet, or an offset never stored. */
+  restoredNullUnknown: number;
+  missed: number;
+}
+
+async function replay(mem: Side, sh: Side, pool: Pool, cmds: Command[], coax: boolean, clock?: Clock, counts?: RecoveryCounts): Promise<void> {
   const name = `/run${runCounter++}`;
   mem.open(name);
   sh.open(name, coax);
@@ -709,9 +1191,18 @@ async function replay(mem: Side, sh: Side, pool: Pool, cmds: Command[], coax: bo
       // hands them this command's query instead of queueing it.
       if (coax) await new Promise((resolve) => setImmediate(resolve));
       trace.push(`#${step} ${render(cmd)}`);
+      for (const side of [mem, sh]) {
+        side.step = step;
+        if (!eventsOrdered(cmd)) side.unorderedSteps.add(step);
+      }
+      if (cmd.op === "wait") {
+        if (!clock) throw new Error("wait needs a configuration with a mocked clock");
+        clock(cmd.ms);
+      }
       const a = await run(mem, cmd, step);
       const b = await run(sh, cmd, step);
       if (a.skipped) trace[trace.length - 1] += "   (no-op: not connected)";
+      if (a.note) trace[trace.length - 1] += `   (${a.note}${cmd.op === "restore" ? `: ${a.restored === null ? "null" : "a session"}` : ""})`;
       checkOutcome(mem, a, trace);
       checkOutcome(sh, b, trace);
       if (!isDeepStrictEqual(a, b)) fail(`outcome of #${step} differs (recipients, deliveries, acks, callbacks, visited elements)`, a, b, trace);
@@ -720,6 +1211,21 @@ async function replay(mem: Side, sh: Side, pool: Pool, cmds: Command[], coax: bo
       const restB = sh.take();
       if (!isDeepStrictEqual(sorted(restA.deliveries), sorted(restB.deliveries)) || !isDeepStrictEqual(sorted(restA.calls), sorted(restB.calls))) {
         fail(`other deliveries or socket calls of #${step} differ`, restA, restB, trace);
+      }
+      const storedA = mem.takeStored();
+      const storedB = sh.takeStored();
+      if (counts) {
+        counts.stored += storedA.length;
+        if (cmd.op === "persist" && !a.skipped) counts.persisted++;
+        if (cmd.op === "restore") {
+          if (a.restored) counts.restored++;
+          else if (/^p4,|fresh offset|unknown offset/.test(a.note ?? "")) counts.restoredNullUnknown++;
+          else counts.restoredNull++;
+          counts.missed += a.restored?.missedPackets.length ?? 0;
+        }
+      }
+      if (!isDeepStrictEqual(eventsOrdered(cmd) ? storedA : sorted(storedA), eventsOrdered(cmd) ? storedB : sorted(storedB))) {
+        fail(`packets stored for recovery by #${step} differ (labels)`, storedA, storedB, trace);
       }
       compareEvents(cmd, mem.takeEvents(), sh.takeEvents(), trace);
       const sa = snapshot(mem, pool);
@@ -750,6 +1256,26 @@ interface Configuration {
   readonly coax?: boolean;
 }
 
+/**
+ * The small pool with connection state recovery: persist and restore,
+ * payloads on broadcasts; sequences mostly of connects, joins, broadcasts,
+ * sessions persisted and restored (the other commands are covered above).
+ */
+const RECOVERY_POOL: Pool = {
+  ...SMALL_POOL,
+  minLength: 10,
+  recovery: { data: sessionDataArbitrary(false) },
+  weights: { connect: 8, join: 6, leave: 3, disconnect: 1, emit: 16, sockets: 1, fetchSockets: 1, socketsJoin: 1, persist: 6, restore: 8 },
+};
+/** The same, with session data at the edges (see {@link sessionDataArbitrary}). */
+const RECOVERY_EDGE_POOL: Pool = { ...RECOVERY_POOL, recovery: { data: sessionDataArbitrary(true) } };
+/** The same as RECOVERY_POOL, plus a clock that moves (mocked), so that sessions and packets expire. */
+const RECOVERY_CLOCK_POOL: Pool = {
+  ...RECOVERY_POOL,
+  recovery: { data: sessionDataArbitrary(false), clock: true },
+  weights: { ...RECOVERY_POOL.weights, wait: 5 },
+};
+
 const CONFIGURATIONS: Configuration[] = [
   { name: "workers: 2, default threshold (main-thread path)", adapter: { workers: 2 }, pool: SMALL_POOL, numRuns: 1500 },
   { name: "workers: 2, offloadThreshold: 0 (worker path)", adapter: { workers: 2, offloadThreshold: 0 }, pool: SMALL_POOL, numRuns: 1000, coax: true },
@@ -765,6 +1291,23 @@ const CONFIGURATIONS: Configuration[] = [
     pool: SMALL_POOL_JOIN_WHILE_ITERATING,
     numRuns: 300,
   },
+  // Connection state recovery (issue 3): against socket.io's SessionAwareAdapter.
+  { name: "recovery on, workers: 2, default threshold (vs SessionAwareAdapter)", adapter: { workers: 2 }, pool: RECOVERY_POOL, numRuns: 300 },
+  {
+    name: "recovery on, workers: 1, offloadThreshold: 0 (worker path, vs SessionAwareAdapter)",
+    adapter: { workers: 1, offloadThreshold: 0 },
+    pool: RECOVERY_POOL,
+    numRuns: 250,
+    coax: true,
+  },
+  // Kept apart, as above: socket.data values at the edge of "plain data".
+  {
+    name: "recovery on, workers: 2, session data at the edges (-0, lone surrogates, own __proto__ keys, what msgpack cannot give back)",
+    adapter: { workers: 2 },
+    pool: RECOVERY_EDGE_POOL,
+    numRuns: 200,
+  },
+  { name: "recovery on, workers: 2, mocked clock (expiry)", adapter: { workers: 2 }, pool: RECOVERY_CLOCK_POOL, numRuns: 800 },
 ];
 
 const servers: Server[] = [];
@@ -776,21 +1319,36 @@ after(async () => {
 describe("sharded adapter vs socket.io's in-memory adapter (differential)", () => {
   for (const config of CONFIGURATIONS) {
     test(config.name, async (t) => {
-      const mem = new Side("in-memory", undefined);
-      const sh = new Side("sharded", createAdapter(config.adapter));
+      const recovery = config.pool.recovery !== undefined;
+      const mem = new Side("in-memory", undefined, recovery);
+      const sh = new Side("sharded", createAdapter(config.adapter), recovery);
       servers.push(mem.io, sh.io);
+      let clock: Clock | undefined;
+      if (config.pool.recovery?.clock) {
+        // Both adapters' expiry timers are setIntervals started by their constructors, in open().
+        t.mock.timers.enable({ apis: ["Date", "setInterval"], now: Date.UTC(2030, 0, 1) });
+        clock = (ms) => t.mock.timers.tick(ms);
+      }
       const numRuns = Math.max(1, Math.round(config.numRuns * scale));
       let commands = 0;
       let coaxed = 0;
-      const sequences = fc.array(commandArbitrary(config.pool), { maxLength: config.pool.maxLength, size: "max" });
+      const counts: RecoveryCounts | undefined = recovery ? { stored: 0, persisted: 0, restored: 0, restoredNull: 0, restoredNullUnknown: 0, missed: 0 } : undefined;
+      const sequences = fc.array(commandArbitrary(config.pool), { minLength: config.pool.minLength ?? 0, maxLength: config.pool.maxLength, size: "max" });
       const property = fc.asyncProperty(sequences, async (cmds) => {
         commands += cmds.length;
-        await replay(mem, sh, config.pool, cmds, config.coax ?? false);
+        await replay(mem, sh, config.pool, cmds, config.coax ?? false, clock, counts);
         if (sh.coaxed) coaxed++;
       });
       await fc.assert(property, { numRuns, seed, path, endOnFailure: path !== undefined ? true : undefined, includeErrorInReport: true });
       const stats = (sh.io.of("/").adapter as unknown as ShardedAdapter).stats().pool;
       t.diagnostic(`${numRuns} sequences, ${commands} commands; pool: ${show(stats)}`);
+      if (counts) {
+        t.diagnostic(
+          `recovery: ${counts.stored} packets stored, ${counts.persisted} sessions persisted, ` +
+            `${counts.restored} restored (${counts.missed} missed packets compared); restores null on both: ` +
+            `${counts.restoredNullUnknown} with an unknown pid or offset, ${counts.restoredNull} others (expired)`,
+        );
+      }
       if (config.coax && coaxed === 0) t.diagnostic("could not reach the adapter's internals to get the workers to answer shards");
       assert.equal(stats.workerFailures, 0, "a worker task failed");
     });
