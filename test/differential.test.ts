@@ -1126,7 +1126,7 @@ function recoverySnapshot(side: Side): Record<string, unknown> {
 class Mismatch extends Error {}
 
 function fail(what: string, mem: unknown, sharded: unknown, trace: string[]): never {
-  const opts = { depth: 6, breakLength: 160, maxArrayLength: 300 };
+  const opts = { depth: 12, breakLength: 160, maxArrayLength: 300, maxStringLength: 2000 };
   throw new Mismatch(
     `${what}\n  in-memory: ${inspect(mem, opts)}\n  sharded:   ${inspect(sharded, opts)}\n` +
       `sequence (ids s0.., rooms in JSON):\n${trace.map((line) => `  ${line}`).join("\n")}`,
