@@ -263,35 +263,44 @@ export class ShardedAdapter extends Adapter {
     this.assertOpen("apply");
     const inAnyOrder = this.nextApplyInAnyOrder;
     this.nextApplyInAnyOrder = false;
+    const index = this.index;
+    let roomId: number | undefined;
     if (opts.rooms.size === 1 && !opts.except?.size) {
       // One room, nothing excluded: its list already holds each member once,
       // in join order within each shard (and the order of one socket is moot).
-      const roomId = this.index.roomIdOf(opts.rooms.values().next().value as Room);
+      roomId = index.roomIdOf(opts.rooms.values().next().value as Room);
       if (roomId === undefined) return;
-      const size = this.index.roomSize(roomId);
-      const fast = inAnyOrder ? size < this.options.offloadThreshold : size <= 1;
-      if (fast) return this.deliver(this.index.membersOf(roomId), callback);
+      const size = index.roomSize(roomId);
+      if (!(inAnyOrder ? size < this.options.offloadThreshold : size <= 1)) roomId = undefined;
     }
-    const query = this.index.internQuery(opts.rooms, opts.except);
-    if (!query.everyone && query.rooms.length === 0) return;
-    let slots: Int32Array | undefined;
-    if (!inAnyOrder) {
-      slots = this.index.collectOrdered(query);
-    } else if (query.cost >= this.options.offloadThreshold && this.pool.running) {
-      slots = this.pool.collect(this.index, query);
+    if (roomId === undefined && !inAnyOrder) {
+      const query = index.internQuery(opts.rooms, opts.except);
+      if (!query.everyone && query.rooms.length === 0) return;
+      const slots = index.collectOrdered(query);
+      return this.deliver(slots, slots.length, callback);
     }
-    if (slots === undefined) {
-      const local = this.index.collectLocally(query);
-      slots = local.slots.slice(0, local.count);
+    const out = index.borrowRecipients();
+    try {
+      let count: number | undefined;
+      if (roomId !== undefined) {
+        count = index.membersOf(roomId, out);
+      } else {
+        const query = index.internQuery(opts.rooms, opts.except);
+        if (!query.everyone && query.rooms.length === 0) return;
+        if (query.cost >= this.options.offloadThreshold && this.pool.running) count = this.pool.collect(index, query, out);
+        count ??= index.collectLocally(query, out);
+      }
+      this.deliver(out, count, callback);
+    } finally {
+      index.returnRecipients(out);
     }
-    this.deliver(slots, callback);
   }
 
   /** Calls `callback` with the Socket of each slot that is registered in the namespace. */
-  private deliver(slots: Int32Array, callback: (socket: Socket) => void): void {
+  private deliver(slots: Int32Array, count: number, callback: (socket: Socket) => void): void {
     const sockets: Map<SocketId, Socket> = this.nsp.sockets;
     const bySlot = this.socketsBySlot;
-    for (let i = 0; i < slots.length; i++) {
+    for (let i = 0; i < count; i++) {
       const slot = slots[i];
       let socket = bySlot[slot];
       if (socket === undefined) {

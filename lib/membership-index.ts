@@ -144,7 +144,7 @@ export class MembershipIndex {
 
   private readonly marks = new RecipientMarks();
   private readonly singleRoomQuery: RecipientQuery = { everyone: false, rooms: new Int32Array(1), except: EMPTY, slotHighWater: 0 };
-  private recipients = new Int32Array(INITIAL_SLOTS);
+  private spareRecipients: Int32Array | undefined;
 
   constructor(shardCount: number) {
     this.shardCount = shardCount;
@@ -449,17 +449,28 @@ export class MembershipIndex {
   }
 
   /**
-   * Answers a query on this thread into a reusable buffer; returns the buffer
-   * and the number of recipient slots in it. The buffer is valid until the
-   * next call.
+   * A buffer for one broadcast's recipients, big enough for every slot. The
+   * same one is lent again once returned: a big broadcast allocates nothing
+   * (allocating would grow external memory and bring on full GCs). A
+   * broadcast made from inside a delivery callback gets a fresh buffer.
    */
-  collectLocally(query: RecipientQuery): { slots: Int32Array; count: number } {
-    if (this.recipients.length < this.slotCapacity) this.recipients = new Int32Array(this.slotCapacity);
+  borrowRecipients(): Int32Array {
+    const spare = this.spareRecipients;
+    this.spareRecipients = undefined;
+    return spare !== undefined && spare.length >= this.slotCapacity ? spare : new Int32Array(this.slotCapacity);
+  }
+
+  returnRecipients(buffer: Int32Array): void {
+    if (this.spareRecipients === undefined || this.spareRecipients.length < buffer.length) this.spareRecipients = buffer;
+  }
+
+  /** Answers a query on this thread into `out`; returns the number of recipient slots. */
+  collectLocally(query: RecipientQuery, out: Int32Array): number {
     let count = 0;
     for (let shard = 0; shard < this.shardCount; shard++) {
-      count = collectShard(this.view, shard, query, this.marks, this.recipients, count);
+      count = collectShard(this.view, shard, query, this.marks, out, count);
     }
-    return { slots: this.recipients, count };
+    return count;
   }
 
   /**
@@ -517,14 +528,9 @@ export class MembershipIndex {
    * every `socket.emit()` with connection state recovery), with no query to
    * build and no marks to set.
    */
-  membersOf(roomId: number): Int32Array {
-    const out = new Int32Array(this.roomSizes[roomId]);
+  membersOf(roomId: number, out: Int32Array): number {
     this.singleRoomQuery.rooms[0] = roomId;
-    let n = 0;
-    for (let shard = 0; shard < this.shardCount; shard++) {
-      n = collectShard(this.view, shard, this.singleRoomQuery, this.marks, out, n);
-    }
-    return out;
+    return this.collectLocally(this.singleRoomQuery, out);
   }
 
   /** Answers one shard on this thread (the main thread's share of a cooperative query). */
@@ -553,7 +559,7 @@ export class MembershipIndex {
     this.roomGenerations = new Int32Array(INITIAL_ROOMS);
     this.slotGenerations = new Int32Array(INITIAL_SLOTS);
     this.nodeSeqs = new Float64Array(INITIAL_NODES);
-    this.recipients = new Int32Array(INITIAL_SLOTS);
+    this.spareRecipients = undefined;
   }
 
   // ---- internals ----

@@ -135,13 +135,16 @@ export class RecoveryStore {
       return;
     }
     let packed: Buffer | undefined;
-    try {
-      packed = this.sessionPackr.pack(stored);
-      // Kept off the heap only if it comes back the same (not for functions,
-      // class instances, -0, lone surrogates, own "__proto__" keys...).
-      if (!isDeepStrictEqual(this.sessionPackr.unpack(packed), stored)) packed = undefined;
-    } catch {
-      packed = undefined;
+    // Kept off the heap only if it is plain data and comes back the same
+    // (not functions, class instances, errors, -0, lone surrogates, own
+    // "__proto__" keys...): otherwise restoring it would not give it back.
+    if (isPlainData(session.data, new Set())) {
+      try {
+        packed = this.sessionPackr.pack(stored);
+        if (!isDeepStrictEqual(this.sessionPackr.unpack(packed), stored)) packed = undefined;
+      } catch {
+        packed = undefined;
+      }
     }
     this.sessions.set(session.pid, packed ?? stored);
   }
@@ -267,6 +270,32 @@ export class RecoveryStore {
     const idBytes = this.log[at + 12];
     return this.packr.unpack(this.log.subarray(at + HEADER_BYTES + idBytes, this.next(at)));
   }
+}
+
+/**
+ * Whether `value` holds only what msgpack's structured clone rebuilds as it
+ * was: primitives, plain objects and arrays, Map, Set, Date and byte arrays
+ * (cycles allowed).
+ */
+function isPlainData(value: unknown, seen: Set<object>): boolean {
+  if (value === null || typeof value !== "object") return typeof value !== "function" && typeof value !== "symbol";
+  if (seen.has(value)) return true;
+  seen.add(value);
+  if (value instanceof Date || ArrayBuffer.isView(value)) return true;
+  if (value instanceof Map) {
+    for (const [key, item] of value) if (!isPlainData(key, seen) || !isPlainData(item, seen)) return false;
+    return true;
+  }
+  if (value instanceof Set) {
+    for (const item of value) if (!isPlainData(item, seen)) return false;
+    return true;
+  }
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== Array.prototype && prototype !== null) return false;
+  for (const key of Reflect.ownKeys(value)) {
+    if (typeof key === "symbol" || !isPlainData((value as Record<string, unknown>)[key], seen)) return false;
+  }
+  return true;
 }
 
 /** Whether msgpack round-trips every room as the same Map key (objects and symbols it cannot). */

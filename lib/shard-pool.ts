@@ -212,11 +212,11 @@ export class ShardPool {
   }
 
   /**
-   * Answers `query` over `index` with the workers' help and returns a copy of
-   * the recipient slots, or `undefined` if a worker failed to answer in time
-   * (the caller then answers on the main thread).
+   * Answers `query` over `index` with the workers' help, copies the recipient
+   * slots into `out` and returns their number, or `undefined` if a worker
+   * failed to answer in time (the caller then answers on the main thread).
    */
-  collect(index: MembershipIndex, query: RecipientQuery): Int32Array | undefined {
+  collect(index: MembershipIndex, query: RecipientQuery, out: Int32Array): number | undefined {
     const piscina = this.piscina;
     if (piscina === undefined) return undefined;
     const shardCount = index.shardCount;
@@ -272,17 +272,14 @@ export class ShardPool {
       done = now;
     }
 
-    let total = 0;
-    for (let shard = 0; shard < shardCount; shard++) total += results[shard * resultStride];
-    const slots = new Int32Array(total);
     let n = 0;
     for (let shard = 0; shard < shardCount; shard++) {
       const start = shard * resultStride;
       const count = results[start];
-      slots.set(results.subarray(start + 1, start + 1 + count), n);
+      out.set(results.subarray(start + 1, start + 1 + count), n);
       n += count;
     }
-    return slots;
+    return n;
   }
 
   /**

@@ -115,8 +115,10 @@ test("collectLocally answers unions and excepts, each slot once", () => {
     if (i % 5 === 0) index.join(slot, c);
   });
   const run = (rooms: string[], except: string[]) => {
-    const { slots: out, count } = index.collectLocally(index.internQuery(new Set(rooms), new Set(except)));
+    const out = index.borrowRecipients();
+    const count = index.collectLocally(index.internQuery(new Set(rooms), new Set(except)), out);
     const ids = Array.from(out.subarray(0, count), (slot) => index.socketIdOf(slot));
+    index.returnRecipients(out);
     assert.equal(new Set(ids).size, ids.length, "no duplicate recipient");
     return new Set(ids);
   };
