@@ -72,7 +72,8 @@ const EVENT = 2;
 type StoredSession = [SocketId, PrivateSessionId, Room[], unknown, number];
 
 export class RecoveryStore {
-  private readonly packr = new Packr({ useRecords: false });
+  // copyBuffers: decoded attachments must not be views into the log, which is reused.
+  private readonly packr = new Packr({ useRecords: false, copyBuffers: true });
   private readonly sessionPackr = new Packr({ structuredClone: true });
   private log = Buffer.allocUnsafeSlow(INITIAL_LOG_BYTES);
   private start = 0;
