@@ -401,7 +401,7 @@ export function markdown(results: BenchResults): string {
   const c = results.config;
   out.push(
     `- Config: mode ${c.mode}; sharded adapter \`createAdapter({ workers: ${c.workers}${c.offloadThreshold === "default" ? "" : `, offloadThreshold: ${c.offloadThreshold}`} })\`` +
-      ` (offloadThreshold ${c.offloadThreshold === "default" ? "default 20000" : c.offloadThreshold}); seed ${c.seed}, Zipf exponent ${c.zipf}`,
+      ` (offloadThreshold ${c.offloadThreshold === "default" ? "the library default" : c.offloadThreshold}); seed ${c.seed}, Zipf exponent ${c.zipf}`,
   );
   out.push(
     `- Total time: ${results.elapsedSeconds.toFixed(1)} s (` +

@@ -22,7 +22,7 @@
  *   --rounds=2 --time=1000       rounds per workload and adapter, tinybench ms per round
  *   --gc=1000000x10 --gc-time=5000     the GC measurement's cell and length ("--gc=none": off)
  *   --e2e-clients=2000 --storm=3000 --e2e-rounds=2   end to end ("--e2e-clients=0": off)
- *   --seed=1 --zipf=1 --workers=2 --offload-threshold=20000
+ *   --seed=1 --zipf=1 --workers=2 --offload-threshold=100000
  *   --no-write                   print only, do not write bench/results/
  * With --cells, --sizes or --only, GC and end to end are off unless asked for.
  *
