@@ -31,10 +31,12 @@ export interface ShardedAdapterStats {
 export interface AdapterContext {
   readonly options: ResolvedOptions;
   readonly pool: ShardPool;
+  /** Set when the nodes are linked through Redis: recovery is then kept in Redis, not in this process. */
+  readonly clustered: boolean;
 }
 
 export function createContext(options: ResolvedOptions): AdapterContext {
-  return { options, pool: new ShardPool(options) };
+  return { options, pool: new ShardPool(options), clustered: options.redis !== undefined };
 }
 
 /** The context of `ShardedAdapter` used directly as socket.io's `adapter` option. */
@@ -54,313 +56,363 @@ interface BroadcastPacket {
   nsp?: string;
 }
 
+/** A class that constructs socket.io-adapter `Adapter`s (the mixin's base). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- TypeScript's mixin pattern requires `any[]` here
+export type AdapterClass = abstract new (...args: any[]) => Adapter;
+
+/** What {@link withShardedMembership} adds to an adapter class. */
+export interface ShardedMembership {
+  /** Read-only view: room -> member ids. Use `socket.join()`/`leave()` to change it. */
+  readonly rooms: RoomsView;
+  /** Read-only view: socket id -> its rooms. */
+  readonly sids: SidsView;
+  /** Counts for monitoring: rooms, sockets, memberships, shared memory and the pool's counters. */
+  stats(): ShardedAdapterStats;
+  /**
+   * The worker threads of the pool this adapter shares (for monitoring).
+   * Terminating one is survivable: it is replaced and no membership is lost.
+   */
+  workerThreads(): readonly Worker[];
+  /** Whether any socket of this process is in one of `rooms` (the cluster adapter skips remote broadcasts otherwise). */
+  hasMembersIn(rooms: Iterable<Room>): boolean;
+}
+
+/**
+ * Gives an adapter class (socket.io-adapter's `Adapter`, or its
+ * `ClusterAdapterWithHeartbeat` for the Redis-linked adapter) the sharded
+ * storage: room membership in shared memory, sharded by socket, and big
+ * broadcasts answered by worker threads.
+ *
+ * It replaces the base's storage: the packet encoding, flags and ack
+ * handling stay socket.io's own, and every operation that selects sockets
+ * (broadcast, broadcastWithAck, sockets, fetchSockets, addSockets, delSockets,
+ * disconnectSockets) goes through one loop, `applyToRecipients`, as in
+ * socket.io-adapter. `broadcast` here delivers to this process's sockets
+ * only; a cluster subclass publishes first, then calls it.
+ *
+ * When the server has `connectionStateRecovery` on (and the nodes are not
+ * linked through Redis, which keeps it there), it also does the job of
+ * socket.io-adapter's `SessionAwareAdapter`, with the stored packets and
+ * sessions serialized off the heap.
+ *
+ * The context (options and worker pool) is read from a static `context`
+ * property of the constructed class (set by `createAdapter()`).
+ */
+export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): TBase & (abstract new (...args: any[]) => ShardedMembership) {
+  abstract class Sharded extends Base implements ShardedMembership {
+    override rooms: RoomsView;
+    override sids: SidsView;
+
+    private readonly index: MembershipIndex;
+    private readonly pool: ShardPool;
+    private readonly options: ResolvedOptions;
+    private readonly recovery: RecoveryStore | undefined;
+    private closed = false;
+    /**
+     * Socket objects by slot, cached at their first delivery so that each
+     * recipient costs an array read, not a string-keyed Map lookup. socket.io
+     * removes a socket from its namespace only after `delAll`, which clears it.
+     */
+    private readonly socketsBySlot: (Socket | undefined)[] = [];
+    /** Set by broadcast/broadcastWithAck for the one apply() call they make. */
+    private nextApplyInAnyOrder = false;
+
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mixin constructor (see AdapterClass)
+    constructor(...args: any[]) {
+      super(...args);
+      const nsp = args[0] as Namespace;
+      const context = (new.target as { context?: AdapterContext }).context ?? (defaultContext ??= createContext(resolveOptions({})));
+      const { pool, options } = context;
+      this.pool = pool;
+      this.options = options;
+      this.index = new MembershipIndex(pool.shardCount);
+      this.rooms = new RoomsView(this.index);
+      this.sids = new SidsView(this.index);
+      const server = nsp.server as unknown as ServerInternals;
+      const recovery = server.opts.connectionStateRecovery;
+      this.recovery = recovery && !context.clustered
+        ? new RecoveryStore(recovery.maxDisconnectionDuration ?? 2 * 60 * 1000, () => new server._parser.Decoder())
+        : undefined;
+      pool.acquire();
+    }
+
+    /**
+     * Adds a socket to rooms; emits `create-room` and `join-room` as the
+     * in-memory adapter does.
+     */
+    override addAll(id: SocketId, rooms: Set<Room>): void {
+      this.assertOpen("addAll");
+      const index = this.index;
+      const slot = index.slotOf(id) ?? index.addSocket(id);
+      const generation = index.slotGeneration(slot);
+      for (const room of rooms) {
+        let roomId = index.roomIdOf(room);
+        if (roomId === undefined) {
+          roomId = index.addRoom(room);
+          this.emit("create-room", room);
+        }
+        if (index.join(slot, roomId)) this.emit("join-room", room, id);
+        // A listener disconnected the socket: its slot is no longer its own.
+        if (index.slotOf(id) !== slot || index.slotGeneration(slot) !== generation) return;
+      }
+    }
+
+    /** Removes a socket from a room; emits `leave-room`, then `delete-room` if it emptied. */
+    override del(id: SocketId, room: Room): void {
+      this.assertOpen("del");
+      const slot = this.index.slotOf(id);
+      const roomId = this.index.roomIdOf(room);
+      if (slot === undefined || roomId === undefined) return;
+      this.leaveRoom(slot, roomId, room, id);
+    }
+
+    /** Removes a socket from all its rooms (on disconnect). A no-op after close, like a broadcast. */
+    override delAll(id: SocketId): void {
+      if (this.closed) return;
+      const slot = this.index.slotOf(id);
+      if (slot === undefined) return;
+      // Always the socket's current first room, so that rooms a listener joins
+      // meanwhile are left too (the in-memory adapter iterates its live Set).
+      for (let roomId = this.index.firstRoomIdOf(slot); roomId !== -1; roomId = this.index.firstRoomIdOf(slot)) {
+        this.leaveRoom(slot, roomId, this.index.roomNameOf(roomId) as Room, id);
+      }
+      this.socketsBySlot[slot] = undefined;
+      this.index.removeSocket(slot);
+    }
+
+    /**
+     * Broadcasts a packet (socket.io's own encoding and flags). With connection
+     * state recovery on, event packets are first stored for clients that miss them.
+     */
+    override broadcast(packet: BroadcastPacket, opts: BroadcastOptions): void | Promise<void> {
+      if (this.closed) return this.droppedAfterClose("broadcast");
+      this.recovery?.beginBroadcast(packet, opts);
+      // No client can tell in which order the others were written to, so the
+      // recipients may come shard by shard, computed by the workers.
+      this.nextApplyInAnyOrder = true;
+      try {
+        // Adapter's broadcast, not the base's: a cluster base would publish again.
+        broadcastInAdapter.call(this, packet, opts);
+      } finally {
+        this.nextApplyInAnyOrder = false;
+        this.recovery?.abandonBroadcast();
+      }
+    }
+
+    /** Broadcasts a packet that expects acks (socket.io's own code, recipients from the shards). */
+    override broadcastWithAck(
+      packet: BroadcastPacket,
+      opts: BroadcastOptions,
+      clientCountCallback: (clientCount: number) => void,
+      ack: (...args: unknown[]) => void,
+    ): void {
+      if (this.closed) {
+        clientCountCallback(0);
+        return this.droppedAfterClose("broadcastWithAck");
+      }
+      this.nextApplyInAnyOrder = true;
+      try {
+        super.broadcastWithAck(packet, opts, clientCountCallback, ack);
+      } finally {
+        this.nextApplyInAnyOrder = false;
+      }
+    }
+
+    /** Keeps a disconnected socket's session (with connection state recovery on). */
+    override persistSession(session: SessionToPersist): void {
+      this.recovery?.persistSession(session);
+    }
+
+    /**
+     * The session and the packets it missed; resolves null when recovery is off,
+     * the session expired or the offset is unknown (socket.io-adapter's typings
+     * say `Promise<Session>`, its implementation and socket.io allow null).
+     */
+    override restoreSession(pid: PrivateSessionId, offset: string): Promise<Session> {
+      const session = this.recovery?.restoreSession(pid, offset) ?? null;
+      return Promise.resolve(session as Session);
+    }
+
+    /** The rooms of a socket, as a live read-only Set; `undefined` for an unknown socket. */
+    override socketRooms(id: SocketId): Set<Room> | undefined {
+      const slot = this.index.slotOf(id);
+      return slot === undefined ? undefined : new SocketRoomsView(this.index, id, slot);
+    }
+
+    /** Stops using the shared workers; the last namespace to close stops them. */
+    override close(): Promise<void> {
+      if (this.closed) return Promise.resolve();
+      this.closed = true;
+      void super.close(); // a cluster base says goodbye to the other nodes
+
+      this.index.clear();
+      this.socketsBySlot.length = 0;
+      this.recovery?.close();
+      debug("closed adapter of namespace %s", this.nsp.name);
+      return this.pool.release();
+    }
+
+    stats(): ShardedAdapterStats {
+      return {
+        namespace: this.nsp.name,
+        rooms: this.index.roomCount,
+        sockets: this.index.socketCount,
+        memberships: this.index.memberships,
+        shards: this.index.shardSizes(),
+        sharedMemoryBytes: this.index.sharedBytes,
+        recovery: this.recovery?.size ?? { packets: 0, sessions: 0, bytes: 0 },
+        pool: this.pool.stats(),
+      };
+    }
+
+    workerThreads(): readonly Worker[] {
+      return this.pool.workerThreads();
+    }
+
+    hasMembersIn(rooms: Iterable<Room>): boolean {
+      if (this.closed) return false;
+      for (const room of rooms) {
+        const roomId = this.index.roomIdOf(room);
+        if (roomId !== undefined && this.index.roomSize(roomId) > 0) return true;
+      }
+      return false;
+    }
+
+    /**
+     * Calls `callback` once for each connected socket that `opts` selects:
+     * members of any of `opts.rooms` (every socket when empty), minus members of
+     * `opts.except`. Every recipient is computed before the first callback, so
+     * callbacks may join, leave or broadcast without disturbing this loop.
+     *
+     * For fetchSockets, socketsJoin and the like, sockets come in the
+     * in-memory adapter's order, computed on the main thread. For broadcasts,
+     * whose order no client can observe, big selections are computed by the
+     * shard workers together with the main thread, small ones on the main
+     * thread with no round-trip.
+     */
+    applyToRecipients(opts: BroadcastOptions, callback: (socket: Socket) => void): void {
+      this.assertOpen("apply");
+      const inAnyOrder = this.nextApplyInAnyOrder;
+      this.nextApplyInAnyOrder = false;
+      const index = this.index;
+      let roomId: number | undefined;
+      if (opts.rooms.size === 1 && !opts.except?.size) {
+        // One room, nothing excluded: its list already holds each member once,
+        // in join order within each shard (and the order of one socket is moot).
+        roomId = index.roomIdOf(opts.rooms.values().next().value as Room);
+        if (roomId === undefined) return;
+        const size = index.roomSize(roomId);
+        if (!(inAnyOrder ? size < this.options.offloadThreshold : size <= 1)) roomId = undefined;
+      }
+      if (roomId === undefined && !inAnyOrder) {
+        const query = index.internQuery(opts.rooms, opts.except);
+        if (!query.everyone && query.rooms.length === 0) return;
+        const slots = index.collectOrdered(query);
+        return this.deliver(slots, slots.length, callback);
+      }
+      const out = index.borrowRecipients();
+      try {
+        let count: number | undefined;
+        if (roomId !== undefined) {
+          count = index.membersOf(roomId, out);
+        } else {
+          const query = index.internQuery(opts.rooms, opts.except);
+          if (!query.everyone && query.rooms.length === 0) return;
+          if (query.cost >= this.options.offloadThreshold && this.pool.running) count = this.pool.collect(index, query, out);
+          count ??= index.collectLocally(query, out);
+        }
+        this.deliver(out, count, callback);
+      } finally {
+        index.returnRecipients(out);
+      }
+    }
+
+    /** Calls `callback` with the Socket of each slot that is registered in the namespace. */
+    private deliver(slots: Int32Array, count: number, callback: (socket: Socket) => void): void {
+      const sockets: Map<SocketId, Socket> = this.nsp.sockets;
+      const bySlot = this.socketsBySlot;
+      for (let i = 0; i < count; i++) {
+        const slot = slots[i];
+        let socket = bySlot[slot];
+        if (socket === undefined) {
+          // As the in-memory adapter: only sockets registered in the namespace
+          // (not yet, say, one joining rooms in a middleware) are written to.
+          const id = this.index.socketIdOf(slot);
+          socket = id === undefined ? undefined : sockets.get(id);
+          if (socket === undefined) continue;
+          bySlot[slot] = socket;
+        }
+        callback(socket);
+      }
+    }
+
+    private leaveRoom(slot: number, roomId: number, room: Room, id: SocketId): void {
+      const index = this.index;
+      if (!index.leave(slot, roomId)) return;
+      const generation = index.roomGeneration(roomId);
+      this.emit("leave-room", room, id);
+      // A leave-room listener may have emptied and removed the room already.
+      if (index.roomSize(roomId) === 0 && index.roomIdOf(room) === roomId && index.roomGeneration(roomId) === generation) {
+        index.removeRoom(roomId);
+        this.emit("delete-room", room);
+      }
+    }
+
+    /**
+     * A closed adapter has no members left, so a broadcast reaches nobody. It is
+     * not an error: libraries such as @socket.io/admin-ui emit from deferred
+     * callbacks that can run just after `io.close()`.
+     */
+    private droppedAfterClose(operation: string): void {
+      debug("%s on the closed adapter of namespace %s reaches no socket", operation, this.nsp.name);
+    }
+
+    private assertOpen(operation: string): void {
+      if (this.closed) throw new AdapterClosedError(operation, this.nsp.name);
+    }
+
+    /** Packet encoding as socket.io-adapter's, recording the result for connection state recovery. */
+    private encodeAndRecord(packet: BroadcastPacket, packetOpts: object): unknown[] {
+      const encoded = encodeInAdapter.call(this, packet, packetOpts);
+      this.recovery?.recordEncoded(encoded);
+      return encoded;
+    }
+
+    static {
+      // socket.io-adapter routes every socket-selecting operation through its
+      // private `apply(opts, callback)`, and encodes each broadcast once in its
+      // private `_encode`. Replacing these two routes every operation through
+      // the shards, and lets recovery store the very encoding sent to clients,
+      // while socket.io's own code keeps doing encoding, flags and acks.
+      for (const [name, method] of [
+        ["apply", this.prototype.applyToRecipients],
+        ["_encode", this.prototype.encodeAndRecord],
+      ] as const) {
+        Object.defineProperty(this.prototype, name, { value: method, writable: true, configurable: true });
+      }
+    }
+  }
+  return Sharded;
+}
+
+type Encode = (packet: BroadcastPacket, packetOpts: object) => unknown[];
+const encodeInAdapter = (Adapter.prototype as unknown as { _encode: Encode })._encode;
+const broadcastInAdapter = Adapter.prototype.broadcast as (packet: BroadcastPacket, opts: BroadcastOptions) => void;
+
 /**
  * A Socket.IO adapter whose room membership lives in shared memory, sharded by
- * socket, and whose big broadcasts are answered by worker threads.
- *
- * It extends socket.io's in-memory `Adapter` and replaces its storage: the
- * packet encoding, flags and ack handling are socket.io's own, and every
- * operation that selects sockets (broadcast, broadcastWithAck, sockets,
- * fetchSockets, addSockets, delSockets, disconnectSockets) goes through one
- * loop, {@link ShardedAdapter.applyToRecipients}, as in socket.io-adapter.
- *
- * When the server has `connectionStateRecovery` on, it also does the job of
- * socket.io-adapter's `SessionAwareAdapter` (which socket.io would otherwise
- * pick), with the stored packets and sessions serialized off the heap.
+ * socket, and whose big broadcasts are answered by worker threads: socket.io's
+ * in-memory `Adapter` with {@link withShardedMembership}'s storage.
  *
  * Create it with `createAdapter(options)`. Passing the class itself as
  * socket.io's `adapter` option also works, with default options and one pool
  * shared by every server that does so.
  */
-export class ShardedAdapter extends Adapter {
-  /** Read-only view: room -> member ids. Use `socket.join()`/`leave()` to change it. */
-  override rooms: RoomsView;
-  /** Read-only view: socket id -> its rooms. */
-  override sids: SidsView;
-
+export class ShardedAdapter extends withShardedMembership(Adapter) {
   /** Set on the class `createAdapter()` returns; read when a namespace constructs its adapter. */
   protected static context: AdapterContext | undefined;
 
-  private readonly index: MembershipIndex;
-  private readonly pool: ShardPool;
-  private readonly options: ResolvedOptions;
-  private readonly recovery: RecoveryStore | undefined;
-  private closed = false;
-  /**
-   * Socket objects by slot, cached at their first delivery so that each
-   * recipient costs an array read, not a string-keyed Map lookup. socket.io
-   * removes a socket from its namespace only after `delAll`, which clears it.
-   */
-  private readonly socketsBySlot: (Socket | undefined)[] = [];
-  /** Set by broadcast/broadcastWithAck for the one apply() call they make. */
-  private nextApplyInAnyOrder = false;
-
   constructor(nsp: Namespace) {
     super(nsp);
-    const context = (new.target as typeof ShardedAdapter).context ?? (defaultContext ??= createContext(resolveOptions({})));
-    const { pool, options } = context;
-    this.pool = pool;
-    this.options = options;
-    this.index = new MembershipIndex(pool.shardCount);
-    this.rooms = new RoomsView(this.index);
-    this.sids = new SidsView(this.index);
-    const server = nsp.server as unknown as ServerInternals;
-    const recovery = server.opts.connectionStateRecovery;
-    this.recovery = recovery
-      ? new RecoveryStore(recovery.maxDisconnectionDuration ?? 2 * 60 * 1000, () => new server._parser.Decoder())
-      : undefined;
-    pool.acquire();
-  }
-
-  /**
-   * Adds a socket to rooms; emits `create-room` and `join-room` as the
-   * in-memory adapter does.
-   */
-  override addAll(id: SocketId, rooms: Set<Room>): void {
-    this.assertOpen("addAll");
-    const index = this.index;
-    const slot = index.slotOf(id) ?? index.addSocket(id);
-    const generation = index.slotGeneration(slot);
-    for (const room of rooms) {
-      let roomId = index.roomIdOf(room);
-      if (roomId === undefined) {
-        roomId = index.addRoom(room);
-        this.emit("create-room", room);
-      }
-      if (index.join(slot, roomId)) this.emit("join-room", room, id);
-      // A listener disconnected the socket: its slot is no longer its own.
-      if (index.slotOf(id) !== slot || index.slotGeneration(slot) !== generation) return;
-    }
-  }
-
-  /** Removes a socket from a room; emits `leave-room`, then `delete-room` if it emptied. */
-  override del(id: SocketId, room: Room): void {
-    this.assertOpen("del");
-    const slot = this.index.slotOf(id);
-    const roomId = this.index.roomIdOf(room);
-    if (slot === undefined || roomId === undefined) return;
-    this.leaveRoom(slot, roomId, room, id);
-  }
-
-  /** Removes a socket from all its rooms (on disconnect). A no-op after close, like a broadcast. */
-  override delAll(id: SocketId): void {
-    if (this.closed) return;
-    const slot = this.index.slotOf(id);
-    if (slot === undefined) return;
-    // Always the socket's current first room, so that rooms a listener joins
-    // meanwhile are left too (the in-memory adapter iterates its live Set).
-    for (let roomId = this.index.firstRoomIdOf(slot); roomId !== -1; roomId = this.index.firstRoomIdOf(slot)) {
-      this.leaveRoom(slot, roomId, this.index.roomNameOf(roomId) as Room, id);
-    }
-    this.socketsBySlot[slot] = undefined;
-    this.index.removeSocket(slot);
-  }
-
-  /**
-   * Broadcasts a packet (socket.io's own encoding and flags). With connection
-   * state recovery on, event packets are first stored for clients that miss them.
-   */
-  override broadcast(packet: BroadcastPacket, opts: BroadcastOptions): void {
-    if (this.closed) return this.droppedAfterClose("broadcast");
-    this.recovery?.beginBroadcast(packet, opts);
-    // No client can tell in which order the others were written to, so the
-    // recipients may come shard by shard, computed by the workers.
-    this.nextApplyInAnyOrder = true;
-    try {
-      super.broadcast(packet, opts);
-    } finally {
-      this.nextApplyInAnyOrder = false;
-      this.recovery?.abandonBroadcast();
-    }
-  }
-
-  /** Broadcasts a packet that expects acks (socket.io's own code, recipients from the shards). */
-  override broadcastWithAck(
-    packet: BroadcastPacket,
-    opts: BroadcastOptions,
-    clientCountCallback: (clientCount: number) => void,
-    ack: (...args: unknown[]) => void,
-  ): void {
-    if (this.closed) {
-      clientCountCallback(0);
-      return this.droppedAfterClose("broadcastWithAck");
-    }
-    this.nextApplyInAnyOrder = true;
-    try {
-      super.broadcastWithAck(packet, opts, clientCountCallback, ack);
-    } finally {
-      this.nextApplyInAnyOrder = false;
-    }
-  }
-
-  /** Keeps a disconnected socket's session (with connection state recovery on). */
-  override persistSession(session: SessionToPersist): void {
-    this.recovery?.persistSession(session);
-  }
-
-  /**
-   * The session and the packets it missed; resolves null when recovery is off,
-   * the session expired or the offset is unknown (socket.io-adapter's typings
-   * say `Promise<Session>`, its implementation and socket.io allow null).
-   */
-  override restoreSession(pid: PrivateSessionId, offset: string): Promise<Session> {
-    const session = this.recovery?.restoreSession(pid, offset) ?? null;
-    return Promise.resolve(session as Session);
-  }
-
-  /** The rooms of a socket, as a live read-only Set; `undefined` for an unknown socket. */
-  override socketRooms(id: SocketId): Set<Room> | undefined {
-    const slot = this.index.slotOf(id);
-    return slot === undefined ? undefined : new SocketRoomsView(this.index, id, slot);
-  }
-
-  /** Stops using the shared workers; the last namespace to close stops them. */
-  override close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    this.closed = true;
-    this.index.clear();
-    this.socketsBySlot.length = 0;
-    this.recovery?.close();
-    debug("closed adapter of namespace %s", this.nsp.name);
-    return this.pool.release();
-  }
-
-  /** Counts for monitoring: rooms, sockets, memberships, shared memory and the pool's counters. */
-  stats(): ShardedAdapterStats {
-    return {
-      namespace: this.nsp.name,
-      rooms: this.index.roomCount,
-      sockets: this.index.socketCount,
-      memberships: this.index.memberships,
-      shards: this.index.shardSizes(),
-      sharedMemoryBytes: this.index.sharedBytes,
-      recovery: this.recovery?.size ?? { packets: 0, sessions: 0, bytes: 0 },
-      pool: this.pool.stats(),
-    };
-  }
-
-  /**
-   * The worker threads of the pool this adapter shares (for monitoring).
-   * Terminating one is survivable: it is replaced and no membership is lost.
-   */
-  workerThreads(): readonly Worker[] {
-    return this.pool.workerThreads();
-  }
-
-  /**
-   * Calls `callback` once for each connected socket that `opts` selects:
-   * members of any of `opts.rooms` (every socket when empty), minus members of
-   * `opts.except`. Every recipient is computed before the first callback, so
-   * callbacks may join, leave or broadcast without disturbing this loop.
-   *
-   * For fetchSockets, socketsJoin and the like, sockets come in the
-   * in-memory adapter's order, computed on the main thread. For broadcasts,
-   * whose order no client can observe, big selections are computed by the
-   * shard workers together with the main thread, small ones on the main
-   * thread with no round-trip.
-   */
-  applyToRecipients(opts: BroadcastOptions, callback: (socket: Socket) => void): void {
-    this.assertOpen("apply");
-    const inAnyOrder = this.nextApplyInAnyOrder;
-    this.nextApplyInAnyOrder = false;
-    const index = this.index;
-    let roomId: number | undefined;
-    if (opts.rooms.size === 1 && !opts.except?.size) {
-      // One room, nothing excluded: its list already holds each member once,
-      // in join order within each shard (and the order of one socket is moot).
-      roomId = index.roomIdOf(opts.rooms.values().next().value as Room);
-      if (roomId === undefined) return;
-      const size = index.roomSize(roomId);
-      if (!(inAnyOrder ? size < this.options.offloadThreshold : size <= 1)) roomId = undefined;
-    }
-    if (roomId === undefined && !inAnyOrder) {
-      const query = index.internQuery(opts.rooms, opts.except);
-      if (!query.everyone && query.rooms.length === 0) return;
-      const slots = index.collectOrdered(query);
-      return this.deliver(slots, slots.length, callback);
-    }
-    const out = index.borrowRecipients();
-    try {
-      let count: number | undefined;
-      if (roomId !== undefined) {
-        count = index.membersOf(roomId, out);
-      } else {
-        const query = index.internQuery(opts.rooms, opts.except);
-        if (!query.everyone && query.rooms.length === 0) return;
-        if (query.cost >= this.options.offloadThreshold && this.pool.running) count = this.pool.collect(index, query, out);
-        count ??= index.collectLocally(query, out);
-      }
-      this.deliver(out, count, callback);
-    } finally {
-      index.returnRecipients(out);
-    }
-  }
-
-  /** Calls `callback` with the Socket of each slot that is registered in the namespace. */
-  private deliver(slots: Int32Array, count: number, callback: (socket: Socket) => void): void {
-    const sockets: Map<SocketId, Socket> = this.nsp.sockets;
-    const bySlot = this.socketsBySlot;
-    for (let i = 0; i < count; i++) {
-      const slot = slots[i];
-      let socket = bySlot[slot];
-      if (socket === undefined) {
-        // As the in-memory adapter: only sockets registered in the namespace
-        // (not yet, say, one joining rooms in a middleware) are written to.
-        const id = this.index.socketIdOf(slot);
-        socket = id === undefined ? undefined : sockets.get(id);
-        if (socket === undefined) continue;
-        bySlot[slot] = socket;
-      }
-      callback(socket);
-    }
-  }
-
-  private leaveRoom(slot: number, roomId: number, room: Room, id: SocketId): void {
-    const index = this.index;
-    if (!index.leave(slot, roomId)) return;
-    const generation = index.roomGeneration(roomId);
-    this.emit("leave-room", room, id);
-    // A leave-room listener may have emptied and removed the room already.
-    if (index.roomSize(roomId) === 0 && index.roomIdOf(room) === roomId && index.roomGeneration(roomId) === generation) {
-      index.removeRoom(roomId);
-      this.emit("delete-room", room);
-    }
-  }
-
-  /**
-   * A closed adapter has no members left, so a broadcast reaches nobody. It is
-   * not an error: libraries such as @socket.io/admin-ui emit from deferred
-   * callbacks that can run just after `io.close()`.
-   */
-  private droppedAfterClose(operation: string): void {
-    debug("%s on the closed adapter of namespace %s reaches no socket", operation, this.nsp.name);
-  }
-
-  private assertOpen(operation: string): void {
-    if (this.closed) throw new AdapterClosedError(operation, this.nsp.name);
-  }
-
-  /** Packet encoding as socket.io-adapter's, recording the result for connection state recovery. */
-  private encodeAndRecord(packet: BroadcastPacket, packetOpts: object): unknown[] {
-    const encoded = encodeInAdapter.call(this, packet, packetOpts);
-    this.recovery?.recordEncoded(encoded);
-    return encoded;
-  }
-
-  static {
-    // socket.io-adapter routes every socket-selecting operation through its
-    // private `apply(opts, callback)`, and encodes each broadcast once in its
-    // private `_encode`. Replacing these two routes every operation through
-    // the shards, and lets recovery store the very encoding sent to clients,
-    // while socket.io's own code keeps doing encoding, flags and acks.
-    for (const [name, method] of [
-      ["apply", this.prototype.applyToRecipients],
-      ["_encode", this.prototype.encodeAndRecord],
-    ] as const) {
-      Object.defineProperty(this.prototype, name, { value: method, writable: true, configurable: true });
-    }
   }
 }
-
-type Encode = (packet: BroadcastPacket, packetOpts: object) => unknown[];
-const encodeInAdapter = (Adapter.prototype as unknown as { _encode: Encode })._encode;

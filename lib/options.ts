@@ -26,6 +26,70 @@ export interface ShardedAdapterOptions {
   workerTimeout?: number;
   /** Passed to each worker thread (see `node:worker_threads`). */
   resourceLimits?: ResourceLimits;
+  /**
+   * A connected Redis client (node-redis v4/v5 or ioredis): links this
+   * server to the others through Redis Streams, in the format of
+   * `@socket.io/redis-streams-adapter`. Without it the adapter is local.
+   */
+  redis?: RedisClient;
+  /** Milliseconds between heartbeats to the other nodes (Redis only). Default: 5000. */
+  heartbeatInterval?: number;
+  /** Milliseconds without a message after which another node counts as gone (Redis only). Default: 10000. */
+  heartbeatTimeout?: number;
+  /** Name of the Redis stream (Redis only; as the official adapter). Default: "socket.io". */
+  streamName?: string;
+  /** Number of streams the namespaces are spread over (Redis only). Default: 1. */
+  streamCount?: number;
+  /** Prefix of the pub/sub channels (Redis only). Default: "socket.io". */
+  channelPrefix?: string;
+  /** Approximate maximum length of the stream (Redis only). Default: 10000. */
+  maxLen?: number;
+  /** Entries read from the stream per XREAD (Redis only). Default: 100. */
+  readCount?: number;
+  /** How long one XREAD blocks, in milliseconds (Redis only). Default: 5000. */
+  blockTimeInMs?: number;
+  /** Prefix of the keys of persisted sessions (Redis only, connection state recovery). Default: "sio:session:". */
+  sessionKeyPrefix?: string;
+}
+
+/**
+ * A connected Redis client: node-redis (v4, v5) or ioredis. Only the raw
+ * command and pub/sub methods are used, so the two behave the same.
+ */
+export type RedisClient = NodeRedisClient | IoRedisClient;
+
+/** The part of a node-redis client the adapter uses. */
+export interface NodeRedisClient {
+  sendCommand(args: (string | Buffer)[]): Promise<unknown>;
+  duplicate(): NodeRedisClient;
+  connect(): Promise<unknown>;
+  subscribe(channels: string | string[], listener: (message: Buffer, channel: Buffer) => void, bufferMode: true): Promise<unknown>;
+  unsubscribe(channels: string | string[]): Promise<unknown>;
+  on(event: "error", listener: (error: Error) => void): unknown;
+}
+
+/** The part of an ioredis client the adapter uses. */
+export interface IoRedisClient {
+  call(command: string, ...args: (string | Buffer | number)[]): Promise<unknown>;
+  duplicate(): IoRedisClient;
+  disconnect(): void;
+  subscribe(...channels: string[]): Promise<unknown>;
+  unsubscribe(...channels: string[]): Promise<unknown>;
+  on(event: string, listener: (...args: never[]) => void): unknown;
+}
+
+/** Options of the Redis link, with defaults filled in. */
+export interface ResolvedRedisOptions {
+  readonly client: RedisClient;
+  readonly heartbeatInterval: number;
+  readonly heartbeatTimeout: number;
+  readonly streamName: string;
+  readonly streamCount: number;
+  readonly channelPrefix: string;
+  readonly maxLen: number;
+  readonly readCount: number;
+  readonly blockTimeInMs: number;
+  readonly sessionKeyPrefix: string;
 }
 
 /** {@link ShardedAdapterOptions} with every default filled in. */
@@ -34,6 +98,7 @@ export interface ResolvedOptions {
   readonly offloadThreshold: number;
   readonly workerTimeout: number;
   readonly resourceLimits: ResourceLimits | undefined;
+  readonly redis: ResolvedRedisOptions | undefined;
 }
 
 /**
@@ -66,7 +131,7 @@ function integerIn(option: string, value: unknown, min: number, max: number, fal
 export function resolveOptions(options: ShardedAdapterOptions | undefined): ResolvedOptions {
   if (options === undefined || options === null) options = {};
   if (typeof options !== "object") throw new InvalidOptionError("options", options, "an object");
-  const known = new Set(["workers", "offloadThreshold", "workerTimeout", "resourceLimits"]);
+  const known = new Set(["workers", "offloadThreshold", "workerTimeout", "resourceLimits", "redis", ...REDIS_ONLY]);
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw new InvalidOptionError(key, (options as Record<string, unknown>)[key], `one of ${[...known].join(", ")} (unknown option)`);
   }
@@ -78,5 +143,56 @@ export function resolveOptions(options: ShardedAdapterOptions | undefined): Reso
   if (resourceLimits !== undefined && (typeof resourceLimits !== "object" || resourceLimits === null)) {
     throw new InvalidOptionError("resourceLimits", resourceLimits, "an object (see worker_threads ResourceLimits)");
   }
-  return { workers, offloadThreshold, workerTimeout, resourceLimits };
+  return { workers, offloadThreshold, workerTimeout, resourceLimits, redis: resolveRedisOptions(options) };
+}
+
+const REDIS_ONLY = [
+  "heartbeatInterval",
+  "heartbeatTimeout",
+  "streamName",
+  "streamCount",
+  "channelPrefix",
+  "maxLen",
+  "readCount",
+  "blockTimeInMs",
+  "sessionKeyPrefix",
+] as const;
+
+function isRedisClient(value: unknown): value is RedisClient {
+  if (typeof value !== "object" || value === null) return false;
+  const client = value as Partial<Record<string, unknown>>;
+  return typeof client.duplicate === "function" && (typeof client.sendCommand === "function" || typeof client.call === "function");
+}
+
+function nonEmptyString(option: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== "string" || value === "") throw new InvalidOptionError(option, value, "a non-empty string");
+  return value;
+}
+
+function resolveRedisOptions(options: ShardedAdapterOptions): ResolvedRedisOptions | undefined {
+  const client = options.redis;
+  if (client === undefined) {
+    const stray = REDIS_ONLY.find((key) => options[key] !== undefined);
+    if (stray !== undefined) throw new InvalidOptionError(stray, options[stray], "given only with the redis option (it configures the Redis link)");
+    return undefined;
+  }
+  if (!isRedisClient(client)) throw new InvalidOptionError("redis", client, "a connected node-redis (v4/v5) or ioredis client");
+  const heartbeatInterval = integerIn("heartbeatInterval", options.heartbeatInterval, 1, 3_600_000, 5000);
+  const heartbeatTimeout = integerIn("heartbeatTimeout", options.heartbeatTimeout, 1, 3_600_000, 10_000);
+  if (heartbeatTimeout <= heartbeatInterval) {
+    throw new InvalidOptionError("heartbeatTimeout", heartbeatTimeout, `greater than heartbeatInterval (${heartbeatInterval})`);
+  }
+  return {
+    client,
+    heartbeatInterval,
+    heartbeatTimeout,
+    streamName: nonEmptyString("streamName", options.streamName, "socket.io"),
+    streamCount: integerIn("streamCount", options.streamCount, 1, 1024, 1),
+    channelPrefix: nonEmptyString("channelPrefix", options.channelPrefix, "socket.io"),
+    maxLen: integerIn("maxLen", options.maxLen, 1, Number.MAX_SAFE_INTEGER, 10_000),
+    readCount: integerIn("readCount", options.readCount, 1, 1_000_000, 100),
+    blockTimeInMs: integerIn("blockTimeInMs", options.blockTimeInMs, 1, 3_600_000, 5000),
+    sessionKeyPrefix: nonEmptyString("sessionKeyPrefix", options.sessionKeyPrefix, "sio:session:"),
+  };
 }
