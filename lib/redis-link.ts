@@ -20,8 +20,9 @@ export interface StreamEntry {
 type Argument = string | Buffer;
 type MessageListener = (channel: string, payload: Buffer) => void;
 
+/** ioredis has a `sendCommand` too (of another shape); `callBuffer` is its own. */
 function isNodeRedis(client: RedisClient): client is NodeRedisClient {
-  return typeof (client as Partial<NodeRedisClient>).sendCommand === "function";
+  return typeof (client as { callBuffer?: unknown }).callBuffer !== "function";
 }
 
 /** A Redis connection with the commands the adapter needs. */
@@ -91,11 +92,8 @@ export class RedisLink {
     return this.command(["SET", key, value, "PX", String(expiryMs)]);
   }
 
-  /** GET then DEL in one transaction (GETDEL needs Redis 6.2). */
+  /** GET then DEL, atomically (a script: GETDEL needs Redis 6.2, MULTI would need a connection of its own). */
   async getAndDelete(key: string): Promise<string | null> {
-    // MULTI/EXEC over raw commands would interleave with other callers of the
-    // same connection, so use the one-command form when the server has it and
-    // a Lua script otherwise: both atomic.
     const reply = await this.command(["EVAL", "local v = redis.call('GET', KEYS[1]); redis.call('DEL', KEYS[1]); return v", "1", key]);
     return reply === null || reply === undefined ? null : String(reply);
   }
