@@ -23,7 +23,13 @@ import {
   type WireValue,
 } from "./cluster-protocol";
 
-const config = JSON.parse(process.argv[2] ?? "{}") as NodeConfig;
+if (typeof process.send !== "function" || process.argv[2] === undefined) {
+  // Not a test: only test/cluster-helpers.ts starts it (and it must never fall
+  // back to a default Redis on 6379).
+  console.error("cluster-node: run by test/cluster-helpers.ts with fork(), with a JSON NodeConfig argument");
+  process.exit(process.argv[2] === undefined && typeof process.send !== "function" ? 0 : 1);
+}
+const config = JSON.parse(process.argv[2]!) as NodeConfig;
 
 function send(message: NodeMessage): void {
   if (process.connected) process.send!(message);
