@@ -242,6 +242,13 @@ for (const fleet of FLEETS) {
         const tag2 = unique("after-leave");
         await origin().request({ op: "broadcast", event: "news", args: [tag2], rooms: [room, room2] });
         await cluster.expectDelivered(origin(), "news", tag2, stay, "broadcast after socketsLeave");
+
+        // Everyone leaves both, so later tests see the initial rooms again.
+        await origin().request({ op: "socketsLeave", leave: [room, room2] });
+        await waitUntil(async () => (await origin().request({ op: "fetchSockets", rooms: [room, room2] })).length === 0, {
+          timeout: 5000,
+          message: "socketsLeave for everyone",
+        });
       });
 
       test(`disconnectSockets with rooms and except ${originLabel}`, async () => {
