@@ -144,9 +144,20 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
     );
   }
 
-  /** Publishes a broadcast to the other nodes, then delivers it to this node's sockets. */
+  /**
+   * Publishes a broadcast to the other nodes and delivers it to this node's
+   * sockets. With connection state recovery on, local delivery waits for the
+   * stream offset that recovering clients need (as the official adapter);
+   * otherwise it does not wait for Redis, so this node's clients are served
+   * even while Redis is unreachable.
+   */
   override async broadcast(packet: { type: number; data: unknown[]; id?: number }, opts: BroadcastOptions): Promise<void> {
-    if (!opts.flags?.local && this.linked) {
+    if (opts.flags?.local) return super.broadcast(packet, opts);
+    if (!this.nsp.server.opts.connectionStateRecovery) {
+      this.publishAndReturnOffset({ type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } }).catch((error: Error) =>
+        debug("broadcast not published: %s", error.message),
+      );
+    } else {
       try {
         const offset = await this.publishAndReturnOffset({
           type: MessageType.BROADCAST,

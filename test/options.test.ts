@@ -34,3 +34,36 @@ test("createAdapter accepts valid options and starts no thread until a namespace
   createAdapter({ resourceLimits: { maxOldGenerationSizeMb: 64 } });
   assert.equal(process.getActiveResourcesInfo().length, before);
 });
+
+test("Redis options: a bad client or value is refused with an error naming the option", () => {
+  // A stand-in with the methods createAdapter checks for; no command is sent
+  // before a namespace uses the adapter.
+  const client = { duplicate: () => client, sendCommand: async () => null, connect: async () => undefined, on: () => client };
+  const bad: [string, unknown][] = [
+    ["redis", {}],
+    ["redis", "redis://localhost"],
+    ["redis", null],
+    ["heartbeatInterval", 0],
+    ["heartbeatTimeout", "10s"],
+    ["streamName", ""],
+    ["streamCount", 0],
+    ["channelPrefix", 7],
+    ["maxLen", -5],
+    ["readCount", 1.5],
+    ["blockTimeInMs", 0],
+    ["sessionKeyPrefix", ""],
+  ];
+  for (const [option, value] of bad) {
+    const options = option === "redis" ? { redis: value } : { redis: client, [option]: value };
+    assert.throws(
+      () => createAdapter(options as never),
+      (err: unknown) => err instanceof InvalidOptionError && err.option === option && err.message.includes(`"${option}"`),
+      `${option}: ${String(value)}`,
+    );
+  }
+  // A timeout not above the interval would declare every node dead between two heartbeats.
+  assert.throws(() => createAdapter({ redis: client as never, heartbeatInterval: 5000, heartbeatTimeout: 5000 }), /heartbeatTimeout.*greater than heartbeatInterval/);
+  // Redis-only options without a client are a mistake, not silently ignored.
+  assert.throws(() => createAdapter({ heartbeatInterval: 1000 }), /"heartbeatInterval" must be given only with the redis option/);
+  assert.doesNotThrow(() => createAdapter({ redis: client as never, heartbeatInterval: 100, heartbeatTimeout: 300, streamCount: 4 }));
+});
