@@ -13,7 +13,7 @@ import { ShardedClusterAdapter, type ClusterContext } from "./cluster-adapter";
 import { ClusterLink } from "./cluster-link";
 import { resolveOptions, type RedisClient, type ShardedAdapterOptions } from "./options";
 
-export { ShardedAdapter, withShardedMembership, type AdapterClass, type ShardedAdapterStats, type ShardedMembership } from "./adapter";
+export { ShardedAdapter, type ShardedAdapterStats, type ShardedMembership } from "./adapter";
 export { ShardedClusterAdapter, type ClusterStats, type ShardedClusterAdapterStats } from "./cluster-adapter";
 export { AdapterClosedError, InvalidOptionError, ReadOnlyViewError, ShardedAdapterError } from "./errors";
 export type { IoRedisClient, NodeRedisClient, RedisClient, ShardedAdapterOptions } from "./options";
