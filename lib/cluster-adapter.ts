@@ -285,7 +285,7 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
 
   override onMessage(message: ClusterMessage, offset?: string): void {
     const uid = message.uid;
-    if (uid === this.uid) return;
+    if (uid === this.uid || message.nsp !== this.nsp.name) return;
     if (typeof uid === "string") this.heardFrom(uid, message.type);
     if (message.type === MessageType.ADAPTER_CLOSE && typeof uid === "string") this.forgetPeer(uid);
     if (message.type === MessageType.BROADCAST && (message.data as { requestId?: string }).requestId === undefined) {
