@@ -10,7 +10,6 @@ import { after, before, describe, test } from "node:test";
 import {
   fleetName,
   names,
-  skipUnlessSupported,
   startCluster,
   unique,
   waitUntil,
@@ -41,7 +40,7 @@ after(async () => {
 });
 
 for (const nodes of FLEETS) {
-  describe(`cluster failures ${fleetName(nodes)}`, { skip: skipUnlessSupported(nodes) }, () => {
+  describe(`cluster failures ${fleetName(nodes)}`, () => {
     let cluster: Cluster | undefined;
     const start = async () => {
       cluster = await startCluster({ redis, nodes, clientsPerNode: 2, heartbeatInterval: HEARTBEAT_INTERVAL, heartbeatTimeout: HEARTBEAT_TIMEOUT });

@@ -29,20 +29,6 @@ import type { RedisServer } from "./redis-server";
 
 export type { AdapterKind, RedisClientKind } from "./cluster-protocol";
 
-/**
- * THE SWITCH: whether `createAdapter({ redis })` (the sharded adapter's Redis
- * mode) exists. While false, every fleet with a sharded node is skipped with
- * {@link SHARDED_SKIP_REASON}. `SHARDED_REDIS=1` in the environment turns them
- * on without editing this file (to try the implementation before flipping it).
- */
-export const SHARDED_REDIS_IMPLEMENTED: boolean = false || process.env.SHARDED_REDIS === "1";
-export const SHARDED_SKIP_REASON = "sharded Redis adapter not implemented yet";
-
-/** `skip` option for a suite or test that runs `nodes`. */
-export function skipUnlessSupported(nodes: readonly NodeSpec[]): string | false {
-  return nodes.some((node) => node.adapter === "sharded") && !SHARDED_REDIS_IMPLEMENTED ? SHARDED_SKIP_REASON : false;
-}
-
 export interface NodeSpec {
   readonly adapter: AdapterKind;
   /** Redis client library; default `redis` (node-redis). */

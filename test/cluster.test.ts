@@ -8,16 +8,12 @@
  * - sharded ×3: this package's `createAdapter({ redis })`;
  * - sharded + official + sharded: interop, with operations started both on a
  *   sharded node and on the official one.
- *
- * Fleets with a sharded node are skipped until SHARDED_REDIS_IMPLEMENTED
- * (test/cluster-helpers.ts) is flipped.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
   fleetName,
   names,
-  skipUnlessSupported,
   startCluster,
   unique,
   waitUntil,
@@ -76,7 +72,7 @@ function expectedFetch(clients: readonly TestClient[], roomsOf: (client: TestCli
 }
 
 for (const fleet of FLEETS) {
-  describe(`cluster ${fleetName(fleet.nodes)}`, { skip: skipUnlessSupported(fleet.nodes) }, () => {
+  describe(`cluster ${fleetName(fleet.nodes)}`, () => {
     let cluster: Cluster;
     /** Rooms every client joined at start, by client name. */
     const joined = new Map<string, string[]>();
