@@ -89,7 +89,13 @@ interface PendingRequest {
 /** BroadcastOptions as the cluster messages carry them (the typings say string rooms; numbers travel too). */
 type EncodedOptions = { rooms: string[]; except: string[]; flags: NonNullable<BroadcastOptions["flags"]> };
 
-const ClusterBase = ClusterAdapterWithHeartbeat as unknown as abstract new (nsp: Namespace, opts: ClusterAdapterOptions) => ClusterAdapterWithHeartbeat;
+/**
+ * ClusterAdapterWithHeartbeat with its constructor made reachable (its typings
+ * declare it protected) and Adapter's statics kept, so that the resulting class
+ * still fits socket.io's `adapter` option (`typeof Adapter`).
+ */
+const ClusterBase = ClusterAdapterWithHeartbeat as unknown as (abstract new (nsp: Namespace, opts: ClusterAdapterOptions) => ClusterAdapterWithHeartbeat) &
+  Omit<typeof Adapter, "prototype">;
 
 /** The parts of ClusterAdapter that its typings keep private. */
 interface ClusterAdapterInternals {
@@ -119,6 +125,8 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
   private entriesRead = 0;
   private broadcastsSkipped = 0;
   private linked = false;
+  /** Set by close(): a subscription that completes afterwards is undone, and no heartbeat starts. */
+  private leaving = false;
 
   constructor(nsp: Namespace) {
     const context = new.target.context;
@@ -136,6 +144,7 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
     this.peerCheck.unref();
     this.link.join(this).then(
       () => {
+        if (this.leaving) return this.link.leave(this);
         this.linked = true;
         // Tell the others we are here; they answer with a heartbeat.
         this.init();
@@ -249,6 +258,7 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
 
   /** Says goodbye to the other nodes and stops reading. */
   override close(): Promise<void> {
+    this.leaving = true;
     clearInterval(this.peerCheck);
     for (const request of this.pending.values()) clearTimeout(request.timer);
     this.pending.clear();

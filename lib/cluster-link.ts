@@ -49,19 +49,25 @@ export class ClusterLink {
     await subscriber.subscribe(member.channels, (_channel, payload) => member.onPubSubMessage(payload));
   }
 
-  /** Stops delivering to `member`; the last one out closes the connections. */
+  /**
+   * Stops delivering to `member`; the last one out closes the connections.
+   * Safe to call twice, and after a newer adapter of the same namespace joined
+   * (the channels that one shares are kept).
+   */
   leave(member: ClusterMember): void {
-    if (this.members.get(member.namespace) !== member) return;
-    this.members.delete(member.namespace);
+    const current = this.members.get(member.namespace);
+    if (current === member) this.members.delete(member.namespace);
     const subscriber = this.subscriber;
     if (this.members.size === 0) {
       for (const reader of this.readers.values()) reader.abort();
       this.readers.clear();
       this.subscriber = undefined;
-      void subscriber?.then((link) => link.disconnect());
+      void subscriber?.then((link) => link.disconnect(), () => undefined);
       return;
     }
-    void subscriber?.then((link) => link.unsubscribe(member.channels)).catch((error: Error) => debug("unsubscribe: %s", error.message));
+    const kept = new Set(current === member ? [] : current?.channels);
+    const channels = member.channels.filter((channel) => !kept.has(channel));
+    void subscriber?.then((link) => link.unsubscribe(channels)).catch((error: Error) => debug("unsubscribe: %s", error.message));
   }
 
   private startReading(stream: string): void {

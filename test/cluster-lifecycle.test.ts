@@ -1,0 +1,112 @@
+/**
+ * The Redis link's connections and timers over an adapter's life, in one
+ * process: opened with the first namespace, closed with the last, nothing
+ * left running after io.close() (even when it comes before the subscription
+ * completed), and a namespace closed alone leaves the others linked.
+ */
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { after, before, test } from "node:test";
+import { Redis as IoRedis } from "ioredis";
+import { createClient } from "redis";
+import { Server } from "socket.io";
+import { createAdapter, InvalidOptionError, ShardedClusterAdapter } from "../lib/index";
+import { startRedisServer, type RedisServer } from "./redis-server";
+
+let redis: RedisServer;
+
+before(async () => {
+  redis = await startRedisServer();
+});
+
+after(async () => {
+  await redis?.stop();
+});
+
+async function connectedClient() {
+  const client = createClient({ url: redis.url });
+  client.on("error", () => undefined);
+  await client.connect();
+  return client;
+}
+
+/** Connections the server has, by name of the last command (blocked XREADs, subscribers...). */
+async function clientCount(observer: Awaited<ReturnType<typeof connectedClient>>): Promise<number> {
+  const list = String(await observer.sendCommand(["CLIENT", "LIST"]));
+  return list.split("\n").filter((line) => line.trim() !== "").length;
+}
+
+async function waitFor(condition: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function timers(): number {
+  return process.getActiveResourcesInfo().filter((kind) => kind === "Timeout").length;
+}
+
+test("connections open with the first namespace and close with the last; no timer is left", async () => {
+  const observer = await connectedClient();
+  const client = await connectedClient();
+  const baseline = await clientCount(observer);
+  const timersBefore = timers();
+  const io = new Server(createServer(), { adapter: createAdapter({ redis: client, workers: 1, heartbeatInterval: 100, heartbeatTimeout: 300 }) });
+  const main = io.of("/").adapter as unknown as ShardedClusterAdapter;
+  const other = io.of("/other").adapter as unknown as ShardedClusterAdapter;
+  assert.ok(main instanceof ShardedClusterAdapter);
+  // A reader (blocked XREAD) and a subscriber, shared by both namespaces.
+  await waitFor(async () => (await clientCount(observer)) === baseline + 2, "the reader and the subscriber");
+  await waitFor(async () => (await observer.sendCommand(["PUBSUB", "NUMSUB", "socket.io#/other#"]))?.toString().endsWith("1") ?? false, "/other subscribed");
+
+  await other.close();
+  // /other unsubscribed, / still linked.
+  await waitFor(async () => String(await observer.sendCommand(["PUBSUB", "NUMSUB", "socket.io#/other#"])) === "socket.io#/other#,0", "/other unsubscribed");
+  assert.equal(String(await observer.sendCommand(["PUBSUB", "NUMSUB", "socket.io#/#"])), "socket.io#/#,1");
+  assert.equal(await clientCount(observer), baseline + 2);
+
+  await new Promise<void>((resolve) => io.close(() => resolve()));
+  await waitFor(async () => (await clientCount(observer)) === baseline, "the link's connections closed");
+  assert.equal(timers(), timersBefore, "heartbeat and peer-check timers cleared");
+  await client.quit();
+  await observer.quit();
+});
+
+test("io.close() before the subscription completes leaves nothing subscribed or running", async () => {
+  const observer = await connectedClient();
+  const client = await connectedClient();
+  const baseline = await clientCount(observer);
+  const timersBefore = timers();
+  const io = new Server(createServer(), { adapter: createAdapter({ redis: client, workers: 1, heartbeatInterval: 100, heartbeatTimeout: 300 }) });
+  io.of("/"); // constructed, subscription in flight
+  await new Promise<void>((resolve) => io.close(() => resolve()));
+  await waitFor(async () => (await clientCount(observer)) === baseline, "the link's connections closed");
+  assert.equal(String(await observer.sendCommand(["PUBSUB", "NUMSUB", "socket.io#/#"])), "socket.io#/#,0");
+  await new Promise((resolve) => setTimeout(resolve, 300)); // longer than heartbeatInterval: no heartbeat timer may start late
+  assert.equal(timers(), timersBefore);
+  await client.quit();
+  await observer.quit();
+});
+
+test("ShardedClusterAdapter used without createAdapter({ redis }) says how to create it", () => {
+  // The main namespace is created by the Server constructor.
+  assert.throws(() => new Server({ adapter: ShardedClusterAdapter }), /createAdapter\(\{ redis \}\)/);
+  assert.throws(() => createAdapter({ redis: { not: "a client" } as never }), InvalidOptionError);
+});
+
+test("both client libraries fit the redis option's type, and the result fits socket.io's adapter option", async (t) => {
+  // Compile-time part: these lines only build if the typings accept both clients.
+  const withNodeRedis = (client: ReturnType<typeof createClient>) => new Server(createServer(), { adapter: createAdapter({ redis: client }) });
+  const withIoRedis = (client: IoRedis) =>
+    new Server(createServer(), { adapter: createAdapter({ redis: client, heartbeatInterval: 100, heartbeatTimeout: 300 }) });
+  // Run-time part: an ioredis client links as well.
+  const client = new IoRedis(redis.url);
+  client.on("error", () => undefined);
+  t.after(() => client.disconnect());
+  const io = withIoRedis(client);
+  assert.equal(await io.of("/").adapter.serverCount(), 1);
+  await new Promise<void>((resolve) => io.close(() => resolve()));
+  assert.equal(typeof withNodeRedis, "function");
+});
