@@ -178,6 +178,10 @@ function resolveRedisOptions(options: ShardedAdapterOptions): ResolvedRedisOptio
     return undefined;
   }
   if (!isRedisClient(client)) throw new InvalidOptionError("redis", client, "a connected node-redis (v4/v5) or ioredis client");
+  const shape = client as { masters?: unknown; isCluster?: unknown };
+  if (Array.isArray(shape.masters) || shape.isCluster === true) {
+    throw new InvalidOptionError("redis", client, "a client of one Redis server (Redis Cluster clients are not supported)");
+  }
   const heartbeatInterval = integerIn("heartbeatInterval", options.heartbeatInterval, 1, 3_600_000, 5000);
   const heartbeatTimeout = integerIn("heartbeatTimeout", options.heartbeatTimeout, 1, 3_600_000, 10_000);
   if (heartbeatTimeout <= heartbeatInterval) {

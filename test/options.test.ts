@@ -43,6 +43,8 @@ test("Redis options: a bad client or value is refused with an error naming the o
     ["redis", {}],
     ["redis", "redis://localhost"],
     ["redis", null],
+    ["redis", { ...client, masters: [] }], // node-redis createCluster()
+    ["redis", { ...client, isCluster: true }], // ioredis Cluster
     ["heartbeatInterval", 0],
     ["heartbeatTimeout", "10s"],
     ["streamName", ""],
