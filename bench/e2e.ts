@@ -348,7 +348,7 @@ export async function e2eClientsMain(json: string): Promise<void> {
 
 // ---------------------------------------------------------------- parent --
 
-class Child {
+export class Child {
   private readonly queue: unknown[] = [];
   private waiters: ((m: unknown) => void)[] = [];
   private failure: Error | undefined;

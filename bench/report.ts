@@ -1,5 +1,6 @@
 /** The benchmark's output: result types, the comparison rows, and their text and Markdown forms. */
 import type { ChartPoint } from "./chart";
+import type { ClusterResult } from "./cluster";
 import type { E2EResult } from "./e2e";
 import type { AdapterKind, GcStormResult, MemoryReport, StatsSummary, TaskName, Timing } from "./protocol";
 
@@ -56,7 +57,8 @@ export interface TargetRow {
   readonly target: string;
   /** Where it was evaluated (cell label, "GC", "end to end"). */
   readonly where: string;
-  readonly kind: "time" | "bytes" | "ms" | "rate";
+  readonly kind: "time" | "bytes" | "ms" | "rate" | "count";
+  /** The baseline: socket.io's in-memory adapter; for the cluster rows, the official @socket.io/redis-streams-adapter. */
   readonly inMemory: number;
   readonly sharded: number;
   readonly ratio: number;
@@ -66,6 +68,8 @@ export interface TargetRow {
   readonly met: boolean | undefined;
   /** The `Row.workload` of the same number in the cell's table, if any. */
   readonly rowKey?: string;
+  /** No numeric target (the cluster rows of issue 6): shown for information, never judged. */
+  readonly informational?: boolean;
 }
 
 export interface BenchResults {
@@ -96,6 +100,8 @@ export interface BenchResults {
   readonly skipped: readonly { readonly label: string; readonly reason: string }[];
   readonly gc?: GcResult;
   readonly e2e?: E2EResult;
+  /** Nodes linked through Redis: the official adapter against ours (issue 6). */
+  readonly cluster?: ClusterResult;
   readonly rows: Row[];
   readonly targets: TargetRow[];
   readonly chart: { readonly file: string; readonly points: ChartPoint[] };
@@ -260,6 +266,27 @@ export function buildTargets(results: BenchResults): TargetRow[] {
   const e = (f: (x: NonNullable<BenchResults["e2e"]>["summary"]["sharded"]) => number, adapter: AdapterKind) => (e2e ? f(e2e.summary[adapter]) : NaN);
   push("delivered messages per second", e2eWhere, "rate", e((x) => x.deliveredPerSecond, "in-memory"), e((x) => x.deliveredPerSecond, "sharded"), ">=", 1.0);
   push("server event-loop delay p99 during the storm", e2eWhere, "ms", e((x) => x.eventLoopDelayP99Ms, "in-memory"), e((x) => x.eventLoopDelayP99Ms, "sharded"), "<=", 1.0);
+  const cluster = results.cluster;
+  const info = (target: string, where: string, kind: TargetRow["kind"], official: number, sharded: number) =>
+    targets.push({ target, where, kind, inMemory: official, sharded, ratio: sharded / official, op: ">=", bound: NaN, met: undefined, informational: true });
+  if (cluster) {
+    const o = cluster.summary.official;
+    const x = cluster.summary.sharded;
+    const c = cluster.config;
+    const twoWhere = `2 nodes via Redis, ${c.twoNode.clients} clients on the receiving node`;
+    const roomsWhere = `${c.rooms.nodes} nodes × ${c.rooms.roomsPerNode} rooms × ${c.rooms.clientsPerRoom} clients, ${c.rooms.broadcasts} broadcasts`;
+    info("cluster: broadcasts per second across nodes (vs official)", twoWhere, "rate", o.twoNode.broadcastsPerSecond, x.twoNode.broadcastsPerSecond);
+    info("cluster #5226: stream messages processed per node (vs official)", roomsWhere, "count", o.rooms.processedPerNode, x.rooms.processedPerNode);
+    info("cluster #5226: main-thread CPU per node per 1000 broadcasts (vs official)", roomsWhere, "ms", o.rooms.mainCpuMsPer1000, x.rooms.mainCpuMsPer1000);
+  } else {
+    for (const [target, kind] of [
+      ["cluster: broadcasts per second across nodes (vs official)", "rate"],
+      ["cluster #5226: stream messages processed per node (vs official)", "count"],
+      ["cluster #5226: main-thread CPU per node per 1000 broadcasts (vs official)", "ms"],
+    ] as const) {
+      targets.push({ target, where: "not run", kind, inMemory: NaN, sharded: NaN, ratio: NaN, op: ">=", bound: NaN, met: undefined, informational: true });
+    }
+  }
   return targets;
 }
 
@@ -273,6 +300,8 @@ function targetValue(t: TargetRow, v: number): string {
       return Number.isFinite(v) ? `${v.toFixed(2)} ms` : "n/a";
     case "rate":
       return Number.isFinite(v) ? `${Math.round(v)}/s` : "n/a";
+    case "count":
+      return Number.isFinite(v) ? v.toFixed(Number.isInteger(v) ? 0 : 1) : "n/a";
   }
 }
 
@@ -329,9 +358,13 @@ export function gridTable(results: BenchResults): string {
 }
 
 function targetRows(results: BenchResults): string[][] {
-  return results.targets.map((t) => [t.target, t.where, targetValue(t, t.inMemory), targetValue(t, t.sharded), ratio3(t.ratio), boundText(t), mark(t.met)]);
+  return results.targets.map((t) =>
+    t.informational
+      ? [t.target, t.where, targetValue(t, t.inMemory), targetValue(t, t.sharded), ratio3(t.ratio), "none (issue 6)", "informational"]
+      : [t.target, t.where, targetValue(t, t.inMemory), targetValue(t, t.sharded), ratio3(t.ratio), boundText(t), mark(t.met)],
+  );
 }
-const TARGET_HEADER = ["target (issue 4)", "where", "in-memory", "sharded", "ratio", "target", "result"];
+const TARGET_HEADER = ["target (issue 4; cluster rows: issue 6)", "where", "in-memory (cluster rows: official)", "sharded", "ratio", "target", "result"];
 
 function e2eRows(e2e: E2EResult): string[][] {
   const a = e2e.summary["in-memory"];
@@ -380,6 +413,7 @@ export function summaryText(results: BenchResults): string {
   const parts: string[] = [];
   if (results.gc) parts.push(`GC while broadcasting, ${results.gc.label}\n${plainTable(["", "in-memory", "sharded", "ratio"], gcRows(results.gc))}`);
   if (results.e2e) parts.push(`End to end, ${results.e2e.config.clients} socket.io-client websocket connections\n${plainTable(["", "in-memory", "sharded", "ratio"], e2eRows(results.e2e))}`);
+  if (results.cluster) parts.push(`Cluster through Redis (issue 6): the official @socket.io/redis-streams-adapter and ours\n${plainTable(["", "official", "sharded", "ratio"], clusterRows(results.cluster))}`);
   parts.push(`Targets\n${plainTable(TARGET_HEADER, targetRows(results))}`);
   for (const skip of results.skipped) parts.push(`Skipped: ${skip.label}: ${skip.reason}`);
   return parts.join("\n\n");
@@ -408,6 +442,7 @@ export function markdown(results: BenchResults): string {
       [
         ...results.sizes.map((s) => `${s.label.replace(/ R=.*/, "")}: ${s.elapsedSeconds.toFixed(0)} s`),
         ...(results.e2e ? [`end to end: ${results.e2e.elapsedSeconds.toFixed(0)} s`] : []),
+        ...(results.cluster ? [`cluster: ${results.cluster.elapsedSeconds.toFixed(0)} s`] : []),
       ].join(", ") +
       ")",
     "",
@@ -422,7 +457,11 @@ export function markdown(results: BenchResults): string {
   out.push(...mdTable(TARGET_HEADER, targetRows(results)), "");
   const met = results.targets.filter((t) => t.met === true).length;
   const missed = results.targets.filter((t) => t.met === false).length;
-  out.push(`${met} met, ${missed} missed, ${results.targets.length - met - missed} not measured.`, "");
+  const informational = results.targets.filter((t) => t.informational).length;
+  out.push(
+    `${met} met, ${missed} missed, ${results.targets.length - met - missed - informational} not measured; ${informational} informational (the cluster rows: issue 6 sets no number, their baseline is the official Redis Streams adapter, not the in-memory one).`,
+    "",
+  );
 
   if (results.chart.file) {
     out.push("## Cost per recipient against N", "");
@@ -495,6 +534,8 @@ export function markdown(results: BenchResults): string {
       "",
     );
   }
+
+  if (results.cluster) out.push(...clusterMarkdown(results.cluster));
 
   if (results.gc) {
     const gc = results.gc;
@@ -571,4 +612,93 @@ export function markdown(results: BenchResults): string {
   for (const note of results.notes) out.push(`- ${note}`);
   out.push("");
   return out.join("\n");
+}
+
+function clusterRows(cluster: ClusterResult): string[][] {
+  const o = cluster.summary.official;
+  const x = cluster.summary.sharded;
+  const c = cluster.config;
+  const row = (label: string, a: number, b: number, f: (v: number) => string) => [label, f(a), f(b), ratio3(b / a)];
+  const us = (v: number) => `${v.toFixed(1)} µs`;
+  const ms = (v: number) => `${v.toFixed(2)} ms`;
+  const two = `two nodes (${c.twoNode.clients} clients on B)`;
+  const many = `${c.rooms.nodes} nodes, rooms of ${c.rooms.clientsPerRoom} (#5226)`;
+  const perNode = (f: (p: ClusterResult["summary"]["sharded"]["rooms"]["perNode"][number]) => number, digits: number) => (s: ClusterResult["summary"]["sharded"]) =>
+    s.rooms.perNode.map((p) => f(p).toFixed(digits)).join(" / ");
+  const yes = (b: boolean) => (b ? "yes" : "NO");
+  return [
+    row(`${two}: broadcasts per second, every client served`, o.twoNode.broadcastsPerSecond, x.twoNode.broadcastsPerSecond, (v) => `${Math.round(v)}/s`),
+    row(`${two}: latency A emit → client, p50`, o.twoNode.latencyP50Ms, x.twoNode.latencyP50Ms, ms),
+    row(`${two}: latency A emit → client, p99`, o.twoNode.latencyP99Ms, x.twoNode.latencyP99Ms, ms),
+    row(`${two}: main-thread CPU per broadcast, sender A`, o.twoNode.senderMainCpuUsPerBroadcast, x.twoNode.senderMainCpuUsPerBroadcast, us),
+    row(`${two}: main-thread CPU per broadcast, receiver B`, o.twoNode.receiverMainCpuUsPerBroadcast, x.twoNode.receiverMainCpuUsPerBroadcast, us),
+    [`${two}: B's shard-worker CPU per broadcast`, "-", us(x.twoNode.receiverWorkerCpuUsPerBroadcast), ""],
+    [`${two}: every client got every broadcast once, in order`, yes(o.twoNode.exact), yes(x.twoNode.exact), ""],
+    row(`${many}: stream entries read per node (mean)`, o.rooms.entriesReadPerNode, x.rooms.entriesReadPerNode, (v) => v.toFixed(0)),
+    row(`${many}: messages processed per node (mean)`, o.rooms.processedPerNode, x.rooms.processedPerNode, (v) => v.toFixed(0)),
+    [`${many}: processed, node by node`, perNode((p) => p.processed, 0)(o), perNode((p) => p.processed, 0)(x), ""],
+    row(`${many}: main-thread CPU per node per 1000 broadcasts (mean)`, o.rooms.mainCpuMsPer1000, x.rooms.mainCpuMsPer1000, (v) => `${v.toFixed(1)} ms`),
+    [`${many}: main-thread CPU per 1000, node by node, ms`, perNode((p) => p.mainCpuMsPer1000, 1)(o), perNode((p) => p.mainCpuMsPer1000, 1)(x), ""],
+    [`${many}: shard-worker CPU per node per 1000 broadcasts`, "-", `${x.rooms.workerCpuMsPer1000.toFixed(1)} ms`, ""],
+    [`${many}: every targeted client got its message exactly once`, yes(o.rooms.exact), yes(x.rooms.exact), ""],
+  ];
+}
+
+function clusterMarkdown(cluster: ClusterResult): string[] {
+  const c = cluster.config;
+  const out: string[] = [];
+  out.push("## Cluster through Redis (issue 6): the official Redis Streams adapter and ours", "");
+  out.push(
+    `A redis-server ${cluster.redisVersion} per kind, started by the bench on a loopback port; each node a process (\`@socket.io/redis-streams-adapter\` 0.3.1 or ours with \`workers: 1\`, both over node-redis v5), socket.io-client websocket clients in other processes.` +
+      ` Both kinds' clusters are up side by side and measured one at a time, alternating round by round (${c.rounds} rounds, A B then B A); medians over the rounds. Ratio = sharded / official. Measured in ${cluster.elapsedSeconds.toFixed(1)} s (start-up and connections included).`,
+    "",
+    `Two nodes: A broadcasts to one room whose ${c.twoNode.clients} members are all on B, for ${c.twoNode.durationMs} ms per round (after a ${c.twoNode.warmupMs} ms warm-up), at most ${c.twoNode.window} broadcasts outstanding (paced by the clients' acks).` +
+      ` Many small rooms (socket.io issue #5226): ${c.rooms.nodes} nodes × ${c.rooms.roomsPerNode} rooms × ${c.rooms.clientsPerRoom} clients, each node's clients in its own rooms; ${c.rooms.broadcasts} broadcasts per round (after ${c.rooms.warmupBroadcasts} of warm-up), each node sending its share to random rooms of the other nodes.` +
+      " A node reads every entry of the others; the official adapter decodes and applies each, ours skips undecoded the broadcasts to rooms with no member on the node.",
+    "",
+  );
+  out.push(...mdTable(["", "official", "sharded", "ratio"], clusterRows(cluster)), "");
+  out.push(
+    ...mdTable(
+      ["round", "adapter", "broadcasts", "broadcasts/s", "delivered / expected", "out of sequence", "latency p50 / p99 / max", "main CPU A / B", "B shard worker CPU", "clients' process CPU"],
+      cluster.twoNode.map((r) => [
+        String(r.round + 1),
+        r.kind,
+        String(r.broadcasts),
+        String(Math.round(r.broadcastsPerSecond)),
+        `${r.deliveries} / ${r.expectedDeliveries}`,
+        String(r.orderErrors),
+        `${r.latency.p50.toFixed(2)} / ${r.latency.p99.toFixed(2)} / ${r.latency.max.toFixed(1)} ms`,
+        `${r.sender.mainCpuMs.toFixed(0)} / ${r.receiver.mainCpuMs.toFixed(0)} ms`,
+        `${r.receiver.workerCpuMs.toFixed(0)} ms`,
+        `${r.clientsCpuMs.toFixed(0)} ms`,
+      ]),
+    ),
+    "",
+  );
+  out.push(
+    ...mdTable(
+      ["round", "adapter", "node", "emitted", "others' broadcasts (to this node)", "entries read", "processed", "skipped", "own entries decoded", "main CPU", "per 1000 broadcasts", "shard worker CPU", "delivered / expected (cluster)", "exact"],
+      cluster.rooms.flatMap((r) =>
+        r.nodes.map((n) => [
+          String(r.round + 1),
+          r.kind,
+          n.name,
+          String(n.emitted),
+          `${n.othersBroadcasts} (${n.forThisNode})`,
+          String(n.entriesRead),
+          String(n.processed),
+          String(n.skipped),
+          String(n.ownDecoded),
+          `${n.cpu.mainCpuMs.toFixed(0)} ms`,
+          `${((n.cpu.mainCpuMs * 1000) / r.broadcasts).toFixed(1)} ms`,
+          `${n.cpu.workerCpuMs.toFixed(0)} ms`,
+          `${r.check.received} / ${r.check.expected}`,
+          r.exact ? "yes" : `NO (${r.check.missing} missing, ${r.check.duplicates} duplicates, ${r.check.unexpected} unexpected)`,
+        ]),
+      ),
+    ),
+    "",
+  );
+  return out;
 }

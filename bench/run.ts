@@ -13,6 +13,10 @@
  *     room of about 100), except N=1M K=50 (skipped, see SKIPPED);
  *   - GC pauses while broadcasting with 1M sockets × 10 rooms held;
  *   - end to end: a real socket.io server and 5,000 websocket clients (e2e.ts);
+ *   - cluster (issue #6, cluster.ts): nodes linked through a redis-server it
+ *     starts, the official @socket.io/redis-streams-adapter against ours: two
+ *     nodes (broadcasts per second across them), and 4 nodes with many small
+ *     rooms (stream messages processed per node, socket.io issue #5226);
  *   - bench/results/chart.svg: main-thread CPU per recipient against N.
  *
  * Options (mainly for investigating; any of them makes the mode "custom"):
@@ -22,9 +26,11 @@
  *   --rounds=2 --time=1000       rounds per workload and adapter, tinybench ms per round
  *   --gc=1000000x10 --gc-time=5000     the GC measurement's cell and length ("--gc=none": off)
  *   --e2e-clients=2000 --storm=3000 --e2e-rounds=2   end to end ("--e2e-clients=0": off)
+ *   --cluster=none --cluster-rounds=2   the cluster part (off, or rounds)
+ *   --only=cluster               the cluster part alone (with workload names: those and the cluster part)
  *   --seed=1 --zipf=1 --workers=2 --offload-threshold=100000
  *   --no-write                   print only, do not write bench/results/
- * With --cells, --sizes or --only, GC and end to end are off unless asked for.
+ * With --cells, --sizes or --only, GC, end to end and cluster are off unless asked for.
  *
  * This process only orchestrates. Each adapter runs in a child process of its
  * own (bench/runner.ts, forked with --expose-gc and a large old space, so the
@@ -40,6 +46,7 @@ import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, release, totalmem, type as osType } from "node:os";
 import { join, relative } from "node:path";
 import { chartSvg, chartPoints } from "./chart";
+import { clusterDefaults, runCluster, type ClusterConfig, type ClusterResult } from "./cluster";
 import { e2eClientsMain, e2eServerMain, runEndToEnd, type E2EConfig, type E2EResult } from "./e2e";
 import {
   ADAPTERS,
@@ -92,6 +99,7 @@ interface Config {
   offloadThreshold: number | undefined;
   gcDurationMs: number;
   e2e: E2EConfig | undefined;
+  cluster: ClusterConfig | undefined;
   write: boolean;
 }
 
@@ -145,6 +153,7 @@ function parseArgs(argv: readonly string[]): Config {
         offloadThreshold: undefined,
         gcDurationMs: 1000,
         e2e: e2eDefaults(true),
+        cluster: clusterDefaults(true),
         write: true,
       }
     : {
@@ -172,6 +181,7 @@ function parseArgs(argv: readonly string[]): Config {
         offloadThreshold: undefined,
         gcDurationMs: 5000,
         e2e: e2eDefaults(false),
+        cluster: clusterDefaults(false),
         write: true,
       };
   let cells: { n: number; k: number }[] | undefined;
@@ -182,6 +192,8 @@ function parseArgs(argv: readonly string[]): Config {
   let e2eClients: number | undefined;
   let storm: number | undefined;
   let e2eRounds: number | undefined;
+  let cluster: boolean | undefined;
+  let clusterRounds: number | undefined;
   for (const arg of argv) {
     if (arg === "--quick") continue;
     const [key, value = ""] = arg.replace(/^--/, "").split("=");
@@ -199,7 +211,8 @@ function parseArgs(argv: readonly string[]): Config {
         cells = value === "none" ? [] : parseCells(value);
         break;
       case "only":
-        only = value.split(",").map((name) => {
+        if (value.split(",").includes("cluster")) cluster = true;
+        only = value.split(",").filter((name) => name !== "cluster").map((name) => {
           const task = TASKS.find((t) => t.name === name);
           if (!task) throw new Error(`unknown workload ${name}; known: ${TASKS.map((t) => t.name).join(", ")}`);
           return task;
@@ -225,6 +238,13 @@ function parseArgs(argv: readonly string[]): Config {
         break;
       case "e2e-rounds":
         e2eRounds = num();
+        break;
+      case "cluster":
+        if (value !== "none" && value !== "") throw new Error(`${arg}: expected --cluster=none (or --cluster to run it)`);
+        cluster = value !== "none";
+        break;
+      case "cluster-rounds":
+        clusterRounds = num();
         break;
       case "seed":
         config.seed = num();
@@ -255,7 +275,13 @@ function parseArgs(argv: readonly string[]): Config {
     config.skipped = [];
     if (gcCell === undefined) gcCell = null;
     if (e2eClients === undefined) config.e2e = undefined;
+    // --only=cluster alone: no adapter cell.
+    if (only !== undefined && only.length === 0 && cells === undefined) config.cells = [];
   }
+  if (cluster === false || (narrowed && cluster === undefined && clusterRounds === undefined)) config.cluster = undefined;
+  else if (cluster === true || clusterRounds !== undefined) config.cluster ??= clusterDefaults(quick);
+  if (config.cluster && clusterRounds !== undefined) config.cluster = { ...config.cluster, rounds: clusterRounds };
+  if (config.cluster) config.cluster = { ...config.cluster, seed: config.seed };
   if (rounds !== undefined || time !== undefined) {
     config.cells = config.cells.map((c) => ({ ...c, rounds: rounds ?? c.rounds, timing: { ...c.timing, time: time ?? c.timing.time } }));
   }
@@ -527,6 +553,9 @@ const NOTES = [
   "Size grid: every workload at N=100k K=10 (the targets' size); the reduced set (join, leave, own-id room, one ~100 room, union of 100 rooms, everyone) at N = 10k, 100k, 1M × K = 1, 10, 50, except the cells listed as not run. Cells of 1M sockets take 1 round with fewer iterations (≥ 3) because a broadcast to everyone takes the in-memory adapter ~0.6 s there. The chart plots main-thread CPU per op divided by recipients per op for everyone and the union of 100 rooms at K=10.",
   "GC: in the runners of the GC cell (N=1M K=10 in the full run: 11M memberships with the own-id rooms), after its workloads, each adapter in turn broadcasts back to back (everyone, union of 100 rooms, one room, socket.to(room), 32 own-id rooms in rotation, an event-loop turn before each) while a `PerformanceObserver` records the main thread's 'gc' entries; their durations are the pauses.",
   "End to end (bench/e2e.ts): a socket.io server process per adapter, a socket.io-client process with the websocket connections; latency from the server's CLOCK_MONOTONIC stamp in the payload to the client's at receipt; event-loop delay from `monitorEventLoopDelay` on the server's main thread. A delivery count short of the expected one is printed as a warning and shows in \"delivered / sent\".",
+  "Cluster (issue #6, bench/cluster.ts): per adapter kind a redis-server (Debian's binary, started by the bench on a free loopback port, no persistence) and node processes (bench/cluster-node.ts: http + socket.io `Server` with the official `@socket.io/redis-streams-adapter` 0.3.1 `createAdapter(client)`, or ours `createAdapter({ redis: client, workers: 1 })`, both over a node-redis v5 client; heartbeatInterval 60 s, so that heartbeats add no stream entries while measuring), socket.io-client websocket connections in separate processes. Both kinds' clusters are up side by side; their measurements alternate one at a time, round by round (A B, then B A), the idle cluster's readers blocked in XREAD; medians over the rounds. Warm-up (not measured) before the first round of each case. Main-thread CPU of a node: process CPU minus its other threads (bench/cpu.ts), so our shard worker's CPU is apart (reported as worker CPU) and V8/libuv helper threads are excluded for both; on a loaded 2-core machine both CPU and rates move with the other processes' load.",
+  "Cluster, two nodes: node A has no client and broadcasts `io.to(room).emit(\"m\", seq, stamp)` to a room whose members, 20 clients, are all connected to node B, so every broadcast goes XADD (A) → XREAD (B) → B's sockets. A keeps at most `window` broadcasts outstanding: the clients' process counts, per sequence number, the clients that got it and acks (over one more connection, to A) how many every client has received. Broadcasts per second = broadcasts / (first emit → last ack, all delivered); latency = client receipt − A's emit (same CLOCK_MONOTONIC), under that saturating load; CPU per broadcast on A and B over the same window. Every client must get every sequence number once and in order. These two nodes are n0 and n1 of the many-rooms case, run after it with the other nodes and their clients stopped.",
+  "Cluster, many small rooms (socket.io issue #5226): 4 nodes, each with rooms of 2 clients all connected to it; every node emits its share of the round's broadcasts (one event-loop turn every 20 emits) to rooms drawn at random among the OTHER nodes' rooms (seeded: the same plan for both kinds in a round). A node reads every stream entry of the others: `entries read` counts them (ours: `adapter.stats().cluster.entriesRead`; official: calls of its adapter's `onRawMessage` for entries of other nodes); `processed` is what was decoded and applied (official: every entry read; ours: entriesRead − broadcastsSkipped, its broadcasts to rooms without a local member being dropped undecoded). The official adapter also decodes its own entries (then drops them): not counted. CPU per node covers the node's own emits (XADD), its reading and processing of the stream and its deliveries, from before the first emit until every client has its messages and every node has read every entry; divided by the cluster's broadcasts / 1000. Each client's received ids are checked against the plan: every targeted client exactly once, nobody else.",
   "Targets: evaluated at N=100k K=10 (in quick mode, where that cell runs only two workloads, at N=10k K=10 instead: the table says where), on main-thread CPU for the workload rows, heap/RSS per membership after populating, GC pause p99 in the GC cell, and delivered messages per second and event-loop delay p99 end to end. Computed from this run's numbers every time.",
   "Memory: in each runner, after the fake sockets are registered and (sharded) the workers have started, `global.gc()` and `process.memoryUsage()`; then every socket joins its rooms; gc again and measure. Heap = heapUsed growth, RSS = rss growth (SharedArrayBuffers count in RSS and external, not in the heap), both divided by N × (K+1) memberships.",
   "Correctness side check: before timing, each workload's op runs once on each adapter with recipients recorded; recipient count and an order-independent digest of recipient sockets must match between adapters and the count must match the workload's own computation; recipients per timed op and a membership-state fingerprint after each run must match too. Any mismatch aborts the run with a non-zero exit.",
@@ -540,7 +569,7 @@ async function main(): Promise<void> {
   const progress = { done: 0, total: config.cells.reduce((s, c) => s + c.tasks.length * c.rounds * ADAPTERS.length, 0) };
   log(
     `bench: ${command} — ${config.cells.map((c) => `${sizeLabel(c.n, c.k, roomCount(c.n, c.k))} (${c.tasks.length} workloads × ${c.rounds} rounds${c.gc ? ", GC" : ""})`).join("; ")}` +
-      `${config.e2e ? `; end to end with ${config.e2e.clients} clients` : ""}`,
+      `${config.e2e ? `; end to end with ${config.e2e.clients} clients` : ""}${config.cluster ? `; cluster (Redis, official vs sharded) × ${config.cluster.rounds} round(s)` : ""}`,
   );
   for (const skip of config.skipped) log(`bench: skipping ${skip.label}: ${skip.reason}`);
   const sizes: SizeResult[] = [];
@@ -552,6 +581,8 @@ async function main(): Promise<void> {
   }
   let e2e: E2EResult | undefined;
   if (config.e2e) e2e = await runEndToEnd(config.e2e, __filename, log, live);
+  let cluster: ClusterResult | undefined;
+  if (config.cluster) cluster = await runCluster(config.cluster, log, live);
 
   const elapsedSeconds = (performance.now() - started) / 1000;
   const rows = buildRows(sizes);
@@ -582,6 +613,7 @@ async function main(): Promise<void> {
     skipped: config.skipped,
     gc,
     e2e,
+    cluster,
     rows,
     targets: [],
     chart: { file: "", points: chartPoints(sizes) },
