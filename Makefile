@@ -31,7 +31,7 @@ test: build redis-server
 bench: build redis-server
 	node dist/bench/run.js
 
-bench-quick: build
+bench-quick: build redis-server
 	node dist/bench/run.js --quick
 
 # The churn test at full count: 1,000,000 connect/join/leave/disconnect cycles.
