@@ -19,6 +19,7 @@ import {
   type NodeConfig,
   type NodeMessage,
   type Op,
+  type RecoveryOptions,
   type RedisClientKind,
   type Request,
   type RequestMessage,
@@ -27,7 +28,7 @@ import {
 } from "./cluster-protocol";
 import type { RedisServer } from "./redis-server";
 
-export type { AdapterKind, RedisClientKind } from "./cluster-protocol";
+export type { AdapterKind, RecoveryOptions, RedisClientKind } from "./cluster-protocol";
 
 export interface NodeSpec {
   readonly adapter: AdapterKind;
@@ -44,6 +45,8 @@ export interface ClusterOptions {
   readonly heartbeatInterval?: number;
   /** Default 1000 ms. */
   readonly heartbeatTimeout?: number;
+  /** socket.io's `connectionStateRecovery` on every node. Default: off. */
+  readonly connectionStateRecovery?: RecoveryOptions;
 }
 
 const NODE_SCRIPT = join(__dirname, "cluster-node.js");
@@ -198,16 +201,89 @@ export interface Receipt {
   readonly args: WireValue[];
 }
 
-/** A socket.io-client websocket client connected to one node, recording what it receives. */
+/** What socket.io-client keeps of a session for connection state recovery (private fields of its Socket). */
+interface ClientSessionInternals {
+  /** The private session id the server gave in its CONNECT packet (only with connection state recovery). */
+  _pid?: string;
+  /** The offset of the last event received (the last argument of each recoverable event). */
+  _lastOffset?: string;
+}
+
+/** The session a client would recover: what socket.io-client sends as `auth.pid` and `auth.offset` on reconnection. */
+export interface ClientSession {
+  readonly pid: string;
+  readonly offset: string;
+}
+
+/** A new websocket client socket to `node` (no automatic reconnection). */
+function clientSocket(node: ClusterNode, name: string, autoConnect: boolean): ClientSocket {
+  return connect(`http://127.0.0.1:${node.port}`, {
+    transports: ["websocket"],
+    forceNew: true,
+    reconnection: false,
+    autoConnect,
+    auth: { name },
+  });
+}
+
+/** Resolves when `socket` connects, rejects on a connect_error or after 10 s. */
+function connected(socket: ClientSocket, what: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      socket.off("connect", onConnect);
+      socket.off("connect_error", onError);
+    };
+    const onConnect = () => {
+      done();
+      resolve();
+    };
+    const onError = (error: Error) => {
+      done();
+      reject(error);
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`${what}: not connected after 10 s`));
+    }, 10_000);
+    socket.on("connect", onConnect);
+    socket.on("connect_error", onError);
+  });
+}
+
+/**
+ * A socket.io-client websocket client connected to one node, recording what it
+ * receives. With connection state recovery on, it can lose its transport and
+ * reconnect, to the same node or to another one ({@link reconnect}); what it
+ * receives over all its connections is recorded in one list.
+ */
 export class TestClient {
   readonly received: Receipt[] = [];
   disconnectReason: string | undefined;
+  private currentNode: ClusterNode;
+  private currentSocket: ClientSocket;
 
   constructor(
     readonly name: string,
-    readonly node: ClusterNode,
-    readonly socket: ClientSocket,
+    node: ClusterNode,
+    socket: ClientSocket,
   ) {
+    this.currentNode = node;
+    this.currentSocket = socket;
+    this.listen(socket);
+  }
+
+  /** The node it is (or was last) connected to. */
+  get node(): ClusterNode {
+    return this.currentNode;
+  }
+
+  get socket(): ClientSocket {
+    return this.currentSocket;
+  }
+
+  private listen(socket: ClientSocket): void {
+    const name = this.name;
     socket.onAny((event: string, ...args: unknown[]) => {
       const last = args[args.length - 1];
       const ack = typeof last === "function" ? (last as (answer: unknown) => void) : undefined;
@@ -232,6 +308,60 @@ export class TestClient {
 
   get connected(): boolean {
     return this.socket.connected;
+  }
+
+  /** Whether its last connection recovered the previous session (socket.io-client's `socket.recovered`). */
+  get recovered(): boolean {
+    return Boolean(this.socket.recovered);
+  }
+
+  /** The session socket.io-client would recover on reconnection (connection state recovery must be on, and an event received). */
+  get session(): ClientSession {
+    const { _pid: pid, _lastOffset: offset } = this.socket as unknown as ClientSessionInternals;
+    if (typeof pid !== "string" || typeof offset !== "string") throw new Error(`client ${this.name} has no session to recover (pid ${pid}, offset ${offset})`);
+    return { pid, offset };
+  }
+
+  /**
+   * Closes its transport (`socket.io.engine.close()`): the server sees a
+   * "transport close", a disconnection after which it keeps the session when
+   * connection state recovery is on. Resolves once the client saw the disconnection.
+   */
+  async closeTransport(): Promise<void> {
+    const socket = this.socket;
+    const disconnected = new Promise<void>((resolve) => socket.once("disconnect", () => resolve()));
+    socket.io.engine.close();
+    await disconnected;
+  }
+
+  /**
+   * Connects again after {@link closeTransport}, with the session of the last
+   * connection, and resolves once connected. To its node: through the same
+   * socket.io-client Manager, as the client does when it reconnects on its
+   * own. To another node: through a new Manager whose socket carries the
+   * previous `_pid` and `_lastOffset`, so that its CONNECT packet is the one
+   * socket.io-client sends on reconnection (`auth` plus `{ pid, offset }`), and
+   * `socket.recovered` tells whether the server restored that session.
+   */
+  async reconnect(node: ClusterNode = this.node): Promise<void> {
+    if (this.connected) throw new Error(`client ${this.name} is still connected`);
+    if (node === this.node) {
+      const ready = connected(this.socket, `client ${this.name} reconnecting to ${node.label}`);
+      this.socket.connect();
+      await ready;
+      return;
+    }
+    const { pid, offset } = this.session;
+    const socket = clientSocket(node, this.name, false);
+    Object.assign(socket as unknown as ClientSessionInternals, { _pid: pid, _lastOffset: offset });
+    // The old socket is done: close its Manager.
+    this.socket.disconnect();
+    this.currentSocket = socket;
+    this.currentNode = node;
+    this.listen(socket);
+    const ready = connected(socket, `client ${this.name} reconnecting to ${node.label}`);
+    socket.connect();
+    await ready;
   }
 
   /** How many times `event` arrived with `tag` as its first argument (or at all, without `tag`). */
@@ -273,24 +403,11 @@ function isDeepStrictEqual(a: unknown, b: unknown): boolean {
 
 /** Connects one websocket client named `name` to `node` and waits until it is connected. */
 export async function connectClient(node: ClusterNode, name: string): Promise<TestClient> {
-  const socket = connect(`http://127.0.0.1:${node.port}`, {
-    transports: ["websocket"],
-    forceNew: true,
-    reconnection: false,
-    auth: { name },
-  });
+  const socket = clientSocket(node, name, false);
   const client = new TestClient(name, node, socket);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`client ${name} could not connect to ${node.label}`)), 10_000);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    socket.once("connect_error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-  });
+  const ready = connected(socket, `client ${name} connecting to ${node.label}`);
+  socket.connect();
+  await ready;
   return client;
 }
 
@@ -423,7 +540,7 @@ export class Cluster {
  * n0c0, n0c1... On failure everything started is stopped again.
  */
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
-  const { redis, clientsPerNode = 2, heartbeatInterval = 200, heartbeatTimeout = 1000 } = options;
+  const { redis, clientsPerNode = 2, heartbeatInterval = 200, heartbeatTimeout = 1000, connectionStateRecovery } = options;
   const started = await Promise.allSettled(
     options.nodes.map((spec, i) =>
       ClusterNode.start({
@@ -433,6 +550,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         redisUrl: redis.url,
         heartbeatInterval,
         heartbeatTimeout,
+        ...(connectionStateRecovery ? { connectionStateRecovery } : {}),
       }),
     ),
   );

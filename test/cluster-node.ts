@@ -97,7 +97,10 @@ function operator(nsp: Namespace, target: Target) {
 async function main(): Promise<void> {
   const redis = await connectRedis();
   const http = createServer();
-  const io = new Server(http, { adapter: adapterFor(redis.client) as never });
+  const io = new Server(http, {
+    adapter: adapterFor(redis.client) as never,
+    ...(config.connectionStateRecovery ? { connectionStateRecovery: { ...config.connectionStateRecovery } } : {}),
+  });
   const nsp = io.of("/");
 
   io.on("connection", (socket: Socket) => {

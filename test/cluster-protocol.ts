@@ -18,6 +18,14 @@ export interface NodeConfig {
   readonly redisUrl: string;
   readonly heartbeatInterval: number;
   readonly heartbeatTimeout: number;
+  /** socket.io's `connectionStateRecovery` server option; absent: off. */
+  readonly connectionStateRecovery?: RecoveryOptions;
+}
+
+/** socket.io's `connectionStateRecovery` option, as the harness passes it. */
+export interface RecoveryOptions {
+  readonly maxDisconnectionDuration: number;
+  readonly skipMiddlewares?: boolean;
 }
 
 /** A JSON value, with Buffers written as `{ $buffer: base64 }`. */
