@@ -78,14 +78,17 @@ for (const fleet of FLEETS) {
           const away = cluster.nodes[end]!;
           const r1 = unique("r1");
           const r2 = unique("r2");
-          // n0c0 in r1, n0c1 in r2, n1c0 in r1 and r2, n1c1 in neither; the roamer in r1.
-          const [n0c0, n0c1, n1c0, n1c1] = ["n0c0", "n0c1", "n1c0", "n1c1"].map((name) => cluster.client(name)) as [TestClient, TestClient, TestClient, TestClient];
+          // r1 has members on its home node only (so the other node, when sharded, skips r1 broadcasts until the roamer comes back there):
+          // hc0 (home) in r1 and r2, hc1 (home) in r2, oc0 (other node) in r2, oc1 (other node) in neither; the roamer in r1.
+          const other = cluster.nodes[1 - start]!;
+          const names = [`${home.name}c0`, `${home.name}c1`, `${other.name}c0`, `${other.name}c1`];
+          const [hc0, hc1, oc0, oc1] = names.map((name) => cluster.client(name)) as [TestClient, TestClient, TestClient, TestClient];
           const [roamer] = (await cluster.connect(home, 1, unique("roamer") + "-")) as [TestClient];
           // Gone after the test, passed or failed (it would get the next tests' broadcasts to everyone).
           t.after(() => roamer.disconnect());
-          await Promise.all([n0c0.join(r1), n0c1.join(r2), n1c0.join(r1, r2), roamer.join(r1)]);
-          const members: Record<string, TestClient[]> = { [r1]: [n0c0, n1c0, roamer], [r2]: [n0c1, n1c0] };
-          const everyone = [n0c0, n0c1, n1c0, n1c1, roamer];
+          await Promise.all([hc0.join(r1, r2), hc1.join(r2), oc0.join(r2), roamer.join(r1)]);
+          const members: Record<string, TestClient[]> = { [r1]: [hc0, roamer], [r2]: [hc0, hc1, oc0] };
+          const everyone = [hc0, hc1, oc0, oc1, roamer];
           // Socket ids now (a client's socket.id is unset while it is disconnected).
           const ids = new Map(everyone.map((client) => [client, client.id]));
           /** The in-memory semantics: who a broadcast to `rooms` except `except` reaches. */
@@ -175,7 +178,7 @@ for (const fleet of FLEETS) {
       }
     }
 
-    test("a session that was not persisted (unknown pid) is not recovered: new id, no missed packets", async (t) => {
+    test("a session whose key is gone from Redis is not recovered on the other node: new id, no missed packets", async (t) => {
       const home = cluster.nodes[0]!;
       const [roamer] = (await cluster.connect(home, 1, unique("stranger") + "-")) as [TestClient];
       t.after(() => roamer.disconnect());
