@@ -49,6 +49,8 @@ const debug = createDebug("socket.io-sharded-adapter:cluster");
 
 /** socket.io-adapter's default wait for fetchSockets and serverSideEmit answers. */
 const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
+/** Uids of our nodes remembered after they went silent (each node restart brings a new uid). */
+const MAX_REMEMBERED_HEARTBEATERS = 10_000;
 /** The uid under which @socket.io/redis-emitter publishes (not a node). */
 const EMITTER_UID = "emitter";
 
@@ -119,6 +121,12 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
   private readonly shardedChannel: string;
   /** Our peers (nodes that send heartbeats): uid -> last time heard from. */
   private readonly peers = new Map<string, number>();
+  /**
+   * Every uid that ever sent a heartbeat (bounded, oldest dropped first): an
+   * answer from one of ours that was dropped for silence must not be taken
+   * for an official node's answer.
+   */
+  private readonly heartbeaters = new Set<string>();
   private readonly pending = new Map<string, PendingRequest>();
   private readonly peerCheck: NodeJS.Timeout;
   private officialNodes = 0;
@@ -317,7 +325,7 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
       request.answered.add(uid);
       if (response.type === MessageType.FETCH_SOCKETS_RESPONSE) request.responses.push(...response.data.sockets);
       else request.responses.push(response.data.packet);
-      if (!request.missing.delete(uid) && !this.peers.has(uid) && request.anonymous > 0) request.anonymous--;
+      if (!request.missing.delete(uid) && !this.heartbeaters.has(uid) && request.anonymous > 0) request.anonymous--;
       this.completeIfAnswered(response.data.requestId, request);
       return;
     }
@@ -392,7 +400,15 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
 
   private heardFrom(uid: string, type: MessageType): void {
     if (uid === EMITTER_UID) return;
-    if (type === MessageType.INITIAL_HEARTBEAT || type === MessageType.HEARTBEAT || this.peers.has(uid)) this.peers.set(uid, Date.now());
+    if (type === MessageType.INITIAL_HEARTBEAT || type === MessageType.HEARTBEAT) {
+      if (!this.heartbeaters.has(uid)) {
+        if (this.heartbeaters.size >= MAX_REMEMBERED_HEARTBEATERS) this.heartbeaters.delete(this.heartbeaters.values().next().value as string);
+        this.heartbeaters.add(uid);
+      }
+      this.peers.set(uid, Date.now());
+    } else if (this.peers.has(uid)) {
+      this.peers.set(uid, Date.now());
+    }
   }
 
   private forgetSilentPeers(): void {
