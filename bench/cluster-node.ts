@@ -26,7 +26,7 @@
 import { stat } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createHistogram, performance } from "node:perf_hooks";
+import { createHistogram, performance, type RecordableHistogram } from "node:perf_hooks";
 import type { Socket } from "socket.io";
 import type { Socket as ClientSocket } from "socket.io-client";
 import { CpuClock, type CpuSample } from "./cpu";
@@ -47,8 +47,32 @@ export interface StreamCounters {
   readonly entriesRead: number;
   readonly processed: number;
   readonly skipped: number;
-  /** Official only: its own entries, which it also reads and decodes (then drops). */
-  readonly ownDecoded: number;
+  /**
+   * Entries through the adapter's per-entry handler (official
+   * `onRawMessage`: decode + apply; ours `onStreamEntry`: the room check, then
+   * decode + apply unless skipped) since the last reset, and the wall time of
+   * each call: other nodes' entries for rooms of other nodes (`foreign`),
+   * other nodes' entries for this node's rooms (`local`), and this node's own
+   * entries (`own`: the official adapter decodes them, then drops them; ours
+   * drops them on the uid). Reading the stream (XREAD, parsing its reply) is
+   * outside, and the same for both.
+   */
+  readonly foreign: HandlerTimes;
+  readonly local: HandlerTimes;
+  readonly own: HandlerTimes;
+}
+
+/**
+ * Wall time per call, µs (hrtime around each call). The median is the
+ * number to use: on a loaded machine a call is now and then preempted for
+ * milliseconds, which the mean takes in. (CPU clocks do not help here:
+ * getrusage counts every thread, the GC helpers running beside the call
+ * included, and the thread's own schedstat is up to a tick stale.)
+ */
+export interface HandlerTimes {
+  readonly entries: number;
+  readonly p50Us: number;
+  readonly meanUs: number;
 }
 
 export interface NodeSample {
@@ -74,7 +98,8 @@ export interface BlastResult {
 }
 
 export type ClusterNodeCommand =
-  | { readonly type: "sample"; readonly serverCount?: boolean }
+  /** `resetTimes`: after the reply, the per-entry handler times start again (the counts in `counters` are since the last reset). */
+  | { readonly type: "sample"; readonly serverCount?: boolean; readonly resetTimes?: boolean }
   | { readonly type: "blast"; readonly room: string; readonly durationMs: number; readonly window: number }
   | { readonly type: "emit"; readonly rooms: readonly string[]; readonly ids: readonly number[]; readonly perTurn: number }
   | { readonly type: "exit" };
@@ -119,23 +144,39 @@ export async function clusterNodeMain(json: string): Promise<void> {
   const io = new Server(http, { adapter: adapter as never, transports: ["websocket"] });
   const nsp = io.of("/");
 
-  // The official adapter's counters: every stream entry of the namespace goes through onRawMessage.
+  // Every stream entry of the namespace goes through one method of the adapter, which the
+  // stream reader looks up on the instance: official `onRawMessage(rawMessage, offset)`,
+  // ours `onStreamEntry(entry)`. Wrapped to count (official) and time (both) them.
+  // An entry is for this node's rooms if its data names one ("n<i>-r<j>", see cluster.ts).
+  const tag = `"${args.name}-r`;
+  const times = { foreign: createHistogram(), local: createHistogram(), own: createHistogram() };
   let officialRead = 0;
-  let ownDecoded = 0;
-  if (args.kind === "official") {
-    const a = nsp.adapter as unknown as { uid: string; onRawMessage: (message: { uid?: string }, offset: string) => void };
-    if (typeof a.onRawMessage !== "function") throw new Error("the official adapter has no onRawMessage: update bench/cluster-node.ts");
-    const original = a.onRawMessage.bind(a);
-    a.onRawMessage = (message, offset) => {
-      if (message.uid === a.uid) ownDecoded++;
-      else officialRead++;
-      original(message, offset);
-    };
-  }
+  const a = nsp.adapter as unknown as Record<string, unknown> & { uid: string };
+  const method = args.kind === "official" ? "onRawMessage" : "onStreamEntry";
+  if (typeof a[method] !== "function") throw new Error(`the ${args.kind} adapter has no ${method}: update bench/cluster-node.ts`);
+  const original = (a[method] as (...x: unknown[]) => void).bind(a);
+  const fieldsOf = args.kind === "official" ? (x: unknown) => x as { uid?: string; data?: string } : (x: unknown) => (x as { fields: { uid?: string; data?: string } }).fields;
+  a[method] = (x: unknown, offset?: unknown) => {
+    const fields = fieldsOf(x);
+    const histogram = fields.uid === a.uid ? times.own : fields.data?.includes(tag) ? times.local : times.foreign;
+    if (histogram !== times.own) officialRead++;
+    const t0 = process.hrtime.bigint();
+    try {
+      original(x, offset);
+    } finally {
+      histogram.record(Math.max(1, Number(process.hrtime.bigint() - t0)));
+    }
+  };
   const counters = (): StreamCounters => {
-    if (args.kind === "official") return { entriesRead: officialRead, processed: officialRead, skipped: 0, ownDecoded };
+    const handler = (h: RecordableHistogram): HandlerTimes =>
+      h.count === 0 ? { entries: 0, p50Us: NaN, meanUs: NaN } : { entries: h.count, p50Us: h.percentile(50) / 1000, meanUs: h.mean / 1000 };
+    const byKind = { foreign: handler(times.foreign), local: handler(times.local), own: handler(times.own) };
+    if (args.kind === "official") return { entriesRead: officialRead, processed: officialRead, skipped: 0, ...byKind };
     const c = (nsp.adapter as unknown as { stats(): { cluster: { entriesRead: number; broadcastsSkipped: number } } }).stats().cluster;
-    return { entriesRead: c.entriesRead, processed: c.entriesRead - c.broadcastsSkipped, skipped: c.broadcastsSkipped, ownDecoded: 0 };
+    return { entriesRead: c.entriesRead, processed: c.entriesRead - c.broadcastsSkipped, skipped: c.broadcastsSkipped, ...byKind };
+  };
+  const resetTimes = () => {
+    for (const h of Object.values(times)) h.reset();
   };
 
   // Two-node pacing: the clients' process acks how many broadcasts every client has received.
@@ -220,6 +261,7 @@ export async function clusterNodeMain(json: string): Promise<void> {
               workerThreads: clock.addedThreadCount,
             };
             send(reply);
+            if (message.resetTimes) resetTimes();
             break;
           }
           case "blast":

@@ -44,6 +44,7 @@ import {
   type ClusterAdapterKind,
   type ClusterClientsArgs,
   type ClusterNodeArgs,
+  type HandlerTimes,
   type NodeSample,
   type RoomsCheck,
   type TwoNodeClientReport,
@@ -131,7 +132,10 @@ export interface RoomsNodeResult {
   readonly entriesRead: number;
   readonly processed: number;
   readonly skipped: number;
-  readonly ownDecoded: number;
+  /** Entries through the adapter's per-entry handler and the time of a call, by kind of entry (see StreamCounters). */
+  readonly foreign: HandlerTimes;
+  readonly local: HandlerTimes;
+  readonly own: HandlerTimes;
   readonly cpu: CpuDelta;
 }
 
@@ -158,12 +162,24 @@ export interface ClusterKindSummary {
   };
   readonly rooms: {
     /** Per node (index), medians over the rounds. */
-    readonly perNode: { readonly entriesRead: number; readonly processed: number; readonly mainCpuMsPer1000: number; readonly workerCpuMsPer1000: number }[];
+    readonly perNode: {
+      readonly entriesRead: number;
+      readonly processed: number;
+      readonly mainCpuMsPer1000: number;
+      readonly workerCpuMsPer1000: number;
+      /** Time in the adapter's per-entry handler (all entries, each kind's median per call × its entries), per 1000 broadcasts. */
+      readonly handlerMsPer1000: number;
+    }[];
     /** Means over the nodes. */
     readonly entriesReadPerNode: number;
     readonly processedPerNode: number;
     readonly mainCpuMsPer1000: number;
     readonly workerCpuMsPer1000: number;
+    readonly handlerMsPer1000: number;
+    /** Median time of a handler call, µs (median over the rounds of the nodes' mean): other nodes' entries for other nodes' rooms, for this node's rooms, own entries. */
+    readonly foreignUsPerEntry: number;
+    readonly localUsPerEntry: number;
+    readonly ownUsPerEntry: number;
     readonly exact: boolean;
   };
 }
@@ -198,8 +214,8 @@ function cpuDelta(a: NodeSample["cpu"], b: NodeSample["cpu"]): CpuDelta {
   return { mainCpuMs: (b.main - a.main) / 1e6, workerCpuMs: (b.added - a.added) / 1e6, processCpuMs: (b.process - a.process) / 1e6 };
 }
 
-async function sample(node: Child, serverCount = false): Promise<NodeSample> {
-  node.send({ type: "sample", serverCount });
+async function sample(node: Child, serverCount = false, resetTimes = false): Promise<NodeSample> {
+  node.send({ type: "sample", serverCount, resetTimes });
   return node.next<NodeSample>("sample");
 }
 
@@ -320,7 +336,7 @@ class KindCluster {
     const nodes = this.nodes;
     clients.send({ type: "reset" });
     await clients.next("reset");
-    const s0 = await Promise.all(nodes.map((n) => sample(n)));
+    const s0 = await Promise.all(nodes.map((n) => sample(n, false, true)));
     const t0 = performance.now();
     await Promise.all(
       nodes.map((node, i) => {
@@ -361,7 +377,10 @@ class KindCluster {
         entriesRead: b.entriesRead - a.entriesRead,
         processed: b.processed - a.processed,
         skipped: b.skipped - a.skipped,
-        ownDecoded: b.ownDecoded - a.ownDecoded,
+        // Handler times were reset with the first sample: the last one holds this phase's.
+        foreign: b.foreign,
+        local: b.local,
+        own: b.own,
         cpu: cpuDelta(s0[i].cpu, samples[i].cpu),
       };
     });
@@ -426,7 +445,8 @@ function roomsRun(kind: ClusterAdapterKind, round: number, config: ClusterConfig
   log(
     `[cluster] round ${round + 1} ${c.nodes} nodes ${kind.padEnd(8)}: ${c.broadcasts} broadcasts to rooms of ${c.clientsPerRoom}, done in ${phase.seconds.toFixed(2)} s;` +
       ` per node read/processed ${run.nodes.map((n) => `${n.entriesRead}/${n.processed}`).join(", ")};` +
-      ` main-thread CPU per 1000 broadcasts ${run.nodes.map((n) => per1000(n.cpu.mainCpuMs)).join(", ")} ms;` +
+      ` main-thread CPU per 1000 broadcasts ${run.nodes.map((n) => per1000(n.cpu.mainCpuMs)).join(", ")} ms,` +
+      ` ≈ in the adapter's entry handler ${run.nodes.map((n) => per1000(handlerMs(n))).join(", ")} ms;` +
       ` delivered ${phase.check.received}/${phase.check.expected}, ${run.exact ? "each exactly once" : "NOT EXACT"}`,
   );
   if (!run.exact) {
@@ -469,6 +489,14 @@ function twoNodeRun(kind: ClusterAdapterKind, round: number, config: ClusterConf
   return run;
 }
 
+/** Time in the handler, ms: each kind's median per call × its entries. */
+const handlerMs = (n: RoomsNodeResult) => [n.foreign, n.local, n.own].reduce((s, h) => s + (h.entries > 0 ? (h.p50Us * h.entries) / 1000 : 0), 0);
+
+/** Time of a handler call, µs: median over the rounds of the mean over the nodes of their medians. */
+function usPerEntry(runs: RoomsRun[], f: (n: RoomsNodeResult) => HandlerTimes): number {
+  return median(runs.map((run) => mean(run.nodes.map((n) => f(n).p50Us).filter((x) => Number.isFinite(x)))));
+}
+
 function summarizeKind(kind: ClusterAdapterKind, config: ClusterConfig, twoNode: TwoNodeRun[], rooms: RoomsRun[], warmupExact: boolean): ClusterKindSummary {
   const t = twoNode.filter((r) => r.kind === kind);
   const r = rooms.filter((x) => x.kind === kind);
@@ -479,6 +507,7 @@ function summarizeKind(kind: ClusterAdapterKind, config: ClusterConfig, twoNode:
     processed: median(r.map((x) => x.nodes[i].processed)),
     mainCpuMsPer1000: median(r.map((x) => per1000(x.nodes[i].cpu.mainCpuMs))),
     workerCpuMsPer1000: median(r.map((x) => per1000(x.nodes[i].cpu.workerCpuMs))),
+    handlerMsPer1000: median(r.map((x) => per1000(handlerMs(x.nodes[i])))),
   }));
   return {
     twoNode: {
@@ -496,6 +525,10 @@ function summarizeKind(kind: ClusterAdapterKind, config: ClusterConfig, twoNode:
       processedPerNode: mean(perNode.map((x) => x.processed)),
       mainCpuMsPer1000: mean(perNode.map((x) => x.mainCpuMsPer1000)),
       workerCpuMsPer1000: mean(perNode.map((x) => x.workerCpuMsPer1000)),
+      handlerMsPer1000: mean(perNode.map((x) => x.handlerMsPer1000)),
+      foreignUsPerEntry: usPerEntry(r, (n) => n.foreign),
+      localUsPerEntry: usPerEntry(r, (n) => n.local),
+      ownUsPerEntry: usPerEntry(r, (n) => n.own),
       exact: warmupExact && r.every((x) => x.exact),
     },
   };
@@ -562,7 +595,9 @@ export async function runCluster(config: ClusterConfig, log: (line: string) => v
   log(
     `[cluster] done in ${elapsedSeconds.toFixed(1)} s: two nodes ${Math.round(s.official.twoNode.broadcastsPerSecond)}/s official, ${Math.round(s.sharded.twoNode.broadcastsPerSecond)}/s sharded;` +
       ` ${c.nodes} nodes: processed per node ${s.official.rooms.processedPerNode.toFixed(0)} official, ${s.sharded.rooms.processedPerNode.toFixed(0)} sharded,` +
-      ` main-thread CPU per node per 1000 broadcasts ${s.official.rooms.mainCpuMsPer1000.toFixed(1)} / ${s.sharded.rooms.mainCpuMsPer1000.toFixed(1)} ms`,
+      ` main-thread CPU per node per 1000 broadcasts ${s.official.rooms.mainCpuMsPer1000.toFixed(1)} / ${s.sharded.rooms.mainCpuMsPer1000.toFixed(1)} ms,` +
+      ` ≈ in the entry handler ${s.official.rooms.handlerMsPer1000.toFixed(1)} / ${s.sharded.rooms.handlerMsPer1000.toFixed(1)} ms;` +
+      ` entry handler median per entry for another node's rooms ${s.official.rooms.foreignUsPerEntry.toFixed(1)} / ${s.sharded.rooms.foreignUsPerEntry.toFixed(1)} µs, for its own rooms ${s.official.rooms.localUsPerEntry.toFixed(1)} / ${s.sharded.rooms.localUsPerEntry.toFixed(1)} µs`,
   );
   return { config, redisVersion, twoNode, rooms, summary, elapsedSeconds };
 }

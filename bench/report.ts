@@ -639,6 +639,10 @@ function clusterRows(cluster: ClusterResult): string[][] {
     [`${many}: processed, node by node`, perNode((p) => p.processed, 0)(o), perNode((p) => p.processed, 0)(x), ""],
     row(`${many}: main-thread CPU per node per 1000 broadcasts (mean)`, o.rooms.mainCpuMsPer1000, x.rooms.mainCpuMsPer1000, (v) => `${v.toFixed(1)} ms`),
     [`${many}: main-thread CPU per 1000, node by node, ms`, perNode((p) => p.mainCpuMsPer1000, 1)(o), perNode((p) => p.mainCpuMsPer1000, 1)(x), ""],
+    row(`${many}: ≈ time in the adapter's stream-entry handler per node per 1000`, o.rooms.handlerMsPer1000, x.rooms.handlerMsPer1000, (v) => `${v.toFixed(1)} ms`),
+    row(`${many}: entry handler per entry for another node's rooms (median)`, o.rooms.foreignUsPerEntry, x.rooms.foreignUsPerEntry, us),
+    row(`${many}: entry handler per entry for this node's rooms (median)`, o.rooms.localUsPerEntry, x.rooms.localUsPerEntry, us),
+    row(`${many}: entry handler per own entry (median)`, o.rooms.ownUsPerEntry, x.rooms.ownUsPerEntry, us),
     [`${many}: shard-worker CPU per node per 1000 broadcasts`, "-", `${x.rooms.workerCpuMsPer1000.toFixed(1)} ms`, ""],
     [`${many}: every targeted client got its message exactly once`, yes(o.rooms.exact), yes(x.rooms.exact), ""],
   ];
@@ -654,7 +658,9 @@ function clusterMarkdown(cluster: ClusterResult): string[] {
     "",
     `Two nodes: A broadcasts to one room whose ${c.twoNode.clients} members are all on B, for ${c.twoNode.durationMs} ms per round (after a ${c.twoNode.warmupMs} ms warm-up), at most ${c.twoNode.window} broadcasts outstanding (paced by the clients' acks).` +
       ` Many small rooms (socket.io issue #5226): ${c.rooms.nodes} nodes × ${c.rooms.roomsPerNode} rooms × ${c.rooms.clientsPerRoom} clients, each node's clients in its own rooms; ${c.rooms.broadcasts} broadcasts per round (after ${c.rooms.warmupBroadcasts} of warm-up), each node sending its share to random rooms of the other nodes.` +
-      " A node reads every entry of the others; the official adapter decodes and applies each, ours skips undecoded the broadcasts to rooms with no member on the node.",
+      " A node reads every entry of the others; the official adapter decodes and applies each, ours skips undecoded the broadcasts to rooms with no member on the node." +
+      " Entry handler: the method the stream reader calls per entry (official `onRawMessage`: decode + apply, its own entries included, which it decodes then drops; ours `onStreamEntry`: the room check, then decode + apply unless skipped), wrapped on the adapter instance and timed per call (hrtime; the median per kind of entry, since a call preempted by another process on a loaded machine takes milliseconds):" +
+      " entries for another node's rooms (those ours skips), for this node's rooms (decoded, delivered to its clients), the node's own entries (told apart by the room names in the entry's data). The \"≈ time per 1000\" row is each kind's median × its entries: the part of a node's work the skip can save. The rest of the main-thread CPU (XREAD and parsing its reply, the node's own XADDs, deliveries, socket.io) is the same work for both.",
     "",
   );
   out.push(...mdTable(["", "official", "sharded", "ratio"], clusterRows(cluster)), "");
@@ -678,7 +684,7 @@ function clusterMarkdown(cluster: ClusterResult): string[] {
   );
   out.push(
     ...mdTable(
-      ["round", "adapter", "node", "emitted", "others' broadcasts (to this node)", "entries read", "processed", "skipped", "own entries decoded", "main CPU", "per 1000 broadcasts", "shard worker CPU", "delivered / expected (cluster)", "exact"],
+      ["round", "adapter", "node", "emitted", "others' broadcasts (to this node)", "entries read", "processed", "skipped", "main CPU", "per 1000 broadcasts", "entry handler, median per call (entries): for others' rooms / this node's / own entries", "shard worker CPU", "delivered / expected (cluster)", "exact"],
       cluster.rooms.flatMap((r) =>
         r.nodes.map((n) => [
           String(r.round + 1),
@@ -689,9 +695,9 @@ function clusterMarkdown(cluster: ClusterResult): string[] {
           String(n.entriesRead),
           String(n.processed),
           String(n.skipped),
-          String(n.ownDecoded),
           `${n.cpu.mainCpuMs.toFixed(0)} ms`,
           `${((n.cpu.mainCpuMs * 1000) / r.broadcasts).toFixed(1)} ms`,
+          [n.foreign, n.local, n.own].map((h) => `${h.p50Us.toFixed(1)} µs (${h.entries})`).join(" / "),
           `${n.cpu.workerCpuMs.toFixed(0)} ms`,
           `${r.check.received} / ${r.check.expected}`,
           r.exact ? "yes" : `NO (${r.check.missing} missing, ${r.check.duplicates} duplicates, ${r.check.unexpected} unexpected)`,
