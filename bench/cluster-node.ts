@@ -101,7 +101,8 @@ export type ClusterNodeCommand =
   /** `resetTimes`: after the reply, the per-entry handler times start again (the counts in `counters` are since the last reset). */
   | { readonly type: "sample"; readonly serverCount?: boolean; readonly resetTimes?: boolean }
   | { readonly type: "blast"; readonly room: string; readonly durationMs: number; readonly window: number }
-  | { readonly type: "emit"; readonly rooms: readonly string[]; readonly ids: readonly number[]; readonly perTurn: number }
+  /** Emits `("b", id, payload)` to each room in turn. */
+  | { readonly type: "emit"; readonly rooms: readonly string[]; readonly ids: readonly number[]; readonly payload: string; readonly perTurn: number }
   | { readonly type: "exit" };
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -235,10 +236,10 @@ export async function clusterNodeMain(json: string): Promise<void> {
     return { type: "blasted", sent: sent - first, acked: acked - first, startUs, endUs: drained ? endUs : nowUs(), cpu0, cpu1, drained };
   }
 
-  async function emit(rooms: readonly string[], ids: readonly number[], perTurn: number): Promise<{ type: "emitted"; ms: number }> {
+  async function emit(rooms: readonly string[], ids: readonly number[], payload: string, perTurn: number): Promise<{ type: "emitted"; ms: number }> {
     const t0 = performance.now();
     for (let i = 0; i < rooms.length; i++) {
-      io.to(rooms[i]).emit("b", ids[i]);
+      io.to(rooms[i]).emit("b", ids[i], payload);
       // An application emits from event handlers: give the loop a turn now and then.
       if ((i + 1) % perTurn === 0) await new Promise((resolve) => setImmediate(resolve));
     }
@@ -268,7 +269,7 @@ export async function clusterNodeMain(json: string): Promise<void> {
             send(await blast(message.room, message.durationMs, message.window));
             break;
           case "emit":
-            send(await emit(message.rooms, message.ids, message.perTurn));
+            send(await emit(message.rooms, message.ids, message.payload, message.perTurn));
             break;
           case "exit":
             // At once: no io.close(), whose adapters would wait for their blocking XREADs and

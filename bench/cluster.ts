@@ -76,6 +76,8 @@ export interface ClusterConfig {
     readonly warmupBroadcasts: number;
     /** A node yields one event-loop turn after this many emits. */
     readonly perTurn: number;
+    /** Length of the text each broadcast carries besides its id (a chat message, say): decoding cost grows with it, and the skip avoids decoding. */
+    readonly payloadBytes: number;
   };
 }
 
@@ -93,6 +95,7 @@ export function clusterDefaults(quick: boolean): ClusterConfig {
       broadcasts: quick ? 500 : 2000,
       warmupBroadcasts: quick ? 150 : 1000,
       perTurn: 20,
+      payloadBytes: 200,
     },
   };
 }
@@ -230,6 +233,12 @@ interface Plan {
 
 const roomName = (node: number, room: number) => `n${node}-r${room}`;
 
+/** ASCII text of `bytes` characters. */
+function payloadOf(bytes: number): string {
+  const words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua ";
+  return words.repeat(Math.ceil(bytes / words.length)).slice(0, bytes);
+}
+
 /** `count` broadcasts, node i sending every nodes-th, each to a random room of another node (seeded: the same for both kinds). */
 function roomsPlan(config: ClusterConfig, count: number, seed: number, firstId: number): Plan {
   const { nodes, roomsPerNode } = config.rooms;
@@ -341,7 +350,7 @@ class KindCluster {
     await Promise.all(
       nodes.map((node, i) => {
         const mine = plan.from.map((f, b) => (f === i ? b : -1)).filter((b) => b >= 0);
-        node.send({ type: "emit", rooms: mine.map((b) => plan.rooms[b]), ids: mine.map((b) => plan.ids[b]), perTurn: c.perTurn });
+        node.send({ type: "emit", rooms: mine.map((b) => plan.rooms[b]), ids: mine.map((b) => plan.ids[b]), payload: payloadOf(c.payloadBytes), perTurn: c.perTurn });
         return node.next("emitted", 60_000);
       }),
     );

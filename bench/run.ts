@@ -26,7 +26,7 @@
  *   --rounds=2 --time=1000       rounds per workload and adapter, tinybench ms per round
  *   --gc=1000000x10 --gc-time=5000     the GC measurement's cell and length ("--gc=none": off)
  *   --e2e-clients=2000 --storm=3000 --e2e-rounds=2   end to end ("--e2e-clients=0": off)
- *   --cluster=none --cluster-rounds=2   the cluster part (off, or rounds)
+ *   --cluster=none --cluster-rounds=2 --cluster-payload=200   the cluster part (off; rounds; text bytes per #5226 broadcast)
  *   --only=cluster               the cluster part alone (with workload names: those and the cluster part)
  *   --seed=1 --zipf=1 --workers=2 --offload-threshold=100000
  *   --no-write                   print only, do not write bench/results/
@@ -195,6 +195,7 @@ function parseArgs(argv: readonly string[]): Config {
   let e2eRounds: number | undefined;
   let cluster: boolean | undefined;
   let clusterRounds: number | undefined;
+  let clusterPayload: number | undefined;
   for (const arg of argv) {
     if (arg === "--quick") continue;
     const [key, value = ""] = arg.replace(/^--/, "").split("=");
@@ -247,6 +248,9 @@ function parseArgs(argv: readonly string[]): Config {
       case "cluster-rounds":
         clusterRounds = num();
         break;
+      case "cluster-payload":
+        clusterPayload = num();
+        break;
       case "seed":
         config.seed = num();
         break;
@@ -279,9 +283,11 @@ function parseArgs(argv: readonly string[]): Config {
     // --only=cluster alone: no adapter cell.
     if (only !== undefined && only.length === 0 && cells === undefined) config.cells = [];
   }
-  if (cluster === false || (narrowed && cluster === undefined && clusterRounds === undefined)) config.cluster = undefined;
-  else if (cluster === true || clusterRounds !== undefined) config.cluster ??= clusterDefaults(quick);
+  const clusterAsked = clusterRounds !== undefined || clusterPayload !== undefined;
+  if (cluster === false || (narrowed && cluster === undefined && !clusterAsked)) config.cluster = undefined;
+  else if (cluster === true || clusterAsked) config.cluster ??= clusterDefaults(quick);
   if (config.cluster && clusterRounds !== undefined) config.cluster = { ...config.cluster, rounds: clusterRounds };
+  if (config.cluster && clusterPayload !== undefined) config.cluster = { ...config.cluster, rooms: { ...config.cluster.rooms, payloadBytes: clusterPayload } };
   if (config.cluster) config.cluster = { ...config.cluster, seed: config.seed };
   if (rounds !== undefined || time !== undefined) {
     config.cells = config.cells.map((c) => ({ ...c, rounds: rounds ?? c.rounds, timing: { ...c.timing, time: time ?? c.timing.time } }));
@@ -556,7 +562,7 @@ const NOTES = [
   "End to end (bench/e2e.ts): a socket.io server process per adapter, a socket.io-client process with the websocket connections; latency from the server's CLOCK_MONOTONIC stamp in the payload to the client's at receipt; event-loop delay from `monitorEventLoopDelay` on the server's main thread. A delivery count short of the expected one is printed as a warning and shows in \"delivered / sent\".",
   "Cluster (issue #6, bench/cluster.ts): per adapter kind a redis-server (Debian's binary, started by the bench on a free loopback port, no persistence) and node processes (bench/cluster-node.ts: http + socket.io `Server` with the official `@socket.io/redis-streams-adapter` 0.3.1 `createAdapter(client)`, or ours `createAdapter({ redis: client, workers: 1 })`, both over a node-redis v5 client; heartbeatInterval 60 s, so that heartbeats add no stream entries while measuring), socket.io-client websocket connections in separate processes. Both kinds' clusters are up side by side; their measurements alternate one at a time, round by round (A B, then B A), the idle cluster's readers blocked in XREAD; medians over the rounds. Warm-up (not measured) before the first round of each case. Main-thread CPU of a node: process CPU minus its other threads (bench/cpu.ts), so our shard worker's CPU is apart (reported as worker CPU) and V8/libuv helper threads are excluded for both; on a loaded 2-core machine both CPU and rates move with the other processes' load.",
   "Cluster, two nodes: node A has no client and broadcasts `io.to(room).emit(\"m\", seq, stamp)` to a room whose members, 20 clients, are all connected to node B, so every broadcast goes XADD (A) → XREAD (B) → B's sockets. A keeps at most `window` broadcasts outstanding: the clients' process counts, per sequence number, the clients that got it and acks (over one more connection, to A) how many every client has received. Broadcasts per second = broadcasts / (first emit → last ack, all delivered); latency = client receipt − A's emit (same CLOCK_MONOTONIC), under that saturating load; CPU per broadcast on A and B over the same window. Every client must get every sequence number once and in order. These two nodes are n0 and n1 of the many-rooms case, run after it with the other nodes and their clients stopped.",
-  "Cluster, many small rooms (socket.io issue #5226): 4 nodes, each with rooms of 2 clients all connected to it; every node emits its share of the round's broadcasts (one event-loop turn every 20 emits) to rooms drawn at random among the OTHER nodes' rooms (seeded: the same plan for both kinds in a round). A node reads every stream entry of the others: `entries read` counts them (ours: `adapter.stats().cluster.entriesRead`; official: calls of its adapter's `onRawMessage` for entries of other nodes); `processed` is what was decoded and applied (official: every entry read; ours: entriesRead − broadcastsSkipped, its broadcasts to rooms without a local member being dropped undecoded). The official adapter also decodes its own entries (then drops them): not counted. Entry handler: that per-entry method (official `onRawMessage`, ours `onStreamEntry`, each wrapped on the adapter instance) timed per call (hrtime; the median per kind of entry — for another node's rooms, for this node's rooms, own entries, told apart by the room names in the entry's data — since a call preempted on a loaded machine takes milliseconds), and the medians × entries per 1000 broadcasts: the part of a node's work that the skip can save; reading the stream (XREAD, reply parsing) is outside it and the same for both. CPU per node covers the node's own emits (XADD), its reading and processing of the stream and its deliveries, from before the first emit until every client has its messages and every node has read every entry; divided by the cluster's broadcasts / 1000. Each client's received ids are checked against the plan: every targeted client exactly once, nobody else.",
+  "Cluster, many small rooms (socket.io issue #5226): 4 nodes, each with rooms of 2 clients all connected to it; every node emits its share of the round's broadcasts, `io.to(room).emit(\"b\", id, text)` with 200 bytes of text by default (one event-loop turn every 20 emits) to rooms drawn at random among the OTHER nodes' rooms (seeded: the same plan for both kinds in a round). A node reads every stream entry of the others: `entries read` counts them (ours: `adapter.stats().cluster.entriesRead`; official: calls of its adapter's `onRawMessage` for entries of other nodes); `processed` is what was decoded and applied (official: every entry read; ours: entriesRead − broadcastsSkipped, its broadcasts to rooms without a local member being dropped undecoded). The official adapter also decodes its own entries (then drops them): not counted. Entry handler: that per-entry method (official `onRawMessage`, ours `onStreamEntry`, each wrapped on the adapter instance) timed per call (hrtime; the median per kind of entry — for another node's rooms, for this node's rooms, own entries, told apart by the room names in the entry's data — since a call preempted on a loaded machine takes milliseconds), and the medians × entries per 1000 broadcasts: the part of a node's work that the skip can save; reading the stream (XREAD, reply parsing) is outside it and the same for both. CPU per node covers the node's own emits (XADD), its reading and processing of the stream and its deliveries, from before the first emit until every client has its messages and every node has read every entry; divided by the cluster's broadcasts / 1000. Each client's received ids are checked against the plan: every targeted client exactly once, nobody else.",
   "Targets: evaluated at N=100k K=10 (in quick mode, where that cell runs only two workloads, at N=10k K=10 instead: the table says where), on main-thread CPU for the workload rows, heap/RSS per membership after populating, GC pause p99 in the GC cell, and delivered messages per second and event-loop delay p99 end to end. Computed from this run's numbers every time.",
   "Memory: in each runner, after the fake sockets are registered and (sharded) the workers have started, `global.gc()` and `process.memoryUsage()`; then every socket joins its rooms; gc again and measure. Heap = heapUsed growth, RSS = rss growth (SharedArrayBuffers count in RSS and external, not in the heap), both divided by N × (K+1) memberships.",
   "Correctness side check: before timing, each workload's op runs once on each adapter with recipients recorded; recipient count and an order-independent digest of recipient sockets must match between adapters and the count must match the workload's own computation; recipients per timed op and a membership-state fingerprint after each run must match too. Any mismatch aborts the run with a non-zero exit.",
