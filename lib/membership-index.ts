@@ -13,24 +13,17 @@ import {
   LIST_COUNT,
   LIST_HEAD,
   LIST_TAIL,
-  MEMBER_NODE,
-  MEMBER_SEQ_F64,
-  MEMBER_SLOT,
-  MEMBER_STRIDE,
-  NODE_ENTRY,
   NODE_ROOM,
+  NODE_ROOM_NEXT,
+  NODE_ROOM_PREV,
   NODE_SLOT,
   NODE_SOCK_NEXT,
   NODE_SOCK_PREV,
   NODE_STRIDE,
   NONE,
   RecipientMarks,
-  roomRunOffset,
+  roomListOffset,
   ROOM_SHARD_STRIDE,
-  RUN_CAPACITY,
-  RUN_COUNT,
-  RUN_START,
-  RUN_USED,
   SOCKET_ALIVE,
   SOCKET_STRIDE,
   viewTables,
@@ -42,9 +35,6 @@ import {
 const INITIAL_SLOTS = 64;
 const INITIAL_ROOMS = 64;
 const INITIAL_NODES = 256;
-const INITIAL_MEMBERS = 256;
-/** Holes a run may hold beyond its member count before a leave compacts it. */
-const RUN_HOLE_SLACK = 8;
 const EMPTY = new Int32Array(0);
 
 /** A stack of integers kept off the JS heap (free slot, room and node ids). */
@@ -75,7 +65,6 @@ class IntStack {
 function newTables(shardCount: number): SharedTables {
   return {
     shardCount,
-    members: new SharedArrayBuffer(INITIAL_MEMBERS * MEMBER_STRIDE * 4),
     nodes: new SharedArrayBuffer(INITIAL_NODES * NODE_STRIDE * 4),
     rooms: new SharedArrayBuffer(INITIAL_ROOMS * shardCount * ROOM_SHARD_STRIDE * 4),
     sockets: new SharedArrayBuffer(INITIAL_SLOTS * SOCKET_STRIDE * 4),
@@ -94,13 +83,7 @@ function grown(array: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
   return bigger;
 }
 
-/** Where an iteration over one member run stands: the entry it last gave out (relative to the run's start) and its join sequence. */
-interface RunCursor {
-  rel: number;
-  seq: number;
-}
-
-/** Where an iteration over one socket's list stands: the node it last gave out, and that node's successor then. */
+/** Where an iteration over one list stands: the node it last gave out, and that node's successor then. */
 interface ListCursor {
   last: number;
   lastSeq: number;
@@ -146,16 +129,12 @@ export class MembershipIndex {
   private nodeHighWater = 0;
   private membershipCount = 0;
 
-  /** End of the used part of `members`, and how much of it is left behind by runs that moved. */
-  private membersTop = 0;
-  private membersGarbage = 0;
   /**
-   * The join sequence numbers in `members` (holes keep theirs). Runs are
-   * appended in join order and compacted in order, so each run is sorted by
-   * it: this orders a room's members across shards and lets iterators
-   * survive joins and leaves between steps.
+   * Join sequence number of each live node, 0 once it left; main thread only.
+   * Lists are appended in join order, so this orders a room's members across
+   * shards and lets iterators survive joins and leaves between steps.
    */
-  private memberSeqs: Float64Array;
+  private nodeSeqs = new Float64Array(INITIAL_NODES);
   private lastJoinSeq = 0;
   /** Bumped each time a slot or room id is (re)assigned, so stale views read empty. */
   private slotGenerations = new Int32Array(INITIAL_SLOTS);
@@ -172,7 +151,6 @@ export class MembershipIndex {
     this.shardCount = shardCount;
     this.tablesValue = newTables(shardCount);
     this.view = viewTables(this.tablesValue);
-    this.memberSeqs = new Float64Array(this.tablesValue.members);
   }
 
   /** The current shared buffers; replaced (never mutated in size) on growth. */
@@ -216,7 +194,7 @@ export class MembershipIndex {
   /** Bytes of shared memory the tables hold. */
   get sharedBytes(): number {
     const t = this.tablesValue;
-    return t.members.byteLength + t.nodes.byteLength + t.rooms.byteLength + t.sockets.byteLength;
+    return t.nodes.byteLength + t.rooms.byteLength + t.sockets.byteLength;
   }
 
   // ---- sockets ----
@@ -322,11 +300,10 @@ export class MembershipIndex {
       if (roomId >= this.roomSizes.length) this.growRooms();
       const rooms = this.view.rooms;
       for (let shard = 0; shard < this.shardCount; shard++) {
-        const at = roomRunOffset(this.shardCount, roomId, shard);
-        rooms[at + RUN_START] = NONE;
-        rooms[at + RUN_USED] = 0;
-        rooms[at + RUN_COUNT] = 0;
-        rooms[at + RUN_CAPACITY] = 0;
+        const at = roomListOffset(this.shardCount, roomId, shard);
+        rooms[at + LIST_HEAD] = NONE;
+        rooms[at + LIST_TAIL] = NONE;
+        rooms[at + LIST_COUNT] = 0;
       }
     }
     this.roomSizes[roomId] = 0;
@@ -338,16 +315,6 @@ export class MembershipIndex {
 
   /** Forgets an empty room; its id is reused. */
   removeRoom(roomId: number): void {
-    // Its runs are empty: give their space back (an id is reused with runs of capacity 0).
-    const rooms = this.view.rooms;
-    for (let shard = 0; shard < this.shardCount; shard++) {
-      const at = roomRunOffset(this.shardCount, roomId, shard);
-      this.membersGarbage += rooms[at + RUN_CAPACITY];
-      rooms[at + RUN_START] = NONE;
-      rooms[at + RUN_USED] = 0;
-      rooms[at + RUN_COUNT] = 0;
-      rooms[at + RUN_CAPACITY] = 0;
-    }
     const room = this.roomNames[roomId];
     this.roomIds.delete(room as Room);
     this.roomNames[roomId] = undefined;
@@ -367,53 +334,26 @@ export class MembershipIndex {
   *roomSlots(roomId: number): IterableIterator<number> {
     const generation = this.roomGenerations[roomId];
     const shardCount = this.shardCount;
-    const cursors: RunCursor[] = Array.from({ length: shardCount }, () => ({ rel: NONE, seq: 0 }));
+    const heads = Array.from({ length: shardCount }, (_, shard) => {
+      const at = roomListOffset(shardCount, roomId, shard) + LIST_HEAD;
+      return () => this.view.rooms[at];
+    });
+    const cursors = heads.map(newCursor);
     for (;;) {
       if (this.roomGenerations[roomId] !== generation) return;
-      const seqs = this.memberSeqs;
       let best = NONE;
       let bestShard = 0;
       for (let shard = 0; shard < shardCount; shard++) {
-        const entry = this.peekRun(roomRunOffset(shardCount, roomId, shard), cursors[shard]);
-        if (entry !== NONE && (best === NONE || seqs[entry * 2 + MEMBER_SEQ_F64] < seqs[best * 2 + MEMBER_SEQ_F64])) {
-          best = entry;
+        const node = this.peek(cursors[shard], heads[shard], NODE_ROOM_NEXT);
+        if (node !== NONE && (best === NONE || this.nodeSeqs[node] < this.nodeSeqs[best])) {
+          best = node;
           bestShard = shard;
         }
       }
       if (best === NONE) return;
-      const cursor = cursors[bestShard];
-      cursor.rel = best - this.view.rooms[roomRunOffset(shardCount, roomId, bestShard) + RUN_START];
-      cursor.seq = seqs[best * 2 + MEMBER_SEQ_F64];
-      yield this.view.members[best * MEMBER_STRIDE + MEMBER_SLOT];
+      this.advance(cursors[bestShard], best, NODE_ROOM_NEXT);
+      yield this.view.nodes[best * NODE_STRIDE + NODE_SLOT];
     }
-  }
-
-  /**
-   * The first entry of the run at `at` that joined after the cursor's last
-   * one and is still there (not a hole), or NONE. Runs are sorted by join
-   * sequence; compaction moves entries, in which case the cursor's place is
-   * found again by binary search.
-   */
-  private peekRun(at: number, cursor: RunCursor): number {
-    const { rooms, members } = this.view;
-    const seqs = this.memberSeqs;
-    const start = rooms[at + RUN_START];
-    const used = rooms[at + RUN_USED];
-    let rel: number;
-    if (cursor.rel === NONE) rel = 0;
-    else if (cursor.rel < used && seqs[(start + cursor.rel) * 2 + MEMBER_SEQ_F64] === cursor.seq) rel = cursor.rel + 1;
-    else {
-      let lo = 0;
-      let hi = used;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (seqs[(start + mid) * 2 + MEMBER_SEQ_F64] <= cursor.seq) lo = mid + 1;
-        else hi = mid;
-      }
-      rel = lo;
-    }
-    for (; rel < used; rel++) if (members[(start + rel) * MEMBER_STRIDE + MEMBER_SLOT] !== NONE) return start + rel;
-    return NONE;
   }
 
   // ---- memberships ----
@@ -426,13 +366,20 @@ export class MembershipIndex {
   join(slot: number, roomId: number): boolean {
     if (this.findPair(roomId, slot) >= 0) return false;
     const node = this.allocateNode();
-    const seq = ++this.lastJoinSeq;
-    const entry = this.appendToRun(roomRunOffset(this.shardCount, roomId, slot % this.shardCount), slot, node, seq);
-    const { nodes, sockets } = this.view;
+    const { nodes, rooms, sockets } = this.view;
     const base = node * NODE_STRIDE;
     nodes[base + NODE_ROOM] = roomId;
     nodes[base + NODE_SLOT] = slot;
-    nodes[base + NODE_ENTRY] = entry;
+    this.nodeSeqs[node] = ++this.lastJoinSeq;
+
+    const roomList = roomListOffset(this.shardCount, roomId, slot % this.shardCount);
+    const roomTail = rooms[roomList + LIST_TAIL];
+    nodes[base + NODE_ROOM_PREV] = roomTail;
+    nodes[base + NODE_ROOM_NEXT] = NONE;
+    if (roomTail === NONE) rooms[roomList + LIST_HEAD] = node;
+    else nodes[roomTail * NODE_STRIDE + NODE_ROOM_NEXT] = node;
+    rooms[roomList + LIST_TAIL] = node;
+    rooms[roomList + LIST_COUNT]++;
 
     const sockList = slot * SOCKET_STRIDE;
     const sockTail = sockets[sockList + LIST_TAIL];
@@ -455,11 +402,17 @@ export class MembershipIndex {
     if (at < 0) return false;
     const node = this.pairIndex[at];
     this.deletePairAt(at);
-    const { nodes, sockets } = this.view;
+    const { nodes, rooms, sockets } = this.view;
     const base = node * NODE_STRIDE;
 
-    this.removeFromRun(roomRunOffset(this.shardCount, roomId, slot % this.shardCount), nodes[base + NODE_ENTRY]);
-    this.view.nodes[base + NODE_ENTRY] = NONE;
+    const roomList = roomListOffset(this.shardCount, roomId, slot % this.shardCount);
+    const roomNext = nodes[base + NODE_ROOM_NEXT];
+    const roomPrev = nodes[base + NODE_ROOM_PREV];
+    if (roomPrev === NONE) rooms[roomList + LIST_HEAD] = roomNext;
+    else nodes[roomPrev * NODE_STRIDE + NODE_ROOM_NEXT] = roomNext;
+    if (roomNext === NONE) rooms[roomList + LIST_TAIL] = roomPrev;
+    else nodes[roomNext * NODE_STRIDE + NODE_ROOM_PREV] = roomPrev;
+    rooms[roomList + LIST_COUNT]--;
 
     const sockList = slot * SOCKET_STRIDE;
     const sockNext = nodes[base + NODE_SOCK_NEXT];
@@ -472,6 +425,7 @@ export class MembershipIndex {
 
     this.roomSizes[roomId]--;
     this.membershipCount--;
+    this.nodeSeqs[node] = 0;
     this.freeNodes.push(node);
     return true;
   }
@@ -543,33 +497,24 @@ export class MembershipIndex {
       for (const slot of this.slotIds.values()) if (seen[slot] !== epoch) out[n++] = slot;
       return out.subarray(0, n);
     }
-    const { members, rooms } = this.view;
-    const seqs = this.memberSeqs;
-    const shardCount = this.shardCount;
-    const cursors = new Int32Array(shardCount);
-    const ends = new Int32Array(shardCount);
+    const { nodes, rooms } = this.view;
+    const seqs = this.nodeSeqs;
+    const cursors = new Int32Array(this.shardCount);
     for (let i = 0; i < query.rooms.length; i++) {
-      for (let shard = 0; shard < shardCount; shard++) {
-        const at = roomRunOffset(shardCount, query.rooms[i], shard);
-        cursors[shard] = rooms[at + RUN_START];
-        ends[shard] = rooms[at + RUN_START] + rooms[at + RUN_USED];
+      for (let shard = 0; shard < this.shardCount; shard++) {
+        cursors[shard] = rooms[roomListOffset(this.shardCount, query.rooms[i], shard) + LIST_HEAD];
       }
-      // Merge the shards' runs (each in join order) by join sequence.
+      // Merge the shards' lists (each in join order) by join sequence.
       for (;;) {
         let best = -1;
-        let bestSeq = 0;
-        for (let shard = 0; shard < shardCount; shard++) {
-          let entry = cursors[shard];
-          const end = ends[shard];
-          while (entry < end && members[entry * MEMBER_STRIDE + MEMBER_SLOT] === NONE) entry++;
-          cursors[shard] = entry;
-          if (entry < end && (best === -1 || seqs[entry * 2 + MEMBER_SEQ_F64] < bestSeq)) {
-            best = shard;
-            bestSeq = seqs[entry * 2 + MEMBER_SEQ_F64];
-          }
+        for (let shard = 0; shard < this.shardCount; shard++) {
+          const node = cursors[shard];
+          if (node !== NONE && (best === -1 || seqs[node] < seqs[cursors[best]])) best = shard;
         }
         if (best === -1) break;
-        const slot = members[cursors[best]++ * MEMBER_STRIDE + MEMBER_SLOT];
+        const node = cursors[best];
+        cursors[best] = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
+        const slot = nodes[node * NODE_STRIDE + NODE_SLOT];
         if (seen[slot] !== epoch) {
           seen[slot] = epoch;
           out[n++] = slot;
@@ -621,9 +566,7 @@ export class MembershipIndex {
     this.roomSizes = new Int32Array(INITIAL_ROOMS);
     this.roomGenerations = new Int32Array(INITIAL_ROOMS);
     this.slotGenerations = new Int32Array(INITIAL_SLOTS);
-    this.membersTop = 0;
-    this.membersGarbage = 0;
-    this.memberSeqs = new Float64Array(this.tablesValue.members);
+    this.nodeSeqs = new Float64Array(INITIAL_NODES);
     this.spareRecipients = undefined;
   }
 
@@ -645,6 +588,9 @@ export class MembershipIndex {
     const node = this.nodeHighWater++;
     if (node * NODE_STRIDE >= this.view.nodes.length) {
       this.replaceTables({ nodes: growShared(this.tablesValue.nodes, this.tablesValue.nodes.byteLength * 2) });
+      const seqs = new Float64Array(this.nodeSeqs.length * 2);
+      seqs.set(this.nodeSeqs);
+      this.nodeSeqs = seqs;
     }
     return node;
   }
@@ -663,14 +609,15 @@ export class MembershipIndex {
   /** The first node after the cursor's position still in the list, or NONE. */
   private peek(cursor: ListCursor, head: () => number, nextField: number): number {
     const nodes = this.view.nodes;
+    const seqs = this.nodeSeqs;
     if (cursor.last === NONE) return head();
     // Still there: read its successor now, so appends made meanwhile are seen.
-    if (this.nodeSeq(cursor.last) === cursor.lastSeq) return nodes[cursor.last * NODE_STRIDE + nextField];
+    if (seqs[cursor.last] === cursor.lastSeq) return nodes[cursor.last * NODE_STRIDE + nextField];
     // It left: its successor at the time, if that one is still there.
-    if (cursor.next !== NONE && this.nodeSeq(cursor.next) === cursor.nextSeq) return cursor.next;
+    if (cursor.next !== NONE && seqs[cursor.next] === cursor.nextSeq) return cursor.next;
     // Both left: the first node that joined after it (lists are in join order).
     for (let node = head(); node !== NONE; node = nodes[node * NODE_STRIDE + nextField]) {
-      if (this.nodeSeq(node) > cursor.lastSeq) return node;
+      if (seqs[node] > cursor.lastSeq) return node;
     }
     return NONE;
   }
@@ -678,162 +625,14 @@ export class MembershipIndex {
   private advance(cursor: ListCursor, node: number, nextField: number): void {
     const next = this.view.nodes[node * NODE_STRIDE + nextField];
     cursor.last = node;
-    cursor.lastSeq = this.nodeSeq(node);
+    cursor.lastSeq = this.nodeSeqs[node];
     cursor.next = next;
-    cursor.nextSeq = next === NONE ? 0 : this.nodeSeq(next);
+    cursor.nextSeq = next === NONE ? 0 : this.nodeSeqs[next];
   }
-
-  /** Join sequence number of a live node, 0 for a free one. */
-  private nodeSeq(node: number): number {
-    const { nodes, rooms } = this.view;
-    const base = node * NODE_STRIDE;
-    const entry = nodes[base + NODE_ENTRY];
-    if (entry === NONE) return 0;
-    const at = roomRunOffset(this.shardCount, nodes[base + NODE_ROOM], nodes[base + NODE_SLOT] % this.shardCount);
-    return this.memberSeqs[(rooms[at + RUN_START] + entry) * 2 + MEMBER_SEQ_F64];
-  }
-
-  // ---- member runs ----
-
-  /** Appends a member to the run at `at` (making room if it is full); returns its place in the run. */
-  private appendToRun(at: number, slot: number, node: number, seq: number): number {
-    let rooms = this.view.rooms;
-    if (rooms[at + RUN_USED] === rooms[at + RUN_CAPACITY]) {
-      this.makeRoomInRun(at);
-      rooms = this.view.rooms;
-    }
-    const used = rooms[at + RUN_USED];
-    const entry = rooms[at + RUN_START] + used;
-    this.view.members[entry * MEMBER_STRIDE + MEMBER_SLOT] = slot;
-    this.view.members[entry * MEMBER_STRIDE + MEMBER_NODE] = node;
-    this.memberSeqs[entry * 2 + MEMBER_SEQ_F64] = seq;
-    rooms[at + RUN_USED] = used + 1;
-    rooms[at + RUN_COUNT]++;
-    return used;
-  }
-
-  /** Leaves a hole at place `rel` of the run at `at`; compacts the run once holes outnumber members. */
-  private removeFromRun(at: number, rel: number): void {
-    const rooms = this.view.rooms;
-    const entry = rooms[at + RUN_START] + rel;
-    // A hole's node and seq stay as they were: only its slot says it is a hole.
-    this.view.members[entry * MEMBER_STRIDE + MEMBER_SLOT] = NONE;
-    const count = --rooms[at + RUN_COUNT];
-    const start = rooms[at + RUN_START];
-    let used = rooms[at + RUN_USED];
-    if (count === 0) {
-      rooms[at + RUN_USED] = 0;
-      return;
-    }
-    if (entry === start + used - 1) {
-      // The last entry: drop it and the holes before it.
-      const members = this.view.members;
-      do used--;
-      while (members[(start + used - 1) * MEMBER_STRIDE + MEMBER_SLOT] === NONE);
-      rooms[at + RUN_USED] = used;
-    } else if (used - count > count + RUN_HOLE_SLACK) {
-      this.compactRun(at);
-    }
-  }
-
-  /**
-   * A full run: compacted in place if half of it is holes (paid for by the
-   * leaves that made them), else moved as it is to a run twice its size.
-   */
-  private makeRoomInRun(at: number): void {
-    const rooms = this.view.rooms;
-    const capacity = rooms[at + RUN_CAPACITY];
-    const count = rooms[at + RUN_COUNT];
-    if (capacity > 0 && capacity - count >= capacity / 2) {
-      this.compactRun(at);
-      return;
-    }
-    const grownCapacity = Math.max(1, capacity * 2);
-    const start = this.allocateRun(grownCapacity);
-    // allocateRun may have compacted `members`: read the run's header afresh.
-    this.moveRun(this.view.rooms, at, start);
-    this.membersGarbage += this.view.rooms[at + RUN_CAPACITY];
-    this.view.rooms[at + RUN_CAPACITY] = grownCapacity;
-  }
-
-  /** Removes the holes of the run at `at`, keeping its order and place. */
-  private compactRun(at: number): void {
-    const rooms = this.view.rooms;
-    const members = this.view.members;
-    const nodes = this.view.nodes;
-    const start = rooms[at + RUN_START];
-    const end = (start + rooms[at + RUN_USED]) * MEMBER_STRIDE;
-    let to = start * MEMBER_STRIDE;
-    for (let from = to; from < end; from += MEMBER_STRIDE) {
-      if (members[from + MEMBER_SLOT] === NONE) continue;
-      if (from !== to) {
-        for (let i = 0; i < MEMBER_STRIDE; i++) members[to + i] = members[from + i];
-        nodes[members[to + MEMBER_NODE] * NODE_STRIDE + NODE_ENTRY] = to / MEMBER_STRIDE - start;
-      }
-      to += MEMBER_STRIDE;
-    }
-    rooms[at + RUN_USED] = to / MEMBER_STRIDE - start;
-  }
-
-  /**
-   * Copies the run at `at`, holes included (so that each node's place in its
-   * run stays valid), to entry `to`, which has room for it, and makes `to`
-   * the run's start. The source may be an older buffer being compacted; the
-   * destination is the current one.
-   */
-  private moveRun(rooms: Int32Array, at: number, to: number, from = this.view.members): void {
-    const members = this.view.members;
-    const begin = rooms[at + RUN_START] * MEMBER_STRIDE;
-    const length = rooms[at + RUN_USED] * MEMBER_STRIDE;
-    const dest = to * MEMBER_STRIDE;
-    if (length < 256) {
-      // Most runs are small: a loop beats making subarrays.
-      for (let i = 0; i < length; i++) members[dest + i] = from[begin + i];
-    } else if (from === members) {
-      members.copyWithin(dest, begin, begin + length);
-    } else {
-      members.set(from.subarray(begin, begin + length), dest);
-    }
-    rooms[at + RUN_START] = to;
-  }
-
-  /**
-   * Space for a run of `capacity` entries at the end of `members`. When it is
-   * full, every run is rewritten into a new buffer with half as much again
-   * free (garbage dropped): O(1) amortized per entry allocated.
-   */
-  private allocateRun(capacity: number): number {
-    const length = this.view.members.length / MEMBER_STRIDE;
-    if (this.membersTop + capacity > length) {
-      const needed = this.membersTop - this.membersGarbage + capacity;
-      this.compactMembers(Math.max(length, Math.ceil(needed * 1.5)));
-    }
-    const start = this.membersTop;
-    this.membersTop += capacity;
-    return start;
-  }
-
-  /** Rewrites every run, without holes and garbage, into new buffers of `length` entries. */
-  private compactMembers(length: number): void {
-    const oldMembers = this.view.members;
-    this.replaceTables({ members: new SharedArrayBuffer(length * MEMBER_STRIDE * 4) });
-    const rooms = this.view.rooms;
-    let top = 0;
-    for (let at = 0; at < this.roomHighWater * this.shardCount * ROOM_SHARD_STRIDE; at += ROOM_SHARD_STRIDE) {
-      const capacity = rooms[at + RUN_CAPACITY];
-      if (capacity === 0) continue;
-      this.moveRun(rooms, at, top, oldMembers);
-      top += capacity;
-    }
-    this.membersTop = top;
-    this.membersGarbage = 0;
-  }
-
 
   private replaceTables(changed: Partial<SharedTables>): void {
     this.tablesValue = { ...this.tablesValue, ...changed };
     this.view = viewTables(this.tablesValue);
-    if (changed.members) this.memberSeqs = new Float64Array(changed.members);
   }
 
   private homeOf(node: number): number {

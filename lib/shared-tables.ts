@@ -1,94 +1,61 @@
 /**
- * The shared-memory layout of one namespace's membership, and the code that
- * reads it to answer a broadcast. Both the main thread and the shard
+ * The shared-memory layout of one namespace's membership, and the one function
+ * that reads it to answer a broadcast. Both the main thread and the shard
  * workers import this module: the layout is described here and nowhere else.
  *
  * Sockets and rooms are interned to integers on the main thread: a socket is
- * a *slot*, a room is a *room id*. A socket's shard is `slot % shardCount`,
- * so the shards partition the sockets and their answers never overlap:
- * merging them needs no dedup.
- *
- * The members of room `r` in shard `s` are one dense run of slots in
- * `members`, in join order, so that a reader walks a room at memory speed
- * instead of chasing one pointer per member. A member that leaves becomes a
- * hole (`NONE`) in its run, and the run is compacted (order kept) once holes
- * outnumber members; a full run moves to a run twice as big at the end of
- * `members`, and the space runs leave behind is reclaimed by compacting
- * the whole array (into a new buffer) when it fills up.
- * Each membership (slot, room id) is also one fixed-size record in `nodes`,
- * which knows where its entry sits in its run (so a leave is O(1)) and is
- * linked into the socket's list of rooms, in join order.
+ * a *slot*, a room is a *room id*. Each membership (slot, room id) is one
+ * fixed-size record in `nodes`, linked into two doubly linked lists: the
+ * room's list for the socket's shard, and the socket's list of rooms.
+ * A socket's shard is `slot % shardCount`, so the shards partition the
+ * sockets and their answers never overlap: merging them needs no dedup.
  *
  * ```
- *  members (Int32Array, MEMBER_STRIDE per entry), runs of `capacity` entries
- *  ┌─────────────────────────┬──────────────┬────────────┬──────────┬─
- *  │ room 0, shard 0 (used…) │ free in run  │ (garbage)  │ room 7/1 │ ...
- *  └─────────────────────────┴──────────────┴────────────┴──────────┴─
- *    entry: ┌──────┬──────┬────────────────┐
- *           │ slot │ node │ seq (float64)  │   slot NONE = a hole (node, seq stale)
- *           └──────┴──────┴────────────────┘
- *    seq: the membership's join sequence number; node: its record in `nodes`
- *  rooms (Int32Array, ROOM_SHARD_STRIDE per shard per room id)
- *  ┌──────────────────── room 0 ──────────────────┬── room 1 ──┬─
- *  │ start used count capacity │ start used ...   │  shard 0   │   shardCount runs per room
- *  │         shard 0           │    shard 1       │            │
- *  └───────────────────────────┴──────────────────┴────────────┴─
- *    run = members[start, start + used): `count` slots and `used - count` holes
  *  nodes (Int32Array, NODE_STRIDE per membership)
- *  ┌──────┬──────┬───────┬──────────┬──────────┐
- *  │ room │ slot │ entry │ sockNext │ sockPrev │  × nodeCapacity
- *  └──────┴──────┴───────┴──────────┴──────────┘
- *    entry = place of the membership's slot in its run: members[start + entry]
+ *  ┌──────┬──────┬──────────┬──────────┬──────────┬──────────┐
+ *  │ room │ slot │ roomNext │ roomPrev │ sockNext │ sockPrev │  × nodeCapacity
+ *  └──────┴──────┴──────────┴──────────┴──────────┴──────────┘
+ *  rooms (Int32Array, ROOM_SHARD_STRIDE per shard per room id)
+ *  ┌────────────── room 0 ──────────────┬──── room 1 ────┬─
+ *  │ head tail count │ head tail count  │ shard 0 │ ...  │   shardCount lists per room
+ *  │    shard 0      │    shard 1       │         │      │
+ *  └─────────────────┴──────────────────┴─────────┴──────┴─
  *  sockets (Int32Array, SOCKET_STRIDE per slot)
  *  ┌──────┬──────┬───────┬───────┐
  *  │ head │ tail │ count │ alive │  × slotCapacity
  *  └──────┴──────┴───────┴───────┘
  * ```
  *
- * `head`, `tail`, `sockNext` and `sockPrev` are node indexes, `NONE` (-1) at
- * the ends; `start` is an entry index, NONE for a run of capacity 0. Workers
- * read only the slots of runs (and `alive`); `node` and `seq` serve the main
- * thread (moving entries, ordered merges and iterators), and sit next to the
- * slot so that a join writes one cache line. Only the main thread
- * writes, and it waits for the workers' answers before it writes again, so
- * readers need no locks. The one exception, a worker still reading after the
- * main thread gave up on it (timeout), is made harmless by bounded walks and
- * by discarding that answer. Because the tables live in SharedArrayBuffers
- * held by the main thread, a worker that dies takes nothing with it.
+ * `head`, `tail`, `*Next` and `*Prev` are node indexes, `NONE` (-1) at the
+ * ends. Only the main thread writes, and it waits for the workers' answers
+ * before it writes again, so readers need no locks. The one exception, a
+ * worker still reading after the main thread gave up on it (timeout), is
+ * made harmless by bounded walks and by discarding that answer. Because the tables live in SharedArrayBuffers held by the main
+ * thread, a worker that dies takes nothing with it.
  */
 
-/** End-of-list marker, "no such record" and a hole in a member run. */
+/** End-of-list marker and "no such record". */
 export const NONE = -1;
 
-export const NODE_STRIDE = 5;
+export const NODE_STRIDE = 6;
 export const NODE_ROOM = 0;
 export const NODE_SLOT = 1;
-export const NODE_ENTRY = 2;
-export const NODE_SOCK_NEXT = 3;
-export const NODE_SOCK_PREV = 4;
+export const NODE_ROOM_NEXT = 2;
+export const NODE_ROOM_PREV = 3;
+export const NODE_SOCK_NEXT = 4;
+export const NODE_SOCK_PREV = 5;
 
-export const MEMBER_STRIDE = 4;
-export const MEMBER_SLOT = 0;
-export const MEMBER_NODE = 1;
-/** Index of an entry's seq in a Float64Array over `members`: `entry * 2 + MEMBER_SEQ_F64`. */
-export const MEMBER_SEQ_F64 = 1;
-
-export const ROOM_SHARD_STRIDE = 4;
-export const RUN_START = 0;
-export const RUN_USED = 1;
-export const RUN_COUNT = 2;
-export const RUN_CAPACITY = 3;
-
-export const SOCKET_STRIDE = 4;
+export const ROOM_SHARD_STRIDE = 3;
 export const LIST_HEAD = 0;
 export const LIST_TAIL = 1;
 export const LIST_COUNT = 2;
+
+export const SOCKET_STRIDE = 4;
 export const SOCKET_ALIVE = 3;
 
 /** The buffers of one namespace's tables, as sent to a worker. */
 export interface SharedTables {
   readonly shardCount: number;
-  readonly members: SharedArrayBuffer;
   readonly nodes: SharedArrayBuffer;
   readonly rooms: SharedArrayBuffer;
   readonly sockets: SharedArrayBuffer;
@@ -97,7 +64,6 @@ export interface SharedTables {
 /** Typed views over {@link SharedTables}; cheap to build on either thread. */
 export interface TablesView {
   readonly shardCount: number;
-  readonly members: Int32Array;
   readonly nodes: Int32Array;
   readonly rooms: Int32Array;
   readonly sockets: Int32Array;
@@ -106,15 +72,14 @@ export interface TablesView {
 export function viewTables(tables: SharedTables): TablesView {
   return {
     shardCount: tables.shardCount,
-    members: new Int32Array(tables.members),
     nodes: new Int32Array(tables.nodes),
     rooms: new Int32Array(tables.rooms),
     sockets: new Int32Array(tables.sockets),
   };
 }
 
-/** Offset of the run header of `roomId` in `shard` inside `rooms`. */
-export function roomRunOffset(shardCount: number, roomId: number, shard: number): number {
+/** Offset of the list header of `roomId` in `shard` inside `rooms`. */
+export function roomListOffset(shardCount: number, roomId: number, shard: number): number {
   return (roomId * shardCount + shard) * ROOM_SHARD_STRIDE;
 }
 
@@ -157,21 +122,15 @@ export class RecipientMarks {
   }
 }
 
-/** Where the walk of a run stops in `members` (bounded by its size, for a racing reader). */
-function runEnd(members: Int32Array, start: number, used: number): number {
-  return Math.min((start + used) * MEMBER_STRIDE, members.length);
-}
-
 /** Marks every member of the `except` rooms in `shard` as already seen. */
 export function markExcluded(view: TablesView, shard: number, except: Int32Array, seen: Uint32Array, epoch: number): void {
-  const { members, rooms, shardCount } = view;
+  const { nodes, rooms, shardCount } = view;
+  const maxSteps = nodes.length / NODE_STRIDE;
   for (let i = 0; i < except.length; i++) {
-    const at = roomRunOffset(shardCount, except[i], shard);
-    const start = rooms[at + RUN_START];
-    const end = runEnd(members, start, rooms[at + RUN_USED]);
-    for (let e = Math.max(start, 0) * MEMBER_STRIDE; e < end; e += MEMBER_STRIDE) {
-      const slot = members[e];
-      if (slot !== NONE) seen[slot] = epoch;
+    let node = rooms[roomListOffset(shardCount, except[i], shard) + LIST_HEAD];
+    for (let steps = 0; node !== NONE && steps < maxSteps; steps++) {
+      seen[nodes[node * NODE_STRIDE + NODE_SLOT]] = epoch;
+      node = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
     }
   }
 }
@@ -247,9 +206,9 @@ export function mergeAscending(from: Int32Array, starts: Int32Array, counts: Int
  * Writes the slots of `shard` that the query reaches into `out` from
  * `offset` on, each once, and returns the new end offset.
  *
- * Walks are bounded by the size of `members` so that a reader racing a
- * writer (only possible for an answer that was abandoned after a timeout, and
- * then discarded) ends instead of running off.
+ * Walks are bounded by the node capacity so that a reader racing a writer
+ * (only possible for an answer that was abandoned after a timeout, and then
+ * discarded) ends instead of looping.
  */
 export function collectShard(
   view: TablesView,
@@ -259,18 +218,17 @@ export function collectShard(
   out: Int32Array,
   offset: number,
 ): number {
-  const { members, rooms, sockets, shardCount } = view;
+  const { nodes, rooms, sockets, shardCount } = view;
+  const maxSteps = nodes.length / NODE_STRIDE;
   let n = offset;
 
   // One room and nothing excluded (the own-id room, a plain `to(room)`):
-  // the run holds each socket once, no marks needed.
+  // the list holds each socket once, no marks needed.
   if (!query.everyone && query.rooms.length === 1 && query.except.length === 0) {
-    const at = roomRunOffset(shardCount, query.rooms[0], shard);
-    const start = rooms[at + RUN_START];
-    const end = runEnd(members, start, rooms[at + RUN_USED]);
-    for (let e = Math.max(start, 0) * MEMBER_STRIDE; e < end; e += MEMBER_STRIDE) {
-      const slot = members[e];
-      if (slot !== NONE) out[n++] = slot;
+    let node = rooms[roomListOffset(shardCount, query.rooms[0], shard) + LIST_HEAD];
+    for (let steps = 0; node !== NONE && steps < maxSteps; steps++) {
+      out[n++] = nodes[node * NODE_STRIDE + NODE_SLOT];
+      node = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
     }
     return n;
   }
@@ -282,15 +240,14 @@ export function collectShard(
   if (query.everyone) return collectAlive(sockets, shard, shardCount, query.slotHighWater, seen, epoch, out, n);
 
   for (let i = 0; i < query.rooms.length; i++) {
-    const at = roomRunOffset(shardCount, query.rooms[i], shard);
-    const start = rooms[at + RUN_START];
-    const end = runEnd(members, start, rooms[at + RUN_USED]);
-    for (let e = Math.max(start, 0) * MEMBER_STRIDE; e < end; e += MEMBER_STRIDE) {
-      const slot = members[e];
-      if (slot !== NONE && seen[slot] !== epoch) {
+    let node = rooms[roomListOffset(shardCount, query.rooms[i], shard) + LIST_HEAD];
+    for (let steps = 0; node !== NONE && steps < maxSteps; steps++) {
+      const slot = nodes[node * NODE_STRIDE + NODE_SLOT];
+      if (seen[slot] !== epoch) {
         seen[slot] = epoch;
         out[n++] = slot;
       }
+      node = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
     }
   }
   return n;
