@@ -62,6 +62,33 @@ class IntStack {
   }
 }
 
+const CHUNK_BITS = 12;
+const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
+
+/**
+ * Strings by integer id (room names, socket ids), in chunks of 4096: a plain
+ * array grows by half its size at a time, so up to a third of it can be
+ * unused slack on the heap, where this wastes at most one chunk.
+ */
+class ChunkedStrings<T extends string> {
+  private chunks: (T | undefined)[][] = [];
+
+  get(id: number): T | undefined {
+    const chunk = this.chunks[id >> CHUNK_BITS];
+    return chunk === undefined ? undefined : chunk[id & CHUNK_MASK];
+  }
+
+  set(id: number, value: T | undefined): void {
+    const index = id >> CHUNK_BITS;
+    while (this.chunks.length <= index) this.chunks.push(new Array<T | undefined>(CHUNK_MASK + 1).fill(undefined));
+    this.chunks[index][id & CHUNK_MASK] = value;
+  }
+
+  clear(): void {
+    this.chunks = [];
+  }
+}
+
 function newTables(shardCount: number): SharedTables {
   return {
     shardCount,
@@ -115,13 +142,13 @@ export class MembershipIndex {
   private view: TablesView;
 
   private readonly roomIds = new Map<Room, number>();
-  private roomNames: (Room | undefined)[] = [];
+  private readonly roomNames = new ChunkedStrings<Room>();
   private roomSizes = new Int32Array(INITIAL_ROOMS);
   private readonly freeRoomIds = new IntStack();
   private roomHighWater = 0;
 
   private readonly slotIds = new Map<SocketId, number>();
-  private slotSids: (SocketId | undefined)[] = [];
+  private readonly slotSids = new ChunkedStrings<SocketId>();
   private readonly freeSlots = new IntStack();
   private slotHighWaterValue = 0;
 
@@ -204,7 +231,7 @@ export class MembershipIndex {
   }
 
   socketIdOf(slot: number): SocketId | undefined {
-    return this.slotSids[slot];
+    return this.slotSids.get(slot);
   }
 
   socketIds(): IterableIterator<SocketId> {
@@ -226,18 +253,18 @@ export class MembershipIndex {
     sockets[base + SOCKET_ALIVE] = 1;
     this.slotGenerations[slot]++;
     this.slotIds.set(id, slot);
-    this.slotSids[slot] = id;
+    this.slotSids.set(slot, id);
     return slot;
   }
 
   /** Frees the slot of a socket that has left every room. */
   removeSocket(slot: number): void {
-    const id = this.slotSids[slot];
+    const id = this.slotSids.get(slot);
     if (id === undefined) return;
     if (this.socketRoomCount(slot) !== 0) throw new Error(`internal: slot ${slot} freed with ${this.socketRoomCount(slot)} memberships`);
     this.view.sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] = 0;
     this.slotIds.delete(id);
-    this.slotSids[slot] = undefined;
+    this.slotSids.set(slot, undefined);
     this.freeSlots.push(slot);
   }
 
@@ -281,7 +308,7 @@ export class MembershipIndex {
   }
 
   roomNameOf(roomId: number): Room | undefined {
-    return this.roomNames[roomId];
+    return this.roomNames.get(roomId);
   }
 
   roomNamesInOrder(): IterableIterator<Room> {
@@ -309,15 +336,15 @@ export class MembershipIndex {
     this.roomSizes[roomId] = 0;
     this.roomGenerations[roomId]++;
     this.roomIds.set(room, roomId);
-    this.roomNames[roomId] = room;
+    this.roomNames.set(roomId, room);
     return roomId;
   }
 
   /** Forgets an empty room; its id is reused. */
   removeRoom(roomId: number): void {
-    const room = this.roomNames[roomId];
+    const room = this.roomNames.get(roomId);
     this.roomIds.delete(room as Room);
-    this.roomNames[roomId] = undefined;
+    this.roomNames.set(roomId, undefined);
     this.freeRoomIds.push(roomId);
   }
 
@@ -551,9 +578,9 @@ export class MembershipIndex {
     this.tablesValue = newTables(this.shardCount);
     this.view = viewTables(this.tablesValue);
     this.roomIds.clear();
-    this.roomNames = [];
+    this.roomNames.clear();
     this.slotIds.clear();
-    this.slotSids = [];
+    this.slotSids.clear();
     this.freeRoomIds.clear();
     this.freeSlots.clear();
     this.freeNodes.clear();
