@@ -173,6 +173,9 @@ export class MembershipIndex {
   private readonly marks = new RecipientMarks();
   private readonly singleRoomQuery: RecipientQuery = { everyone: false, rooms: new Int32Array(1), except: EMPTY, slotHighWater: 0 };
   private spareRecipients: Int32Array | undefined;
+  /** Scratch for collectOrdered: one room's members, shard by shard, with their join sequences. */
+  private orderSlots = new Int32Array(0);
+  private orderSeqs = new Float64Array(0);
 
   constructor(shardCount: number) {
     this.shardCount = shardCount;
@@ -524,24 +527,40 @@ export class MembershipIndex {
       for (const slot of this.slotIds.values()) if (seen[slot] !== epoch) out[n++] = slot;
       return out.subarray(0, n);
     }
-    const { nodes, rooms } = this.view;
-    const seqs = this.nodeSeqs;
-    const cursors = new Int32Array(this.shardCount);
+    const rooms = this.view.rooms;
+    const shardCount = this.shardCount;
+    const starts = new Int32Array(shardCount);
+    const ends = new Int32Array(shardCount);
+    const cursors = new Int32Array(shardCount);
     for (let i = 0; i < query.rooms.length; i++) {
-      for (let shard = 0; shard < this.shardCount; shard++) {
-        cursors[shard] = rooms[roomListOffset(this.shardCount, query.rooms[i], shard) + LIST_HEAD];
+      const roomId = query.rooms[i];
+      let total = 0;
+      for (let shard = 0; shard < shardCount; shard++) {
+        starts[shard] = total;
+        total += rooms[roomListOffset(shardCount, roomId, shard) + LIST_COUNT];
+        ends[shard] = total;
       }
+      if (this.orderSlots.length < total) {
+        this.orderSlots = new Int32Array(total);
+        this.orderSeqs = new Float64Array(total);
+      }
+      const slots = this.orderSlots;
+      const seqs = this.orderSeqs;
+      this.gatherRoom(roomId, starts, ends);
       // Merge the shards' lists (each in join order) by join sequence.
+      cursors.set(starts);
       for (;;) {
         let best = -1;
-        for (let shard = 0; shard < this.shardCount; shard++) {
-          const node = cursors[shard];
-          if (node !== NONE && (best === -1 || seqs[node] < seqs[cursors[best]])) best = shard;
+        let bestSeq = 0;
+        for (let shard = 0; shard < shardCount; shard++) {
+          const at = cursors[shard];
+          if (at < ends[shard] && (best === -1 || seqs[at] < bestSeq)) {
+            best = shard;
+            bestSeq = seqs[at];
+          }
         }
         if (best === -1) break;
-        const node = cursors[best];
-        cursors[best] = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
-        const slot = nodes[node * NODE_STRIDE + NODE_SLOT];
+        const slot = slots[cursors[best]++];
         if (seen[slot] !== epoch) {
           seen[slot] = epoch;
           out[n++] = slot;
@@ -549,6 +568,57 @@ export class MembershipIndex {
       }
     }
     return out.subarray(0, n);
+  }
+
+  /**
+   * Copies the slots and join sequences of each shard's list of `roomId`
+   * into `orderSlots`/`orderSeqs` [starts[shard], ends[shard]), in list
+   * order. Each list is walked from both ends at once, and all shards in
+   * lockstep: following one list is a chain of dependent cache misses, and
+   * 2 × shardCount independent chains let the CPU wait for several at once.
+   */
+  private gatherRoom(roomId: number, starts: Int32Array, ends: Int32Array): void {
+    const { nodes, rooms } = this.view;
+    const nodeSeqs = this.nodeSeqs;
+    const slots = this.orderSlots;
+    const seqs = this.orderSeqs;
+    const shardCount = this.shardCount;
+    const forward = new Int32Array(shardCount);
+    const backward = new Int32Array(shardCount);
+    const low = new Int32Array(shardCount);
+    const high = new Int32Array(shardCount);
+    let left = 0;
+    for (let shard = 0; shard < shardCount; shard++) {
+      const at = roomListOffset(shardCount, roomId, shard);
+      forward[shard] = rooms[at + LIST_HEAD];
+      backward[shard] = rooms[at + LIST_TAIL];
+      low[shard] = starts[shard];
+      high[shard] = ends[shard] - 1;
+      left += ends[shard] - starts[shard];
+    }
+    while (left > 0) {
+      for (let shard = 0; shard < shardCount; shard++) {
+        let lo = low[shard];
+        let hi = high[shard];
+        if (lo > hi) continue;
+        const f = forward[shard];
+        slots[lo] = nodes[f * NODE_STRIDE + NODE_SLOT];
+        seqs[lo] = nodeSeqs[f];
+        forward[shard] = nodes[f * NODE_STRIDE + NODE_ROOM_NEXT];
+        lo++;
+        left--;
+        if (lo <= hi) {
+          const b = backward[shard];
+          slots[hi] = nodes[b * NODE_STRIDE + NODE_SLOT];
+          seqs[hi] = nodeSeqs[b];
+          backward[shard] = nodes[b * NODE_STRIDE + NODE_ROOM_PREV];
+          hi--;
+          left--;
+        }
+        low[shard] = lo;
+        high[shard] = hi;
+      }
+    }
   }
 
   private orderedBound(query: RecipientQuery): number {
@@ -595,6 +665,8 @@ export class MembershipIndex {
     this.slotGenerations = new Int32Array(INITIAL_SLOTS);
     this.nodeSeqs = new Float64Array(INITIAL_NODES);
     this.spareRecipients = undefined;
+    this.orderSlots = new Int32Array(0);
+    this.orderSeqs = new Float64Array(0);
   }
 
   // ---- internals ----
