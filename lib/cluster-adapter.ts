@@ -196,7 +196,7 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
 
   /** Sockets of every node that `opts` selects (this node's first, in the in-memory adapter's order). */
   override async fetchSockets(opts: BroadcastOptions): Promise<unknown[]> {
-    const local = await fetchLocally.call(this, opts);
+    const local: unknown[] = await super.fetchSockets(opts); // this node's (the mixin's local fetch)
     if (opts.flags?.local) return local;
     return new Promise((resolve, reject) => {
       void this.request(MessageType.FETCH_SOCKETS, opts.flags?.timeout, local, (error, responses) => (error ? reject(error) : resolve(responses)), (requestId) => ({
@@ -426,9 +426,6 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
     }
   }
 }
-
-/** Adapter's own fetchSockets: this node's sockets, through the sharded apply(). */
-const fetchLocally = Adapter.prototype.fetchSockets as (this: Adapter, opts: BroadcastOptions) => Promise<unknown[]>;
 
 function encodeOptions(opts: BroadcastOptions): EncodedOptions {
   return { rooms: [...opts.rooms] as string[], except: [...(opts.except ?? [])] as string[], flags: opts.flags ?? {} };

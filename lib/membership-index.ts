@@ -7,6 +7,7 @@
  */
 import type { Room, SocketId } from "socket.io-adapter";
 import {
+  collectAlive,
   collectShard,
   markExcluded,
   LIST_COUNT,
@@ -58,6 +59,33 @@ class IntStack {
   clear(): void {
     this.length = 0;
     this.items = new Int32Array(16);
+  }
+}
+
+const CHUNK_BITS = 12;
+const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
+
+/**
+ * Strings by integer id (room names, socket ids), in chunks of 4096: a plain
+ * array grows by half its size at a time, so up to a third of it can be
+ * unused slack on the heap, where this wastes at most one chunk.
+ */
+class ChunkedStrings<T extends string> {
+  private chunks: (T | undefined)[][] = [];
+
+  get(id: number): T | undefined {
+    const chunk = this.chunks[id >> CHUNK_BITS];
+    return chunk === undefined ? undefined : chunk[id & CHUNK_MASK];
+  }
+
+  set(id: number, value: T | undefined): void {
+    const index = id >> CHUNK_BITS;
+    while (this.chunks.length <= index) this.chunks.push(new Array<T | undefined>(CHUNK_MASK + 1).fill(undefined));
+    this.chunks[index][id & CHUNK_MASK] = value;
+  }
+
+  clear(): void {
+    this.chunks = [];
   }
 }
 
@@ -114,13 +142,13 @@ export class MembershipIndex {
   private view: TablesView;
 
   private readonly roomIds = new Map<Room, number>();
-  private roomNames: (Room | undefined)[] = [];
+  private readonly roomNames = new ChunkedStrings<Room>();
   private roomSizes = new Int32Array(INITIAL_ROOMS);
   private readonly freeRoomIds = new IntStack();
   private roomHighWater = 0;
 
   private readonly slotIds = new Map<SocketId, number>();
-  private slotSids: (SocketId | undefined)[] = [];
+  private readonly slotSids = new ChunkedStrings<SocketId>();
   private readonly freeSlots = new IntStack();
   private slotHighWaterValue = 0;
 
@@ -145,6 +173,9 @@ export class MembershipIndex {
   private readonly marks = new RecipientMarks();
   private readonly singleRoomQuery: RecipientQuery = { everyone: false, rooms: new Int32Array(1), except: EMPTY, slotHighWater: 0 };
   private spareRecipients: Int32Array | undefined;
+  /** Scratch for collectOrdered: one room's members, shard by shard, with their join sequences. */
+  private orderSlots = new Int32Array(0);
+  private orderSeqs = new Float64Array(0);
 
   constructor(shardCount: number) {
     this.shardCount = shardCount;
@@ -203,7 +234,7 @@ export class MembershipIndex {
   }
 
   socketIdOf(slot: number): SocketId | undefined {
-    return this.slotSids[slot];
+    return this.slotSids.get(slot);
   }
 
   socketIds(): IterableIterator<SocketId> {
@@ -225,18 +256,18 @@ export class MembershipIndex {
     sockets[base + SOCKET_ALIVE] = 1;
     this.slotGenerations[slot]++;
     this.slotIds.set(id, slot);
-    this.slotSids[slot] = id;
+    this.slotSids.set(slot, id);
     return slot;
   }
 
   /** Frees the slot of a socket that has left every room. */
   removeSocket(slot: number): void {
-    const id = this.slotSids[slot];
+    const id = this.slotSids.get(slot);
     if (id === undefined) return;
     if (this.socketRoomCount(slot) !== 0) throw new Error(`internal: slot ${slot} freed with ${this.socketRoomCount(slot)} memberships`);
     this.view.sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] = 0;
     this.slotIds.delete(id);
-    this.slotSids[slot] = undefined;
+    this.slotSids.set(slot, undefined);
     this.freeSlots.push(slot);
   }
 
@@ -280,7 +311,7 @@ export class MembershipIndex {
   }
 
   roomNameOf(roomId: number): Room | undefined {
-    return this.roomNames[roomId];
+    return this.roomNames.get(roomId);
   }
 
   roomNamesInOrder(): IterableIterator<Room> {
@@ -308,15 +339,15 @@ export class MembershipIndex {
     this.roomSizes[roomId] = 0;
     this.roomGenerations[roomId]++;
     this.roomIds.set(room, roomId);
-    this.roomNames[roomId] = room;
+    this.roomNames.set(roomId, room);
     return roomId;
   }
 
   /** Forgets an empty room; its id is reused. */
   removeRoom(roomId: number): void {
-    const room = this.roomNames[roomId];
+    const room = this.roomNames.get(roomId);
     this.roomIds.delete(room as Room);
-    this.roomNames[roomId] = undefined;
+    this.roomNames.set(roomId, undefined);
     this.freeRoomIds.push(roomId);
   }
 
@@ -466,6 +497,13 @@ export class MembershipIndex {
 
   /** Answers a query on this thread into `out`; returns the number of recipient slots. */
   collectLocally(query: RecipientQuery, out: Int32Array): number {
+    if (query.everyone) {
+      // One pass in slot order rather than shard by shard (see mergeAscending).
+      const epoch = this.marks.begin(query.slotHighWater);
+      const seen = this.marks.array;
+      for (let shard = 0; shard < this.shardCount; shard++) markExcluded(this.view, shard, query.except, seen, epoch);
+      return collectAlive(this.view.sockets, 0, 1, query.slotHighWater, seen, epoch, out, 0);
+    }
     let count = 0;
     for (let shard = 0; shard < this.shardCount; shard++) {
       count = collectShard(this.view, shard, query, this.marks, out, count);
@@ -489,24 +527,40 @@ export class MembershipIndex {
       for (const slot of this.slotIds.values()) if (seen[slot] !== epoch) out[n++] = slot;
       return out.subarray(0, n);
     }
-    const { nodes, rooms } = this.view;
-    const seqs = this.nodeSeqs;
-    const cursors = new Int32Array(this.shardCount);
+    const rooms = this.view.rooms;
+    const shardCount = this.shardCount;
+    const starts = new Int32Array(shardCount);
+    const ends = new Int32Array(shardCount);
+    const cursors = new Int32Array(shardCount);
     for (let i = 0; i < query.rooms.length; i++) {
-      for (let shard = 0; shard < this.shardCount; shard++) {
-        cursors[shard] = rooms[roomListOffset(this.shardCount, query.rooms[i], shard) + LIST_HEAD];
+      const roomId = query.rooms[i];
+      let total = 0;
+      for (let shard = 0; shard < shardCount; shard++) {
+        starts[shard] = total;
+        total += rooms[roomListOffset(shardCount, roomId, shard) + LIST_COUNT];
+        ends[shard] = total;
       }
+      if (this.orderSlots.length < total) {
+        this.orderSlots = new Int32Array(total);
+        this.orderSeqs = new Float64Array(total);
+      }
+      const slots = this.orderSlots;
+      const seqs = this.orderSeqs;
+      this.gatherRoom(roomId, starts, ends);
       // Merge the shards' lists (each in join order) by join sequence.
+      cursors.set(starts);
       for (;;) {
         let best = -1;
-        for (let shard = 0; shard < this.shardCount; shard++) {
-          const node = cursors[shard];
-          if (node !== NONE && (best === -1 || seqs[node] < seqs[cursors[best]])) best = shard;
+        let bestSeq = 0;
+        for (let shard = 0; shard < shardCount; shard++) {
+          const at = cursors[shard];
+          if (at < ends[shard] && (best === -1 || seqs[at] < bestSeq)) {
+            best = shard;
+            bestSeq = seqs[at];
+          }
         }
         if (best === -1) break;
-        const node = cursors[best];
-        cursors[best] = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
-        const slot = nodes[node * NODE_STRIDE + NODE_SLOT];
+        const slot = slots[cursors[best]++];
         if (seen[slot] !== epoch) {
           seen[slot] = epoch;
           out[n++] = slot;
@@ -514,6 +568,57 @@ export class MembershipIndex {
       }
     }
     return out.subarray(0, n);
+  }
+
+  /**
+   * Copies the slots and join sequences of each shard's list of `roomId`
+   * into `orderSlots`/`orderSeqs` [starts[shard], ends[shard]), in list
+   * order. Each list is walked from both ends at once, and all shards in
+   * lockstep: following one list is a chain of dependent cache misses, and
+   * 2 × shardCount independent chains let the CPU wait for several at once.
+   */
+  private gatherRoom(roomId: number, starts: Int32Array, ends: Int32Array): void {
+    const { nodes, rooms } = this.view;
+    const nodeSeqs = this.nodeSeqs;
+    const slots = this.orderSlots;
+    const seqs = this.orderSeqs;
+    const shardCount = this.shardCount;
+    const forward = new Int32Array(shardCount);
+    const backward = new Int32Array(shardCount);
+    const low = new Int32Array(shardCount);
+    const high = new Int32Array(shardCount);
+    let left = 0;
+    for (let shard = 0; shard < shardCount; shard++) {
+      const at = roomListOffset(shardCount, roomId, shard);
+      forward[shard] = rooms[at + LIST_HEAD];
+      backward[shard] = rooms[at + LIST_TAIL];
+      low[shard] = starts[shard];
+      high[shard] = ends[shard] - 1;
+      left += ends[shard] - starts[shard];
+    }
+    while (left > 0) {
+      for (let shard = 0; shard < shardCount; shard++) {
+        let lo = low[shard];
+        let hi = high[shard];
+        if (lo > hi) continue;
+        const f = forward[shard];
+        slots[lo] = nodes[f * NODE_STRIDE + NODE_SLOT];
+        seqs[lo] = nodeSeqs[f];
+        forward[shard] = nodes[f * NODE_STRIDE + NODE_ROOM_NEXT];
+        lo++;
+        left--;
+        if (lo <= hi) {
+          const b = backward[shard];
+          slots[hi] = nodes[b * NODE_STRIDE + NODE_SLOT];
+          seqs[hi] = nodeSeqs[b];
+          backward[shard] = nodes[b * NODE_STRIDE + NODE_ROOM_PREV];
+          hi--;
+          left--;
+        }
+        low[shard] = lo;
+        high[shard] = hi;
+      }
+    }
   }
 
   private orderedBound(query: RecipientQuery): number {
@@ -543,9 +648,9 @@ export class MembershipIndex {
     this.tablesValue = newTables(this.shardCount);
     this.view = viewTables(this.tablesValue);
     this.roomIds.clear();
-    this.roomNames = [];
+    this.roomNames.clear();
     this.slotIds.clear();
-    this.slotSids = [];
+    this.slotSids.clear();
     this.freeRoomIds.clear();
     this.freeSlots.clear();
     this.freeNodes.clear();
@@ -560,6 +665,8 @@ export class MembershipIndex {
     this.slotGenerations = new Int32Array(INITIAL_SLOTS);
     this.nodeSeqs = new Float64Array(INITIAL_NODES);
     this.spareRecipients = undefined;
+    this.orderSlots = new Int32Array(0);
+    this.orderSeqs = new Float64Array(0);
   }
 
   // ---- internals ----

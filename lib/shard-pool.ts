@@ -19,7 +19,7 @@ import {
   type CollectTask,
   type CollectTaskResult,
 } from "./protocol";
-import type { RecipientQuery } from "./shared-tables";
+import { mergeAscending, type RecipientQuery } from "./shared-tables";
 
 const debug = createDebug("socket.io-sharded-adapter:pool");
 
@@ -272,12 +272,18 @@ export class ShardPool {
       done = now;
     }
 
+    const starts = new Int32Array(shardCount);
+    const counts = new Int32Array(shardCount);
+    for (let shard = 0; shard < shardCount; shard++) {
+      starts[shard] = shard * resultStride + 1;
+      counts[shard] = results[shard * resultStride];
+    }
+    // Everyone: each shard's answer is ascending; deliver in slot order.
+    if (query.everyone) return mergeAscending(results, starts, counts, out);
     let n = 0;
     for (let shard = 0; shard < shardCount; shard++) {
-      const start = shard * resultStride;
-      const count = results[start];
-      out.set(results.subarray(start + 1, start + 1 + count), n);
-      n += count;
+      out.set(results.subarray(starts[shard], starts[shard] + counts[shard]), n);
+      n += counts[shard];
     }
     return n;
   }
