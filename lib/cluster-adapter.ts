@@ -49,6 +49,8 @@ const debug = createDebug("socket.io-sharded-adapter:cluster");
 
 /** socket.io-adapter's default wait for fetchSockets and serverSideEmit answers. */
 const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
+/** socket.io-parser's EVENT packet type. */
+const EVENT_PACKET = 2;
 /** Uids of our nodes remembered after they went silent (each node restart brings a new uid). */
 const MAX_REMEMBERED_HEARTBEATERS = 10_000;
 /** The uid under which @socket.io/redis-emitter publishes (not a node). */
@@ -247,8 +249,11 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
       for (const entry of entries) {
         offset = entry.id;
         if (entry.fields.nsp !== this.nsp.name || entry.fields.type !== String(MessageType.BROADCAST)) continue;
-        const { packet, opts } = (fromStreamFields(entry.fields) as { data: { packet: { data: unknown[] }; opts: EncodedOptions } }).data;
-        if (isIncluded(session.rooms, opts)) {
+        const { packet, opts } = (fromStreamFields(entry.fields) as { data: { packet: { type: number; data: unknown[] }; opts: EncodedOptions } }).data;
+        // Only what got an offset when it was sent (ClusterAdapter's rule, as
+        // SessionAwareAdapter stores): events, not volatile. The official
+        // adapter replays volatile events too.
+        if (packet.type === EVENT_PACKET && opts.flags?.volatile === undefined && isIncluded(session.rooms, opts)) {
           packet.data.push(entry.id);
           session.missedPackets.push(packet.data);
         }

@@ -10,6 +10,7 @@ import { after, before, test } from "node:test";
 import { Redis as IoRedis } from "ioredis";
 import { createClient } from "redis";
 import { Server } from "socket.io";
+import { io as ioClient } from "socket.io-client";
 import { createAdapter, InvalidOptionError, ShardedClusterAdapter } from "../lib/index";
 import { startRedisServer, type RedisServer } from "./redis-server";
 
@@ -109,4 +110,48 @@ test("both client libraries fit the redis option's type, and the result fits soc
   assert.equal(await io.of("/").adapter.serverCount(), 1);
   await new Promise<void>((resolve) => io.close(() => resolve()));
   assert.equal(typeof withNodeRedis, "function");
+});
+
+test("connection state recovery through Redis replays what was stored for recovery: events, not volatile ones", async (t) => {
+  const servers: Server[] = [];
+  const clients: Awaited<ReturnType<typeof connectedClient>>[] = [];
+  t.after(async () => {
+    for (const io of servers) await new Promise<void>((resolve) => io.close(() => resolve()));
+    for (const client of clients) await client.quit();
+  });
+  async function node(): Promise<{ io: Server; port: number }> {
+    const client = await connectedClient();
+    clients.push(client);
+    const http = createServer();
+    const io = new Server(http, {
+      adapter: createAdapter({ redis: client, workers: 1, heartbeatInterval: 100, heartbeatTimeout: 300 }),
+      connectionStateRecovery: { maxDisconnectionDuration: 10_000 },
+    });
+    servers.push(io);
+    io.on("connection", (socket) => socket.on("join", (room: string, done: () => void) => (socket.join(room), done())));
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+    return { io, port: (http.address() as { port: number }).port };
+  }
+  const a = await node();
+  const b = await node();
+  await waitFor(async () => (await a.io.of("/").adapter.serverCount()) === 2 && (await b.io.of("/").adapter.serverCount()) === 2, "the nodes to see each other");
+  const socket = ioClient(`http://127.0.0.1:${a.port}`, { transports: ["websocket"], reconnectionDelay: 50 });
+  t.after(() => socket.disconnect());
+  const got: unknown[][] = [];
+  socket.on("m", (...args: unknown[]) => got.push(args.slice(0, 1)));
+  await new Promise<void>((resolve) => socket.on("connect", resolve));
+  await socket.emitWithAck("join", "r1");
+  // A live broadcast from B proves B's stream reader is running.
+  await waitFor(async () => (b.io.to("r1").emit("m", "live"), got.some(([m]) => m === "live")), "a live broadcast from B");
+  const id = socket.id;
+  socket.io.engine.close();
+  await waitFor(async () => !socket.connected, "the transport to close");
+  b.io.to("r1").volatile.emit("m", "volatile");
+  b.io.to("r1").emit("m", "missed");
+  await waitFor(async () => socket.connected, "the reconnection");
+  await waitFor(async () => got.some(([m]) => m === "missed"), "the missed event");
+  assert.equal(socket.recovered, true);
+  assert.equal(socket.id, id);
+  assert.ok(!got.some(([m]) => m === "volatile"), "a volatile event is not replayed");
+  assert.equal(got.filter(([m]) => m === "missed").length, 1);
 });
