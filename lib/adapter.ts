@@ -152,8 +152,9 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
           this.emit("create-room", room);
         }
         if (index.join(slot, roomId)) this.emit("join-room", room, id);
-        // A listener disconnected the socket: its slot is no longer its own.
-        if (index.slotOf(id) !== slot || index.slotGeneration(slot) !== generation) return;
+        // A listener disconnected the socket: its slot is no longer its own
+        // (the generation changes when a slot is freed, and when it is reused).
+        if (index.slotGeneration(slot) !== generation) return;
       }
     }
 
@@ -374,8 +375,9 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       if (!index.leave(slot, roomId)) return;
       const generation = index.roomGeneration(roomId);
       this.emit("leave-room", room, id);
-      // A leave-room listener may have emptied and removed the room already.
-      if (index.roomSize(roomId) === 0 && index.roomIdOf(room) === roomId && index.roomGeneration(roomId) === generation) {
+      // A leave-room listener may have emptied and removed the room already
+      // (the generation changes when a room id is freed, and when it is reused).
+      if (index.roomSize(roomId) === 0 && index.roomGeneration(roomId) === generation) {
         index.removeRoom(roomId);
         this.emit("delete-room", room);
       }

@@ -266,12 +266,16 @@ export class MembershipIndex {
     if (id === undefined) return;
     if (this.socketRoomCount(slot) !== 0) throw new Error(`internal: slot ${slot} freed with ${this.socketRoomCount(slot)} memberships`);
     this.view.sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] = 0;
+    this.slotGenerations[slot]++;
     this.slotIds.delete(id);
     this.slotSids.set(slot, undefined);
     this.freeSlots.push(slot);
   }
 
-  /** Changes whenever `slot` is given to a socket: a view taken earlier is stale. */
+  /**
+   * Changes whenever `slot` is given to a socket or freed: while it is
+   * unchanged, the slot still belongs to the socket it belonged to.
+   */
   slotGeneration(slot: number): number {
     return this.slotGenerations[slot];
   }
@@ -348,10 +352,14 @@ export class MembershipIndex {
     const room = this.roomNames.get(roomId);
     this.roomIds.delete(room as Room);
     this.roomNames.set(roomId, undefined);
+    this.roomGenerations[roomId]++;
     this.freeRoomIds.push(roomId);
   }
 
-  /** Changes whenever `roomId` is given to a room: a view taken earlier is stale. */
+  /**
+   * Changes whenever `roomId` is given to a room or freed: while it is
+   * unchanged, the id still names the room it named.
+   */
   roomGeneration(roomId: number): number {
     return this.roomGenerations[roomId];
   }
