@@ -122,6 +122,14 @@ function newCursor(): ListCursor {
   return { last: NONE, lastSeq: 0, next: NONE, nextSeq: 0 };
 }
 
+/** Entries of the smallest pair index (it never shrinks below). */
+const PAIR_INDEX_MIN = 1024;
+
+/** A pair index of `size` entries (node, hash), all empty. */
+function newPairIndex(size: number): Int32Array<ArrayBuffer> {
+  return new Int32Array(2 * size).fill(NONE);
+}
+
 function hashPair(roomId: number, slot: number): number {
   let h = Math.imul(roomId, 0x9e3779b1) ^ Math.imul(slot + 0x632be5ab, 0x85ebca6b);
   h ^= h >>> 15;
@@ -167,8 +175,14 @@ export class MembershipIndex {
   private slotGenerations = new Int32Array(INITIAL_SLOTS);
   private roomGenerations = new Int32Array(INITIAL_ROOMS);
 
-  /** Open-addressing index (room id, slot) -> node; main thread only. */
-  private pairIndex = new Int32Array(1024).fill(NONE);
+  /**
+   * Open-addressing index (room id, slot) -> node; main thread only. Each
+   * entry is two ints, the node and the pair's hash, so that probing and
+   * backward-shift deletes compare hashes in place instead of reading the
+   * nodes (a cache miss each, at scale). Kept at most 3/4 full.
+   */
+  private pairIndex = newPairIndex(PAIR_INDEX_MIN);
+  private pairMask = PAIR_INDEX_MIN - 1;
 
   private readonly marks = new RecipientMarks();
   private readonly singleRoomQuery: RecipientQuery = { everyone: false, rooms: new Int32Array(1), except: EMPTY, slotHighWater: 0 };
@@ -430,7 +444,7 @@ export class MembershipIndex {
 
     this.roomSizes[roomId]++;
     this.membershipCount++;
-    this.insertPair(node);
+    this.insertPair(node, roomId, slot);
     return true;
   }
 
@@ -438,7 +452,7 @@ export class MembershipIndex {
   leave(slot: number, roomId: number): boolean {
     const at = this.findPair(roomId, slot);
     if (at < 0) return false;
-    const node = this.pairIndex[at];
+    const node = this.pairIndex[2 * at];
     this.deletePairAt(at);
     const { nodes, rooms, sockets } = this.view;
     const base = node * NODE_STRIDE;
@@ -666,7 +680,8 @@ export class MembershipIndex {
     this.slotHighWaterValue = 0;
     this.nodeHighWater = 0;
     this.membershipCount = 0;
-    this.pairIndex = new Int32Array(1024).fill(NONE);
+    this.pairIndex = newPairIndex(PAIR_INDEX_MIN);
+    this.pairMask = PAIR_INDEX_MIN - 1;
     // Sized with the tables, which start small again.
     this.roomSizes = new Int32Array(INITIAL_ROOMS);
     this.roomGenerations = new Int32Array(INITIAL_ROOMS);
@@ -742,61 +757,67 @@ export class MembershipIndex {
     this.view = viewTables(this.tablesValue);
   }
 
-  private homeOf(node: number): number {
-    const nodes = this.view.nodes;
-    return hashPair(nodes[node * NODE_STRIDE + NODE_ROOM], nodes[node * NODE_STRIDE + NODE_SLOT]) & (this.pairIndex.length - 1);
-  }
-
   /** Position of (roomId, slot) in the pair index, or -1. */
   private findPair(roomId: number, slot: number): number {
     const index = this.pairIndex;
-    const mask = index.length - 1;
-    const nodes = this.view.nodes;
-    for (let at = hashPair(roomId, slot) & mask; ; at = (at + 1) & mask) {
-      const node = index[at];
+    const mask = this.pairMask;
+    const hash = hashPair(roomId, slot);
+    for (let at = hash & mask; ; at = (at + 1) & mask) {
+      const node = index[2 * at];
       if (node === NONE) return -1;
-      const base = node * NODE_STRIDE;
-      if (nodes[base + NODE_ROOM] === roomId && nodes[base + NODE_SLOT] === slot) return at;
+      // The node's own fields only on a full hash match: no cache miss per probe.
+      if (index[2 * at + 1] === hash) {
+        const base = node * NODE_STRIDE;
+        if (this.view.nodes[base + NODE_ROOM] === roomId && this.view.nodes[base + NODE_SLOT] === slot) return at;
+      }
     }
   }
 
-  private insertPair(node: number): void {
-    if (this.membershipCount * 2 > this.pairIndex.length) this.rehash(this.pairIndex.length * 2);
+  private insertPair(node: number, roomId: number, slot: number): void {
+    if (this.membershipCount * 4 > (this.pairMask + 1) * 3) this.rehash((this.pairMask + 1) * 2);
     const index = this.pairIndex;
-    const mask = index.length - 1;
-    let at = this.homeOf(node);
-    while (index[at] !== NONE) at = (at + 1) & mask;
-    index[at] = node;
+    const mask = this.pairMask;
+    const hash = hashPair(roomId, slot);
+    let at = hash & mask;
+    while (index[2 * at] !== NONE) at = (at + 1) & mask;
+    index[2 * at] = node;
+    index[2 * at + 1] = hash;
   }
 
   /** Linear-probing delete by backward shift: no tombstones to pile up. */
   private deletePairAt(hole: number): void {
     const index = this.pairIndex;
-    const mask = index.length - 1;
-    for (let at = (hole + 1) & mask; index[at] !== NONE; at = (at + 1) & mask) {
-      const home = this.homeOf(index[at]);
+    const mask = this.pairMask;
+    for (let at = (hole + 1) & mask; index[2 * at] !== NONE; at = (at + 1) & mask) {
+      const home = index[2 * at + 1] & mask;
       const between = hole <= at ? home > hole && home <= at : home > hole || home <= at;
       if (!between) {
-        index[hole] = index[at];
+        index[2 * hole] = index[2 * at];
+        index[2 * hole + 1] = index[2 * at + 1];
         hole = at;
       }
     }
-    index[hole] = NONE;
-    if (this.pairIndex.length > 1024 && this.membershipCount * 8 < this.pairIndex.length) {
-      this.rehash(this.pairIndex.length / 2);
+    index[2 * hole] = NONE;
+    if (this.pairMask + 1 > PAIR_INDEX_MIN && this.membershipCount * 8 < this.pairMask + 1) {
+      this.rehash((this.pairMask + 1) / 2);
     }
   }
 
   private rehash(size: number): void {
     const old = this.pairIndex;
-    this.pairIndex = new Int32Array(size).fill(NONE);
+    const index = newPairIndex(size);
     const mask = size - 1;
-    for (let i = 0; i < old.length; i++) {
+    for (let i = 0; i < old.length; i += 2) {
       const node = old[i];
       if (node === NONE) continue;
-      let at = this.homeOf(node);
-      while (this.pairIndex[at] !== NONE) at = (at + 1) & mask;
-      this.pairIndex[at] = node;
+      const hash = old[i + 1];
+      let at = hash & mask;
+      while (index[2 * at] !== NONE) at = (at + 1) & mask;
+      index[2 * at] = node;
+      index[2 * at + 1] = hash;
     }
+    this.pairIndex = index;
+    this.pairMask = mask;
   }
+
 }
