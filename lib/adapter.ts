@@ -172,6 +172,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       if (this.closed) return;
       const slot = this.index.slotOf(id);
       if (slot === undefined) return;
+      this.index.warmLeaves(slot);
       // Always the socket's current first room, so that rooms a listener joins
       // meanwhile are left too (the in-memory adapter iterates its live Set).
       for (let roomId = this.index.firstRoomIdOf(slot); roomId !== -1; roomId = this.index.firstRoomIdOf(slot)) {

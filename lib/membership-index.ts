@@ -171,6 +171,8 @@ export class MembershipIndex {
    */
   private nodeSeqs = new Float64Array(INITIAL_NODES);
   private lastJoinSeq = 0;
+  /** Where the warm* hints put what they read, so that the reads are not optimized away. */
+  private warmSink = 0;
   /** Bumped each time a slot or room id is (re)assigned, so stale views read empty. */
   private slotGenerations = new Int32Array(INITIAL_SLOTS);
   private roomGenerations = new Int32Array(INITIAL_ROOMS);
@@ -314,6 +316,29 @@ export class MembershipIndex {
       this.advance(cursor, node, NODE_SOCK_NEXT);
       yield this.view.nodes[node * NODE_STRIDE + NODE_ROOM];
     }
+  }
+
+  /**
+   * Reads, for each room of `slot`, what leaving it will write (its pair
+   * index entry, its neighbours in the room's list), without changing
+   * anything. Leaving rooms one by one makes these cache misses one after
+   * another; reading them first, independently, lets the CPU wait for many
+   * at once. Only a hint: listeners may change the rooms meanwhile.
+   */
+  warmLeaves(slot: number): void {
+    const { nodes } = this.view;
+    const index = this.pairIndex;
+    const mask = this.pairMask;
+    let acc = 0;
+    for (let node = this.view.sockets[slot * SOCKET_STRIDE + LIST_HEAD]; node !== NONE; node = nodes[node * NODE_STRIDE + NODE_SOCK_NEXT]) {
+      const base = node * NODE_STRIDE;
+      acc += index[2 * (hashPair(nodes[base + NODE_ROOM], slot) & mask)];
+      const next = nodes[base + NODE_ROOM_NEXT];
+      const prev = nodes[base + NODE_ROOM_PREV];
+      if (next !== NONE) acc += nodes[next * NODE_STRIDE + NODE_ROOM_PREV];
+      if (prev !== NONE) acc += nodes[prev * NODE_STRIDE + NODE_ROOM_NEXT];
+    }
+    this.warmSink = acc;
   }
 
   /** The room id `slot` joined first among those it is still in, or NONE. */
