@@ -145,6 +145,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       const index = this.index;
       const slot = index.slotOf(id) ?? index.addSocket(id);
       const generation = index.slotGeneration(slot);
+      if (rooms.size > 1) index.warmJoins(slot, rooms);
       for (const room of rooms) {
         let roomId = index.roomIdOf(room);
         if (roomId === undefined) {

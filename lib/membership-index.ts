@@ -341,6 +341,27 @@ export class MembershipIndex {
     this.warmSink = acc;
   }
 
+  /**
+   * The same for joining `rooms`: reads the pair index entry and the list
+   * tail each join will write, for the rooms that exist, first.
+   */
+  warmJoins(slot: number, roomNames: Iterable<Room>): void {
+    const { nodes, rooms } = this.view;
+    const index = this.pairIndex;
+    const mask = this.pairMask;
+    const shardCount = this.shardCount;
+    const shard = slot % shardCount;
+    let acc = 0;
+    for (const room of roomNames) {
+      const roomId = this.roomIds.get(room);
+      if (roomId === undefined) continue;
+      acc += index[2 * (hashPair(roomId, slot) & mask)];
+      const tail = rooms[roomListOffset(shardCount, roomId, shard) + LIST_TAIL];
+      if (tail !== NONE) acc += nodes[tail * NODE_STRIDE + NODE_ROOM_NEXT];
+    }
+    this.warmSink = acc;
+  }
+
   /** The room id `slot` joined first among those it is still in, or NONE. */
   firstRoomIdOf(slot: number): number {
     const node = this.view.sockets[slot * SOCKET_STRIDE + LIST_HEAD];
