@@ -145,6 +145,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       const index = this.index;
       const slot = index.slotOf(id) ?? index.addSocket(id);
       const generation = index.slotGeneration(slot);
+      if (rooms.size > 1) index.warmJoins(slot, rooms);
       for (const room of rooms) {
         let roomId = index.roomIdOf(room);
         if (roomId === undefined) {
@@ -152,8 +153,9 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
           this.emit("create-room", room);
         }
         if (index.join(slot, roomId)) this.emit("join-room", room, id);
-        // A listener disconnected the socket: its slot is no longer its own.
-        if (index.slotOf(id) !== slot || index.slotGeneration(slot) !== generation) return;
+        // A listener disconnected the socket: its slot is no longer its own
+        // (the generation changes when a slot is freed, and when it is reused).
+        if (index.slotGeneration(slot) !== generation) return;
       }
     }
 
@@ -171,6 +173,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       if (this.closed) return;
       const slot = this.index.slotOf(id);
       if (slot === undefined) return;
+      this.index.warmLeaves(slot);
       // Always the socket's current first room, so that rooms a listener joins
       // meanwhile are left too (the in-memory adapter iterates its live Set).
       for (let roomId = this.index.firstRoomIdOf(slot); roomId !== -1; roomId = this.index.firstRoomIdOf(slot)) {
@@ -374,8 +377,9 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       if (!index.leave(slot, roomId)) return;
       const generation = index.roomGeneration(roomId);
       this.emit("leave-room", room, id);
-      // A leave-room listener may have emptied and removed the room already.
-      if (index.roomSize(roomId) === 0 && index.roomIdOf(room) === roomId && index.roomGeneration(roomId) === generation) {
+      // A leave-room listener may have emptied and removed the room already
+      // (the generation changes when a room id is freed, and when it is reused).
+      if (index.roomSize(roomId) === 0 && index.roomGeneration(roomId) === generation) {
         index.removeRoom(roomId);
         this.emit("delete-room", room);
       }

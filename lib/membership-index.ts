@@ -122,6 +122,14 @@ function newCursor(): ListCursor {
   return { last: NONE, lastSeq: 0, next: NONE, nextSeq: 0 };
 }
 
+/** Entries of the smallest pair index (it never shrinks below). */
+const PAIR_INDEX_MIN = 1024;
+
+/** A pair index of `size` entries (node, hash), all empty. */
+function newPairIndex(size: number): Int32Array<ArrayBuffer> {
+  return new Int32Array(2 * size).fill(NONE);
+}
+
 function hashPair(roomId: number, slot: number): number {
   let h = Math.imul(roomId, 0x9e3779b1) ^ Math.imul(slot + 0x632be5ab, 0x85ebca6b);
   h ^= h >>> 15;
@@ -163,12 +171,20 @@ export class MembershipIndex {
    */
   private nodeSeqs = new Float64Array(INITIAL_NODES);
   private lastJoinSeq = 0;
+  /** Where the warm* hints put what they read, so that the reads are not optimized away. */
+  private warmSink = 0;
   /** Bumped each time a slot or room id is (re)assigned, so stale views read empty. */
   private slotGenerations = new Int32Array(INITIAL_SLOTS);
   private roomGenerations = new Int32Array(INITIAL_ROOMS);
 
-  /** Open-addressing index (room id, slot) -> node; main thread only. */
-  private pairIndex = new Int32Array(1024).fill(NONE);
+  /**
+   * Open-addressing index (room id, slot) -> node; main thread only. Each
+   * entry is two ints, the node and the pair's hash, so that probing and
+   * backward-shift deletes compare hashes in place instead of reading the
+   * nodes (a cache miss each, at scale). Kept at most 3/4 full.
+   */
+  private pairIndex = newPairIndex(PAIR_INDEX_MIN);
+  private pairMask = PAIR_INDEX_MIN - 1;
 
   private readonly marks = new RecipientMarks();
   private readonly singleRoomQuery: RecipientQuery = { everyone: false, rooms: new Int32Array(1), except: EMPTY, slotHighWater: 0 };
@@ -266,12 +282,16 @@ export class MembershipIndex {
     if (id === undefined) return;
     if (this.socketRoomCount(slot) !== 0) throw new Error(`internal: slot ${slot} freed with ${this.socketRoomCount(slot)} memberships`);
     this.view.sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] = 0;
+    this.slotGenerations[slot]++;
     this.slotIds.delete(id);
     this.slotSids.set(slot, undefined);
     this.freeSlots.push(slot);
   }
 
-  /** Changes whenever `slot` is given to a socket: a view taken earlier is stale. */
+  /**
+   * Changes whenever `slot` is given to a socket or freed: while it is
+   * unchanged, the slot still belongs to the socket it belonged to.
+   */
   slotGeneration(slot: number): number {
     return this.slotGenerations[slot];
   }
@@ -296,6 +316,50 @@ export class MembershipIndex {
       this.advance(cursor, node, NODE_SOCK_NEXT);
       yield this.view.nodes[node * NODE_STRIDE + NODE_ROOM];
     }
+  }
+
+  /**
+   * Reads, for each room of `slot`, what leaving it will write (its pair
+   * index entry, its neighbours in the room's list), without changing
+   * anything. Leaving rooms one by one makes these cache misses one after
+   * another; reading them first, independently, lets the CPU wait for many
+   * at once. Only a hint: listeners may change the rooms meanwhile.
+   */
+  warmLeaves(slot: number): void {
+    const { nodes } = this.view;
+    const index = this.pairIndex;
+    const mask = this.pairMask;
+    let acc = 0;
+    for (let node = this.view.sockets[slot * SOCKET_STRIDE + LIST_HEAD]; node !== NONE; node = nodes[node * NODE_STRIDE + NODE_SOCK_NEXT]) {
+      const base = node * NODE_STRIDE;
+      acc += index[2 * (hashPair(nodes[base + NODE_ROOM], slot) & mask)];
+      const next = nodes[base + NODE_ROOM_NEXT];
+      const prev = nodes[base + NODE_ROOM_PREV];
+      if (next !== NONE) acc += nodes[next * NODE_STRIDE + NODE_ROOM_PREV];
+      if (prev !== NONE) acc += nodes[prev * NODE_STRIDE + NODE_ROOM_NEXT];
+    }
+    this.warmSink = acc;
+  }
+
+  /**
+   * The same for joining `rooms`: reads the pair index entry and the list
+   * tail each join will write, for the rooms that exist, first.
+   */
+  warmJoins(slot: number, roomNames: Iterable<Room>): void {
+    const { nodes, rooms } = this.view;
+    const index = this.pairIndex;
+    const mask = this.pairMask;
+    const shardCount = this.shardCount;
+    const shard = slot % shardCount;
+    let acc = 0;
+    for (const room of roomNames) {
+      const roomId = this.roomIds.get(room);
+      if (roomId === undefined) continue;
+      acc += index[2 * (hashPair(roomId, slot) & mask)];
+      const tail = rooms[roomListOffset(shardCount, roomId, shard) + LIST_TAIL];
+      if (tail !== NONE) acc += nodes[tail * NODE_STRIDE + NODE_ROOM_NEXT];
+    }
+    this.warmSink = acc;
   }
 
   /** The room id `slot` joined first among those it is still in, or NONE. */
@@ -348,10 +412,14 @@ export class MembershipIndex {
     const room = this.roomNames.get(roomId);
     this.roomIds.delete(room as Room);
     this.roomNames.set(roomId, undefined);
+    this.roomGenerations[roomId]++;
     this.freeRoomIds.push(roomId);
   }
 
-  /** Changes whenever `roomId` is given to a room: a view taken earlier is stale. */
+  /**
+   * Changes whenever `roomId` is given to a room or freed: while it is
+   * unchanged, the id still names the room it named.
+   */
   roomGeneration(roomId: number): number {
     return this.roomGenerations[roomId];
   }
@@ -422,7 +490,7 @@ export class MembershipIndex {
 
     this.roomSizes[roomId]++;
     this.membershipCount++;
-    this.insertPair(node);
+    this.insertPair(node, roomId, slot);
     return true;
   }
 
@@ -430,7 +498,7 @@ export class MembershipIndex {
   leave(slot: number, roomId: number): boolean {
     const at = this.findPair(roomId, slot);
     if (at < 0) return false;
-    const node = this.pairIndex[at];
+    const node = this.pairIndex[2 * at];
     this.deletePairAt(at);
     const { nodes, rooms, sockets } = this.view;
     const base = node * NODE_STRIDE;
@@ -658,7 +726,8 @@ export class MembershipIndex {
     this.slotHighWaterValue = 0;
     this.nodeHighWater = 0;
     this.membershipCount = 0;
-    this.pairIndex = new Int32Array(1024).fill(NONE);
+    this.pairIndex = newPairIndex(PAIR_INDEX_MIN);
+    this.pairMask = PAIR_INDEX_MIN - 1;
     // Sized with the tables, which start small again.
     this.roomSizes = new Int32Array(INITIAL_ROOMS);
     this.roomGenerations = new Int32Array(INITIAL_ROOMS);
@@ -734,61 +803,67 @@ export class MembershipIndex {
     this.view = viewTables(this.tablesValue);
   }
 
-  private homeOf(node: number): number {
-    const nodes = this.view.nodes;
-    return hashPair(nodes[node * NODE_STRIDE + NODE_ROOM], nodes[node * NODE_STRIDE + NODE_SLOT]) & (this.pairIndex.length - 1);
-  }
-
   /** Position of (roomId, slot) in the pair index, or -1. */
   private findPair(roomId: number, slot: number): number {
     const index = this.pairIndex;
-    const mask = index.length - 1;
-    const nodes = this.view.nodes;
-    for (let at = hashPair(roomId, slot) & mask; ; at = (at + 1) & mask) {
-      const node = index[at];
+    const mask = this.pairMask;
+    const hash = hashPair(roomId, slot);
+    for (let at = hash & mask; ; at = (at + 1) & mask) {
+      const node = index[2 * at];
       if (node === NONE) return -1;
-      const base = node * NODE_STRIDE;
-      if (nodes[base + NODE_ROOM] === roomId && nodes[base + NODE_SLOT] === slot) return at;
+      // The node's own fields only on a full hash match: no cache miss per probe.
+      if (index[2 * at + 1] === hash) {
+        const base = node * NODE_STRIDE;
+        if (this.view.nodes[base + NODE_ROOM] === roomId && this.view.nodes[base + NODE_SLOT] === slot) return at;
+      }
     }
   }
 
-  private insertPair(node: number): void {
-    if (this.membershipCount * 2 > this.pairIndex.length) this.rehash(this.pairIndex.length * 2);
+  private insertPair(node: number, roomId: number, slot: number): void {
+    if (this.membershipCount * 4 > (this.pairMask + 1) * 3) this.rehash((this.pairMask + 1) * 2);
     const index = this.pairIndex;
-    const mask = index.length - 1;
-    let at = this.homeOf(node);
-    while (index[at] !== NONE) at = (at + 1) & mask;
-    index[at] = node;
+    const mask = this.pairMask;
+    const hash = hashPair(roomId, slot);
+    let at = hash & mask;
+    while (index[2 * at] !== NONE) at = (at + 1) & mask;
+    index[2 * at] = node;
+    index[2 * at + 1] = hash;
   }
 
   /** Linear-probing delete by backward shift: no tombstones to pile up. */
   private deletePairAt(hole: number): void {
     const index = this.pairIndex;
-    const mask = index.length - 1;
-    for (let at = (hole + 1) & mask; index[at] !== NONE; at = (at + 1) & mask) {
-      const home = this.homeOf(index[at]);
+    const mask = this.pairMask;
+    for (let at = (hole + 1) & mask; index[2 * at] !== NONE; at = (at + 1) & mask) {
+      const home = index[2 * at + 1] & mask;
       const between = hole <= at ? home > hole && home <= at : home > hole || home <= at;
       if (!between) {
-        index[hole] = index[at];
+        index[2 * hole] = index[2 * at];
+        index[2 * hole + 1] = index[2 * at + 1];
         hole = at;
       }
     }
-    index[hole] = NONE;
-    if (this.pairIndex.length > 1024 && this.membershipCount * 8 < this.pairIndex.length) {
-      this.rehash(this.pairIndex.length / 2);
+    index[2 * hole] = NONE;
+    if (this.pairMask + 1 > PAIR_INDEX_MIN && this.membershipCount * 8 < this.pairMask + 1) {
+      this.rehash((this.pairMask + 1) / 2);
     }
   }
 
   private rehash(size: number): void {
     const old = this.pairIndex;
-    this.pairIndex = new Int32Array(size).fill(NONE);
+    const index = newPairIndex(size);
     const mask = size - 1;
-    for (let i = 0; i < old.length; i++) {
+    for (let i = 0; i < old.length; i += 2) {
       const node = old[i];
       if (node === NONE) continue;
-      let at = this.homeOf(node);
-      while (this.pairIndex[at] !== NONE) at = (at + 1) & mask;
-      this.pairIndex[at] = node;
+      const hash = old[i + 1];
+      let at = hash & mask;
+      while (index[2 * at] !== NONE) at = (at + 1) & mask;
+      index[2 * at] = node;
+      index[2 * at + 1] = hash;
     }
+    this.pairIndex = index;
+    this.pairMask = mask;
   }
+
 }
