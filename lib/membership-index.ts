@@ -104,8 +104,9 @@ function growShared(old: SharedArrayBuffer, bytes: number): SharedArrayBuffer {
   return grown;
 }
 
-function grown(array: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
+function grown(array: Int32Array<ArrayBuffer>, fill = 0): Int32Array<ArrayBuffer> {
   const bigger = new Int32Array(array.length * 2);
+  if (fill !== 0) bigger.fill(fill, array.length);
   bigger.set(array);
   return bigger;
 }
@@ -149,7 +150,29 @@ export class MembershipIndex {
   private tablesValue: SharedTables;
   private view: TablesView;
 
+  /**
+   * Room name -> id, for every room but own-id rooms: a room created with the
+   * id of a connected socket as its name (socket.io puts each socket in one)
+   * is found through that socket's slot instead, so that the id string is
+   * keyed once (in slotIds), not twice. When its socket goes while the room
+   * still has members, the room moves here.
+   */
   private readonly roomIds = new Map<Room, number>();
+  /** Slot -> its own-id room, or NONE; room id -> the slot it is the own-id room of, or NONE. */
+  private ownRoomOfSlot = new Int32Array(INITIAL_SLOTS).fill(NONE);
+  private ownerSlotOfRoom = new Int32Array(INITIAL_ROOMS).fill(NONE);
+  private liveRooms = 0;
+  /**
+   * Rooms in creation order (as the in-memory adapter's Map iterates them):
+   * a doubly linked list over room ids, with creation sequence numbers so
+   * that an iterator survives the removal of the room it stands on.
+   */
+  private roomOrderNext = new Int32Array(INITIAL_ROOMS);
+  private roomOrderPrev = new Int32Array(INITIAL_ROOMS);
+  private roomOrderSeqs = new Float64Array(INITIAL_ROOMS);
+  private roomOrderHead = NONE;
+  private roomOrderTail = NONE;
+  private lastRoomSeq = 0;
   private readonly roomNames = new ChunkedStrings<Room>();
   private roomSizes = new Int32Array(INITIAL_ROOMS);
   private readonly freeRoomIds = new IntStack();
@@ -214,7 +237,7 @@ export class MembershipIndex {
   }
 
   get roomCount(): number {
-    return this.roomIds.size;
+    return this.liveRooms;
   }
 
   get socketCount(): number {
@@ -281,6 +304,13 @@ export class MembershipIndex {
     const id = this.slotSids.get(slot);
     if (id === undefined) return;
     if (this.socketRoomCount(slot) !== 0) throw new Error(`internal: slot ${slot} freed with ${this.socketRoomCount(slot)} memberships`);
+    const ownRoom = this.ownRoomOfSlot[slot];
+    if (ownRoom !== NONE) {
+      // Its own-id room outlives it (others are in it): key it by name now.
+      this.roomIds.set(id, ownRoom);
+      this.ownerSlotOfRoom[ownRoom] = NONE;
+      this.ownRoomOfSlot[slot] = NONE;
+    }
     this.view.sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] = 0;
     this.slotGenerations[slot]++;
     this.slotIds.delete(id);
@@ -353,7 +383,7 @@ export class MembershipIndex {
     const shard = slot % shardCount;
     let acc = 0;
     for (const room of roomNames) {
-      const roomId = this.roomIds.get(room);
+      const roomId = this.roomIdOf(room);
       if (roomId === undefined) continue;
       acc += index[2 * (hashPair(roomId, slot) & mask)];
       const tail = rooms[roomListOffset(shardCount, roomId, shard) + LIST_TAIL];
@@ -371,15 +401,41 @@ export class MembershipIndex {
   // ---- rooms ----
 
   roomIdOf(room: Room): number | undefined {
-    return this.roomIds.get(room);
+    const roomId = this.roomIds.get(room);
+    if (roomId !== undefined || typeof room !== "string") return roomId;
+    const slot = this.slotIds.get(room);
+    if (slot === undefined) return undefined;
+    const ownRoom = this.ownRoomOfSlot[slot];
+    return ownRoom === NONE ? undefined : ownRoom;
   }
 
   roomNameOf(roomId: number): Room | undefined {
     return this.roomNames.get(roomId);
   }
 
-  roomNamesInOrder(): IterableIterator<Room> {
-    return this.roomIds.keys();
+  /**
+   * Room names in creation order. Like a Map iterator, it visits rooms
+   * created during the iteration and skips those removed before it reaches them.
+   */
+  *roomNamesInOrder(): IterableIterator<Room> {
+    let last = NONE;
+    let lastSeq = 0;
+    let lastGeneration = 0;
+    for (;;) {
+      let next: number;
+      if (last === NONE) next = this.roomOrderHead;
+      else if (this.roomGenerations[last] === lastGeneration) next = this.roomOrderNext[last];
+      else {
+        // The room it stood on was removed: the first room created after it.
+        next = this.roomOrderHead;
+        while (next !== NONE && this.roomOrderSeqs[next] <= lastSeq) next = this.roomOrderNext[next];
+      }
+      if (next === NONE) return;
+      last = next;
+      lastSeq = this.roomOrderSeqs[next];
+      lastGeneration = this.roomGenerations[next];
+      yield this.roomNames.get(next) as Room;
+    }
   }
 
   roomSize(roomId: number): number {
@@ -402,15 +458,42 @@ export class MembershipIndex {
     }
     this.roomSizes[roomId] = 0;
     this.roomGenerations[roomId]++;
-    this.roomIds.set(room, roomId);
+    const owner = typeof room === "string" ? this.slotIds.get(room) : undefined;
+    if (owner !== undefined && this.ownRoomOfSlot[owner] === NONE) {
+      this.ownRoomOfSlot[owner] = roomId;
+      this.ownerSlotOfRoom[roomId] = owner;
+    } else {
+      this.roomIds.set(room, roomId);
+    }
     this.roomNames.set(roomId, room);
+    this.liveRooms++;
+    // Append to the creation order.
+    this.roomOrderSeqs[roomId] = ++this.lastRoomSeq;
+    this.roomOrderNext[roomId] = NONE;
+    this.roomOrderPrev[roomId] = this.roomOrderTail;
+    if (this.roomOrderTail === NONE) this.roomOrderHead = roomId;
+    else this.roomOrderNext[this.roomOrderTail] = roomId;
+    this.roomOrderTail = roomId;
     return roomId;
   }
 
   /** Forgets an empty room; its id is reused. */
   removeRoom(roomId: number): void {
     const room = this.roomNames.get(roomId);
-    this.roomIds.delete(room as Room);
+    const owner = this.ownerSlotOfRoom[roomId];
+    if (owner !== NONE) {
+      this.ownRoomOfSlot[owner] = NONE;
+      this.ownerSlotOfRoom[roomId] = NONE;
+    } else {
+      this.roomIds.delete(room as Room);
+    }
+    this.liveRooms--;
+    const prev = this.roomOrderPrev[roomId];
+    const next = this.roomOrderNext[roomId];
+    if (prev === NONE) this.roomOrderHead = next;
+    else this.roomOrderNext[prev] = next;
+    if (next === NONE) this.roomOrderTail = prev;
+    else this.roomOrderPrev[next] = prev;
     this.roomNames.set(roomId, undefined);
     this.roomGenerations[roomId]++;
     this.freeRoomIds.push(roomId);
@@ -717,6 +800,14 @@ export class MembershipIndex {
     this.view = viewTables(this.tablesValue);
     this.roomIds.clear();
     this.roomNames.clear();
+    this.ownRoomOfSlot = new Int32Array(INITIAL_SLOTS).fill(NONE);
+    this.ownerSlotOfRoom = new Int32Array(INITIAL_ROOMS).fill(NONE);
+    this.liveRooms = 0;
+    this.roomOrderNext = new Int32Array(INITIAL_ROOMS);
+    this.roomOrderPrev = new Int32Array(INITIAL_ROOMS);
+    this.roomOrderSeqs = new Float64Array(INITIAL_ROOMS);
+    this.roomOrderHead = NONE;
+    this.roomOrderTail = NONE;
     this.slotIds.clear();
     this.slotSids.clear();
     this.freeRoomIds.clear();
@@ -744,7 +835,7 @@ export class MembershipIndex {
     const ids = new Int32Array(rooms.size);
     let n = 0;
     for (const room of rooms) {
-      const id = this.roomIds.get(room);
+      const id = this.roomIdOf(room);
       if (id !== undefined) ids[n++] = id;
     }
     return n === ids.length ? ids : ids.subarray(0, n);
@@ -766,11 +857,18 @@ export class MembershipIndex {
   private growRooms(): void {
     this.roomSizes = grown(this.roomSizes);
     this.roomGenerations = grown(this.roomGenerations);
+    this.ownerSlotOfRoom = grown(this.ownerSlotOfRoom, NONE);
+    this.roomOrderNext = grown(this.roomOrderNext);
+    this.roomOrderPrev = grown(this.roomOrderPrev);
+    const seqs = new Float64Array(this.roomOrderSeqs.length * 2);
+    seqs.set(this.roomOrderSeqs);
+    this.roomOrderSeqs = seqs;
     this.replaceTables({ rooms: growShared(this.tablesValue.rooms, this.tablesValue.rooms.byteLength * 2) });
   }
 
   private growSockets(): void {
     this.slotGenerations = grown(this.slotGenerations);
+    this.ownRoomOfSlot = grown(this.ownRoomOfSlot, NONE);
     this.replaceTables({ sockets: growShared(this.tablesValue.sockets, this.tablesValue.sockets.byteLength * 2) });
   }
 
