@@ -29,7 +29,7 @@ import fc from "fast-check";
 import { Server, type Namespace } from "socket.io";
 import type { Adapter, Room, SocketId } from "socket.io-adapter";
 import { createAdapter, type ShardedAdapter, type ShardedAdapterOptions } from "../lib/index";
-import { CLAIM_SHARD_BITS, CONTROL_CLAIM } from "../lib/protocol";
+import { coaxWorkers } from "./coax-workers";
 import { closeDetached, connectFake, disconnectFake, type FakeSocket } from "./fake-sockets";
 
 type RoomEvent = [string, ...unknown[]];
@@ -115,31 +115,6 @@ class Side {
   }
 }
 
-/**
- * The same as differential.test.ts's `coaxWorkers` (not exported from a test
- * file): before the main thread answers a shard it claimed, it spins (at
- * most 2 ms) until the worker it just handed the query has claimed the
- * others, so that the worker's answers get compared too. Timing only.
- */
-function coaxWorkers(adapter: Adapter): boolean {
-  const internals = adapter as unknown as {
-    index?: { shardCount: number; collectShardInto?: (...args: unknown[]) => number };
-    pool?: { control?: unknown };
-  };
-  const { index, pool } = internals;
-  const original = index?.collectShardInto;
-  if (!index || !pool || typeof original !== "function" || !(pool.control instanceof Int32Array)) return false;
-  const shardMask = (1 << CLAIM_SHARD_BITS) - 1;
-  index.collectShardInto = function (...args: unknown[]): number {
-    const control = pool.control as Int32Array;
-    const deadline = performance.now() + 2;
-    while ((Atomics.load(control, CONTROL_CLAIM) & shardMask) < index.shardCount && performance.now() < deadline) {
-      // spin: the worker was handed this query a moment ago
-    }
-    return original.apply(this, args);
-  };
-  return true;
-}
 
 /** Selections probed after every operation: [rooms, except]. */
 const PROBES: [Room[], Room[]][] = [
