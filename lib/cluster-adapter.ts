@@ -171,7 +171,7 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
    * even while Redis is unreachable.
    */
   override async broadcast(packet: { type: number; data: unknown[]; id?: number }, opts: BroadcastOptions): Promise<void> {
-    if (opts.flags?.local) return super.broadcast(packet, opts);
+    if (opts.flags?.local || this.leaving) return super.broadcast(packet, opts);
     if (!this.nsp.server.opts.connectionStateRecovery) {
       this.publishAndReturnOffset({ type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } }).catch((error: Error) =>
         debug("broadcast not published: %s", error.message),
@@ -192,6 +192,7 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
 
   /** Number of nodes: this one, our peers heard from within heartbeatTimeout, and official nodes counted by Redis. */
   override async serverCount(): Promise<number> {
+    if (this.leaving) return 1;
     await this.countOfficialNodes();
     return 1 + this.peers.size + this.officialNodes;
   }
@@ -273,8 +274,13 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
   override close(): Promise<void> {
     this.leaving = true;
     clearInterval(this.peerCheck);
-    for (const request of this.pending.values()) clearTimeout(request.timer);
+    const pending = [...this.pending.values()];
     this.pending.clear();
+    this.peers.clear();
+    for (const request of pending) {
+      clearTimeout(request.timer);
+      request.finish(new Error(`the adapter of namespace "${this.nsp.name}" was closed before the other nodes answered`));
+    }
     const closing = Promise.resolve(super.close());
     this.link.leave(this);
     return closing;
@@ -411,7 +417,10 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
         this.heartbeaters.add(uid);
       }
       this.peers.set(uid, Date.now());
-    } else if (this.peers.has(uid)) {
+    } else if (this.heartbeaters.has(uid)) {
+      // Any message of a node of ours counts: a busy node publishes often
+      // enough never to send a heartbeat, and one dropped while Redis was
+      // away comes back with its next message of any kind.
       this.peers.set(uid, Date.now());
     }
   }

@@ -44,8 +44,15 @@ export class ClusterLink {
   async join(member: ClusterMember): Promise<void> {
     this.members.set(member.namespace, member);
     if (!this.readers.has(member.streamName)) this.startReading(member.streamName);
-    this.subscriber ??= this.commands.duplicate();
-    const subscriber = await this.subscriber;
+    const connecting = (this.subscriber ??= this.commands.duplicate());
+    let subscriber: RedisLink;
+    try {
+      subscriber = await connecting;
+    } catch (error) {
+      // Not cached: the next namespace to join tries again.
+      if (this.subscriber === connecting) this.subscriber = undefined;
+      throw error;
+    }
     await subscriber.subscribe(member.channels, (_channel, payload) => member.onPubSubMessage(payload));
   }
 

@@ -421,12 +421,18 @@ export class MembershipIndex {
     let last = NONE;
     let lastSeq = 0;
     let lastGeneration = 0;
+    // The successor of `last` when it was given out, to resume in O(1) when
+    // `last` is removed meanwhile (iterating and deleting the current room is
+    // common: disconnecting the socket of an own-id room, say).
+    let successor = NONE;
+    let successorSeq = 0;
     for (;;) {
       let next: number;
       if (last === NONE) next = this.roomOrderHead;
       else if (this.roomGenerations[last] === lastGeneration) next = this.roomOrderNext[last];
+      else if (successor !== NONE && this.roomOrderSeqs[successor] === successorSeq && this.roomNames.get(successor) !== undefined) next = successor;
       else {
-        // The room it stood on was removed: the first room created after it.
+        // Both gone: the first room created after `last`.
         next = this.roomOrderHead;
         while (next !== NONE && this.roomOrderSeqs[next] <= lastSeq) next = this.roomOrderNext[next];
       }
@@ -434,6 +440,8 @@ export class MembershipIndex {
       last = next;
       lastSeq = this.roomOrderSeqs[next];
       lastGeneration = this.roomGenerations[next];
+      successor = this.roomOrderNext[next];
+      successorSeq = successor === NONE ? 0 : this.roomOrderSeqs[successor];
       yield this.roomNames.get(next) as Room;
     }
   }

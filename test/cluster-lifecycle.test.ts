@@ -11,6 +11,8 @@ import { Redis as IoRedis } from "ioredis";
 import { createClient } from "redis";
 import { Server } from "socket.io";
 import { io as ioClient } from "socket.io-client";
+import { MessageType } from "socket.io-adapter";
+import { packMessage } from "../lib/cluster-messages";
 import { createAdapter, InvalidOptionError, ShardedClusterAdapter } from "../lib/index";
 import { startRedisServer, type RedisServer } from "./redis-server";
 
@@ -154,4 +156,47 @@ test("connection state recovery through Redis replays what was stored for recove
   assert.equal(socket.id, id);
   assert.ok(!got.some(([m]) => m === "volatile"), "a volatile event is not replayed");
   assert.equal(got.filter(([m]) => m === "missed").length, 1);
+});
+
+/** Publishes a cluster message as another node of ours would (pub/sub, MessagePack). */
+async function publishAsNode(client: Awaited<ReturnType<typeof connectedClient>>, message: object): Promise<void> {
+  await client.sendCommand(["PUBLISH", "socket.io#/#", packMessage({ nsp: "/", ...message })]);
+}
+
+test("a node of ours dropped for silence is counted again by any message it sends, not only a heartbeat", async (t) => {
+  const client = await connectedClient();
+  const peer = await connectedClient();
+  const io = new Server(createServer(), { adapter: createAdapter({ redis: client, workers: 1, heartbeatInterval: 100, heartbeatTimeout: 300 }) });
+  t.after(async () => {
+    await new Promise<void>((resolve) => io.close(() => resolve()));
+    await client.quit();
+    await peer.quit();
+  });
+  const adapter = io.of("/").adapter;
+  await waitFor(async () => String(await peer.sendCommand(["PUBSUB", "NUMSUB", "socket.io#/#"])) === "socket.io#/#,1", "the adapter subscribed");
+  await publishAsNode(peer, { uid: "busy-peer", type: MessageType.HEARTBEAT });
+  await waitFor(async () => (await adapter.serverCount()) === 2, "the peer counted");
+  await waitFor(async () => (await adapter.serverCount()) === 1, "the silent peer dropped after heartbeatTimeout");
+  // A busy node publishes often enough never to send a heartbeat.
+  await publishAsNode(peer, { uid: "busy-peer", type: MessageType.SERVER_SIDE_EMIT, data: { packet: ["ping"] } });
+  await waitFor(async () => (await adapter.serverCount()) === 2, "the peer counted again");
+});
+
+test("close() settles a fetchSockets still waiting for another node", async (t) => {
+  const client = await connectedClient();
+  const peer = await connectedClient();
+  t.after(async () => {
+    await client.quit();
+    await peer.quit();
+  });
+  const io = new Server(createServer(), { adapter: createAdapter({ redis: client, workers: 1, heartbeatInterval: 100, heartbeatTimeout: 5000 }) });
+  const adapter = io.of("/").adapter;
+  await waitFor(async () => String(await peer.sendCommand(["PUBSUB", "NUMSUB", "socket.io#/#"])) === "socket.io#/#,1", "the adapter subscribed");
+  // A peer that never answers.
+  await publishAsNode(peer, { uid: "mute-peer", type: MessageType.HEARTBEAT });
+  await waitFor(async () => (await adapter.serverCount()) === 2, "the peer counted");
+  const rejected = assert.rejects(io.fetchSockets(), /was closed before the other nodes answered/);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await new Promise<void>((resolve) => io.close(() => resolve()));
+  await rejected;
 });
