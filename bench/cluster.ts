@@ -47,6 +47,7 @@ import {
   type HandlerTimes,
   type NodeSample,
   type RoomsCheck,
+  type StreamCounters,
   type TwoNodeClientReport,
 } from "./cluster-node";
 import { Child } from "./e2e";
@@ -125,20 +126,14 @@ export interface TwoNodeRun {
   readonly connectMs: number;
 }
 
-export interface RoomsNodeResult {
+/** One node's share of a phase: its stream counters over the phase (see StreamCounters), and more. */
+export interface RoomsNodeResult extends StreamCounters {
   readonly name: string;
   readonly emitted: number;
   /** Broadcasts of the other nodes in the phase. */
   readonly othersBroadcasts: number;
   /** Of those, the ones to this node's rooms. */
   readonly forThisNode: number;
-  readonly entriesRead: number;
-  readonly processed: number;
-  readonly skipped: number;
-  /** Entries through the adapter's per-entry handler and the time of a call, by kind of entry (see StreamCounters). */
-  readonly foreign: HandlerTimes;
-  readonly local: HandlerTimes;
-  readonly own: HandlerTimes;
   readonly cpu: CpuDelta;
 }
 

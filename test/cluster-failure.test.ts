@@ -6,10 +6,13 @@
  * heartbeatTimeout 1000 ms so a dead node is noticed quickly.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import {
   fleetName,
   names,
+  OFFICIAL,
+  redisServerForFile,
+  SHARDED,
   startCluster,
   unique,
   waitUntil,
@@ -17,10 +20,6 @@ import {
   type ClusterNode,
   type NodeSpec,
 } from "./cluster-helpers";
-import { startRedisServer, type RedisServer } from "./redis-server";
-
-const OFFICIAL: NodeSpec = { adapter: "official" };
-const SHARDED: NodeSpec = { adapter: "sharded" };
 
 const HEARTBEAT_INTERVAL = 200;
 const HEARTBEAT_TIMEOUT = 1000;
@@ -31,13 +30,7 @@ const FLEETS: readonly (readonly NodeSpec[])[] = [
   [SHARDED, OFFICIAL, SHARDED],
 ];
 
-let redis: RedisServer;
-before(async () => {
-  redis = await startRedisServer();
-});
-after(async () => {
-  await redis?.stop();
-});
+const redis = redisServerForFile();
 
 for (const nodes of FLEETS) {
   describe(`cluster failures ${fleetName(nodes)}`, () => {

@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { fork, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import { io as connect, type Socket as ClientSocket } from "socket.io-client";
 import {
   encodeValue,
@@ -26,7 +27,7 @@ import {
   type Results,
   type WireValue,
 } from "./cluster-protocol";
-import type { RedisServer } from "./redis-server";
+import { startRedisServer, type RedisServer } from "./redis-server";
 
 export type { AdapterKind, RecoveryOptions, RedisClientKind } from "./cluster-protocol";
 
@@ -34,6 +35,42 @@ export interface NodeSpec {
   readonly adapter: AdapterKind;
   /** Redis client library; default `redis` (node-redis). */
   readonly client?: RedisClientKind;
+}
+
+export const OFFICIAL: NodeSpec = { adapter: "official" };
+export const SHARDED: NodeSpec = { adapter: "sharded" };
+
+/**
+ * The test file's redis-server: started before its tests, stopped after them.
+ * Call at the top level of the file; the object returned stands for the
+ * running server (its url, port and methods reach it once started).
+ */
+export function redisServerForFile(): RedisServer {
+  let server: RedisServer | undefined;
+  before(async () => {
+    server = await startRedisServer();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+  const running = (): RedisServer => {
+    if (server === undefined) throw new Error("the test file's redis-server starts in before(): use it from a hook or a test");
+    return server;
+  };
+  return {
+    get url() {
+      return running().url;
+    },
+    get port() {
+      return running().port;
+    },
+    get pid() {
+      return running().pid;
+    },
+    stop: (signal) => running().stop(signal),
+    restart: (signal) => running().restart(signal),
+    waitReady: (timeoutMs) => running().waitReady(timeoutMs),
+  };
 }
 
 export interface ClusterOptions {

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { Redis as IoRedis } from "ioredis";
 import { createClient } from "redis";
 import { Server } from "socket.io";
@@ -14,17 +14,9 @@ import { io as ioClient } from "socket.io-client";
 import { MessageType } from "socket.io-adapter";
 import { packMessage } from "../lib/cluster-messages";
 import { createAdapter, InvalidOptionError, ShardedClusterAdapter } from "../lib/index";
-import { startRedisServer, type RedisServer } from "./redis-server";
+import { redisServerForFile } from "./cluster-helpers";
 
-let redis: RedisServer;
-
-before(async () => {
-  redis = await startRedisServer();
-});
-
-after(async () => {
-  await redis?.stop();
-});
+const redis = redisServerForFile();
 
 async function connectedClient() {
   const client = createClient({ url: redis.url });

@@ -15,12 +15,20 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createClient } from "redis";
-import { fleetName, startCluster, unique, waitUntil, type Cluster, type ClusterNode, type NodeSpec, type TestClient } from "./cluster-helpers";
+import {
+  fleetName,
+  OFFICIAL,
+  SHARDED,
+  startCluster,
+  unique,
+  waitUntil,
+  type Cluster,
+  type ClusterNode,
+  type NodeSpec,
+  type TestClient,
+} from "./cluster-helpers";
 import { wireBuffer, type Target, type WireValue } from "./cluster-protocol";
 import { startRedisServer, type RedisServer } from "./redis-server";
-
-const OFFICIAL: NodeSpec = { adapter: "official" };
-const SHARDED: NodeSpec = { adapter: "sharded" };
 
 /** Both adapters' default session key prefix. */
 const SESSION_KEY_PREFIX = "sio:session:";

@@ -14,12 +14,20 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { fleetName, startCluster, unique, waitUntil, type Cluster, type ClusterNode, type NodeSpec, type TestClient } from "./cluster-helpers";
+import {
+  fleetName,
+  OFFICIAL,
+  redisServerForFile,
+  SHARDED,
+  startCluster,
+  unique,
+  waitUntil,
+  type Cluster,
+  type ClusterNode,
+  type NodeSpec,
+  type TestClient,
+} from "./cluster-helpers";
 import type { Target } from "./cluster-protocol";
-import { startRedisServer, type RedisServer } from "./redis-server";
-
-const OFFICIAL: NodeSpec = { adapter: "official" };
-const SHARDED: NodeSpec = { adapter: "sharded" };
 
 const FLEETS: readonly (readonly NodeSpec[])[] = [
   [SHARDED, SHARDED, SHARDED],
@@ -40,13 +48,7 @@ async function countersOf(node: ClusterNode): Promise<ClusterCounters> {
   return stats.cluster!;
 }
 
-let redis: RedisServer;
-before(async () => {
-  redis = await startRedisServer();
-});
-after(async () => {
-  await redis?.stop();
-});
+const redis = redisServerForFile();
 
 for (const nodes of FLEETS) {
   describe(`broadcasts skipped by nodes without members (#5226), ${fleetName(nodes)}`, () => {

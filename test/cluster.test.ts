@@ -14,6 +14,9 @@ import { after, before, describe, test } from "node:test";
 import {
   fleetName,
   names,
+  OFFICIAL,
+  redisServerForFile,
+  SHARDED,
   startCluster,
   unique,
   waitUntil,
@@ -23,10 +26,6 @@ import {
   type TestClient,
 } from "./cluster-helpers";
 import { wireBuffer, type FetchedSocket, type WireValue } from "./cluster-protocol";
-import { startRedisServer, type RedisServer } from "./redis-server";
-
-const OFFICIAL: NodeSpec = { adapter: "official" };
-const SHARDED: NodeSpec = { adapter: "sharded" };
 
 interface Fleet {
   readonly nodes: readonly NodeSpec[];
@@ -46,13 +45,7 @@ const FLEETS: readonly Fleet[] = [
   { nodes: [{ adapter: "sharded", client: "ioredis" }, OFFICIAL, { adapter: "sharded", client: "ioredis" }], origins: [0, 1], basicOnly: true },
 ];
 
-let redis: RedisServer;
-before(async () => {
-  redis = await startRedisServer();
-});
-after(async () => {
-  await redis?.stop();
-});
+const redis = redisServerForFile();
 
 /** Sorted views of fetchSockets results, comparable with deepEqual. */
 function fetched(sockets: readonly FetchedSocket[]): { id: string; rooms: string[]; data: WireValue }[] {
