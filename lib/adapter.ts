@@ -2,7 +2,6 @@ import type { Worker } from "node:worker_threads";
 import createDebug from "debug";
 import { Adapter, type BroadcastOptions, type PrivateSessionId, type Room, type Session, type SocketId } from "socket.io-adapter";
 import type { Namespace, Socket } from "socket.io";
-import { AdapterClosedError } from "./errors";
 import { MembershipIndex } from "./membership-index";
 import { resolveOptions, type ResolvedOptions } from "./options";
 import { RecoveryStore, type PacketDecoder, type SessionToPersist } from "./recovery-store";
@@ -107,7 +106,13 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     private readonly pool: ShardPool;
     private readonly options: ResolvedOptions;
     private readonly recovery: RecoveryStore | undefined;
-    private closed = false;
+    /**
+     * False after close() until the next join. socket.io keeps its namespaces
+     * (and their adapters) across `io.close()`, and serves them again after
+     * `io.attach()`/`io.listen()`: as with the in-memory adapter, a closed
+     * adapter keeps working, and takes the pool back when a socket joins.
+     */
+    private open = true;
     /**
      * Socket objects by slot, cached at their first delivery so that each
      * recipient costs an array read, not a string-keyed Map lookup. socket.io
@@ -141,7 +146,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
      * in-memory adapter does.
      */
     override addAll(id: SocketId, rooms: Set<Room>): void {
-      this.assertOpen("addAll");
+      if (!this.open) this.reopen();
       const index = this.index;
       const slot = index.slotOf(id) ?? index.addSocket(id);
       const generation = index.slotGeneration(slot);
@@ -161,16 +166,14 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
 
     /** Removes a socket from a room; emits `leave-room`, then `delete-room` if it emptied. */
     override del(id: SocketId, room: Room): void {
-      this.assertOpen("del");
       const slot = this.index.slotOf(id);
       const roomId = this.index.roomIdOf(room);
       if (slot === undefined || roomId === undefined) return;
       this.leaveRoom(slot, roomId, room, id);
     }
 
-    /** Removes a socket from all its rooms (on disconnect). A no-op after close, like a broadcast. */
+    /** Removes a socket from all its rooms (on disconnect). */
     override delAll(id: SocketId): void {
-      if (this.closed) return;
       const slot = this.index.slotOf(id);
       if (slot === undefined) return;
       this.index.warmLeaves(slot);
@@ -188,7 +191,6 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
      * state recovery on, event packets are first stored for clients that miss them.
      */
     override broadcast(packet: BroadcastPacket, opts: BroadcastOptions): void | Promise<void> {
-      if (this.closed) return this.droppedAfterClose("broadcast");
       this.recovery?.beginBroadcast(packet, opts);
       // No client can tell in which order the others were written to, so the
       // recipients may come shard by shard, computed by the workers.
@@ -209,10 +211,6 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       clientCountCallback: (clientCount: number) => void,
       ack: (...args: unknown[]) => void,
     ): void {
-      if (this.closed) {
-        clientCountCallback(0);
-        return this.droppedAfterClose("broadcastWithAck");
-      }
       this.nextApplyInAnyOrder = true;
       try {
         super.broadcastWithAck(packet, opts, clientCountCallback, ack);
@@ -265,17 +263,40 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       return Promise.resolve(sockets);
     }
 
-    /** Stops using the shared workers; the last namespace to close stops them. */
+    /**
+     * Stops using the shared workers (the last namespace to close stops them)
+     * and, once no socket is left, gives back the tables' grown memory. As
+     * with the in-memory adapter, the adapter keeps serving from the main
+     * thread: socket.io disconnects every socket before it closes the
+     * adapters, and may serve again after `io.attach()`, when the next join
+     * takes the pool back.
+     *
+     * Resolves at once: `io.close()` waits for it before it stops accepting
+     * connections, and the workers' exit is nothing a connection must wait for.
+     */
     override close(): Promise<void> {
-      if (this.closed) return Promise.resolve();
-      this.closed = true;
+      if (!this.open) return Promise.resolve();
+      this.open = false;
       void super.close(); // a cluster base says goodbye to the other nodes
-
-      this.index.clear();
-      this.socketsBySlot.length = 0;
-      this.recovery?.close();
+      if (this.index.socketCount === 0) {
+        this.index.clear();
+        this.socketsBySlot.length = 0;
+      }
+      this.recovery?.stopExpiry();
       debug("closed adapter of namespace %s", this.nsp.name);
-      return this.pool.release();
+      void this.pool.release();
+      return Promise.resolve();
+    }
+
+    /**
+     * Takes the pool back after close(), when a socket joins again. A
+     * subclass that was linked to other nodes relinks here.
+     */
+    protected reopen(): void {
+      this.open = true;
+      this.pool.acquire();
+      this.recovery?.startExpiry();
+      debug("reopened adapter of namespace %s", this.nsp.name);
     }
 
     stats(): ShardedAdapterStats {
@@ -296,7 +317,6 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     }
 
     hasMembersIn(rooms: Iterable<Room>): boolean {
-      if (this.closed) return false;
       for (const room of rooms) {
         const roomId = this.index.roomIdOf(room);
         if (roomId !== undefined && this.index.roomSize(roomId) > 0) return true;
@@ -317,7 +337,6 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
      * thread with no round-trip.
      */
     applyToRecipients(opts: BroadcastOptions, callback: (socket: Socket) => void): void {
-      this.assertOpen("apply");
       const inAnyOrder = this.nextApplyInAnyOrder;
       this.nextApplyInAnyOrder = false;
       const index = this.index;
@@ -383,19 +402,6 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         index.removeRoom(roomId);
         this.emit("delete-room", room);
       }
-    }
-
-    /**
-     * A closed adapter has no members left, so a broadcast reaches nobody. It is
-     * not an error: libraries such as @socket.io/admin-ui emit from deferred
-     * callbacks that can run just after `io.close()`.
-     */
-    private droppedAfterClose(operation: string): void {
-      debug("%s on the closed adapter of namespace %s reaches no socket", operation, this.nsp.name);
-    }
-
-    private assertOpen(operation: string): void {
-      if (this.closed) throw new AdapterClosedError(operation, this.nsp.name);
     }
 
     /** Packet encoding as socket.io-adapter's, recording the result for connection state recovery. */

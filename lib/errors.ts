@@ -14,8 +14,9 @@ export class InvalidOptionError extends ShardedAdapterError {
     readonly option: string,
     readonly value: unknown,
     expected: string,
+    message = `socket.io-sharded-adapter: option "${option}" must be ${expected}, got ${describe(value)}`,
   ) {
-    super(`socket.io-sharded-adapter: option "${option}" must be ${expected}, got ${describe(value)}`);
+    super(message);
   }
 }
 
@@ -26,13 +27,6 @@ export class ReadOnlyViewError extends ShardedAdapterError {
       `socket.io-sharded-adapter: ${what} is a read-only view, ${method}() is not allowed; ` +
         `use socket.join()/socket.leave() (or io.socketsJoin()/io.socketsLeave()) to change rooms`,
     );
-  }
-}
-
-/** The adapter was used after `close()` (for example after `io.close()`). */
-export class AdapterClosedError extends ShardedAdapterError {
-  constructor(operation: string, namespace: string) {
-    super(`socket.io-sharded-adapter: ${operation}() called on the adapter of namespace "${namespace}" after it was closed`);
   }
 }
 

@@ -15,7 +15,7 @@ import { resolveOptions, type RedisClient, type ShardedAdapterOptions } from "./
 
 export { ShardedAdapter, type ShardedAdapterStats, type ShardedMembership } from "./adapter";
 export { ShardedClusterAdapter, type ClusterStats, type ShardedClusterAdapterStats } from "./cluster-adapter";
-export { AdapterClosedError, InvalidOptionError, ReadOnlyViewError, ShardedAdapterError } from "./errors";
+export { InvalidOptionError, ReadOnlyViewError, ShardedAdapterError } from "./errors";
 export type { IoRedisClient, NodeRedisClient, RedisClient, ShardedAdapterOptions } from "./options";
 export type { PoolStats, ShardPool } from "./shard-pool";
 
@@ -37,11 +37,22 @@ export function createAdapter(options?: ShardedAdapterOptions): typeof ShardedAd
   const context = createContext(resolved);
   if (resolved.redis !== undefined) {
     const clusterContext: ClusterContext = { ...context, link: new ClusterLink(resolved.redis) };
-    return class extends ShardedClusterAdapter {
-      protected static override context = clusterContext;
-    };
+    return named(
+      class extends ShardedClusterAdapter {
+        protected static override context = clusterContext;
+      },
+      ShardedClusterAdapter.name,
+    );
   }
-  return class extends ShardedAdapter {
-    protected static override context = context;
-  };
+  return named(
+    class extends ShardedAdapter {
+      protected static override context = context;
+    },
+    ShardedAdapter.name,
+  );
+}
+
+/** The configured subclass keeps its base's name (it shows in stack traces and `adapter.constructor.name`). */
+function named<T extends abstract new (...args: never[]) => unknown>(adapterClass: T, name: string): T {
+  return Object.defineProperty(adapterClass, "name", { value: name });
 }

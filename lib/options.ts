@@ -1,21 +1,26 @@
 import { availableParallelism } from "node:os";
 import type { ResourceLimits } from "node:worker_threads";
+import createDebug from "debug";
 import { InvalidOptionError } from "./errors";
-import { MAX_SHARDS } from "./protocol";
+
+const debug = createDebug("socket.io-sharded-adapter");
 
 /** Options of {@link createAdapter}. Every field is optional. */
 export interface ShardedAdapterOptions {
   /**
-   * Worker threads per `createAdapter()` result; membership is split into
-   * `workers + 1` shards (one share is the main thread's). Default: one less
-   * than the cores (at least 1, at most 4).
+   * Worker threads per `createAdapter()` result, 1 to 64 on any machine;
+   * membership is split into `workers + 1` shards (one share is the main
+   * thread's). More workers than cores is allowed (they share the cores).
+   * Default: one less than the cores (at least 1, at most 4).
    */
   workers?: number;
   /**
-   * A broadcast (or fetch, socketsJoin...) whose rooms and except-rooms hold at
-   * least this many memberships in all is answered by the shard workers in
-   * parallel with the main thread; smaller ones are answered on the main
-   * thread from shared memory, with no round-trip. Default: 100000.
+   * A broadcast whose rooms and except-rooms hold at least this many
+   * memberships in all is answered by the shard workers in parallel with the
+   * main thread; smaller ones are answered on the main thread from shared
+   * memory, with no round-trip. fetchSockets, socketsJoin, socketsLeave and
+   * disconnectSockets are never offloaded: their order is visible, so the
+   * main thread computes them. Default: 100000.
    */
   offloadThreshold?: number;
   /**
@@ -109,10 +114,12 @@ export interface ResolvedOptions {
  */
 const DEFAULT_OFFLOAD_THRESHOLD = 100_000;
 
-/** Most workers accepted: more threads than this only compete for the same cores. */
-export function maxWorkers(): number {
-  return Math.min(MAX_SHARDS - 1, Math.max(4, 2 * availableParallelism()));
-}
+/**
+ * Most workers accepted, the same on every machine, so that a configuration
+ * valid on one host is valid on all (a thread per core is a default, not a
+ * limit: piscina runs more threads than cores).
+ */
+export const MAX_WORKERS = 64;
 
 function defaultWorkers(): number {
   return Math.max(1, Math.min(4, availableParallelism() - 1));
@@ -131,12 +138,22 @@ function integerIn(option: string, value: unknown, min: number, max: number, fal
 export function resolveOptions(options: ShardedAdapterOptions | undefined): ResolvedOptions {
   if (options === undefined || options === null) options = {};
   if (typeof options !== "object") throw new InvalidOptionError("options", options, "an object");
+  if (isRedisClient(options)) {
+    // The official @socket.io/redis-streams-adapter takes the client first.
+    throw new InvalidOptionError(
+      "options",
+      options,
+      "an options object",
+      "socket.io-sharded-adapter: createAdapter() takes an options object, not a Redis client: " +
+        "write createAdapter({ redis: client }) to link the servers through Redis",
+    );
+  }
   const known = new Set(["workers", "offloadThreshold", "workerTimeout", "resourceLimits", "redis", ...REDIS_ONLY]);
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw new InvalidOptionError(key, (options as Record<string, unknown>)[key], `one of ${[...known].join(", ")} (unknown option)`);
   }
-  const cap = maxWorkers();
-  const workers = integerIn("workers", options.workers, 1, cap, defaultWorkers());
+  const workers = integerIn("workers", options.workers, 1, MAX_WORKERS, defaultWorkers());
+  if (workers > availableParallelism()) debug("%d workers on %d cores: they share the cores", workers, availableParallelism());
   const offloadThreshold = integerIn("offloadThreshold", options.offloadThreshold, 0, Number.MAX_SAFE_INTEGER, DEFAULT_OFFLOAD_THRESHOLD);
   const workerTimeout = integerIn("workerTimeout", options.workerTimeout, 1, 600_000, 500);
   const resourceLimits = options.resourceLimits;

@@ -81,15 +81,33 @@ export class RecoveryStore {
   private readonly sessions = new Map<PrivateSessionId, Buffer | StoredSession>();
   private readonly heapFilters = new Map<string, Filter>();
   private pending: PendingPacket | undefined;
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly maxDisconnectionDuration: number,
     private readonly newDecoder: () => PacketDecoder,
   ) {
+    this.startExpiry();
+  }
+
+  /** Starts dropping expired sessions and packets once a minute (again after {@link stopExpiry}). */
+  startExpiry(): void {
+    if (this.timer !== undefined) return;
     this.timer = setInterval(() => this.expire(Date.now()), EXPIRY_INTERVAL_MS);
     // The in-memory adapter's timer does not keep the process alive either.
     this.timer.unref();
+  }
+
+  /**
+   * Stops the expiry timer (the adapter was closed), so that a namespace
+   * socket.io drops is not kept alive by it. What is stored stays, as in the
+   * in-memory adapter: a server restarted with `io.attach()` still recovers
+   * the sessions of the clients it disconnected; expiry is also checked
+   * when a session is restored.
+   */
+  stopExpiry(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   /**
@@ -198,15 +216,6 @@ export class RecoveryStore {
     let bytes = this.log.length;
     for (const stored of this.sessions.values()) if (Buffer.isBuffer(stored)) bytes += stored.length;
     return { packets, sessions: this.sessions.size, bytes };
-  }
-
-  close(): void {
-    clearInterval(this.timer);
-    this.sessions.clear();
-    this.heapFilters.clear();
-    this.pending = undefined;
-    this.log = Buffer.allocUnsafeSlow(0);
-    this.start = this.end = 0;
   }
 
   private append(id: string, emittedAt: number, payload: Uint8Array): void {

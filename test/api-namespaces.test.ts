@@ -9,7 +9,7 @@ import { availableParallelism } from "node:os";
 import { test } from "node:test";
 import type { Namespace, Server } from "socket.io";
 import type { Socket as ClientSocket } from "socket.io-client";
-import { AdapterClosedError, ShardedAdapter } from "../lib/index";
+import { ShardedAdapter } from "../lib/index";
 import {
   acrossVariants,
   bounded,
@@ -226,19 +226,17 @@ test("namespaces: closing one namespace's adapter leaves the others working (off
       io.of("/b").in("r").socketsJoin("r2");
       await settleAll(io, clients);
 
+      // The closed one keeps serving, as the in-memory adapter's does (its close() is a no-op).
+      io.of("/a").to("r").emit("ev", "a-after-close");
+      const fetchedInClosed = (await io.of("/a").in("r").fetchSockets()).length;
+      await settleAll(io, clients);
       if (variant.kind === "sharded") {
-        // The closed one: a broadcast reaches nobody and does not throw; selections throw (README).
-        assert.equal(io.of("/a").emit("ev", "a-after-close"), true);
-        await assert.rejects(async () => io.of("/a").fetchSockets(), AdapterClosedError);
-        await settleAll(io, clients);
-        assert.deepEqual([clients.receipts["/a#0"], clients.receipts["/a#1"]], [[], []], "nothing reaches the closed namespace");
         const stats = sharded(io, "/").stats().pool;
         assert.equal(stats.workers, configuredWorkers(variant), "the pool keeps its workers");
         if (variant.offloaded) assert.ok(stats.offloaded >= offloadedBefore + 4, `broadcasts after the close were offloaded (${offloadedBefore} -> ${stats.offloaded})`);
       }
-      // (The in-memory adapter's close() is a no-op: its "/a" keeps working, so only the others are compared.)
-      const { "/a#0": _a0, "/a#1": _a1, ...others } = clients.receipts;
-      return { others, acks, fetched, r2: io.of("/b").adapter.rooms.get("r2")?.size ?? 0 };
+      const others = clients.receipts;
+      return { others, acks, fetched, fetchedInClosed, r2: io.of("/b").adapter.rooms.get("r2")?.size ?? 0 };
     }),
     (observed) => {
       assert.deepEqual(observed, {
@@ -249,9 +247,12 @@ test("namespaces: closing one namespace's adapter leaves the others working (off
           "/b#1": ["b-r", "b-ack"],
           "/dyn-1#0": ["dyn"],
           "/dyn-1#1": ["dyn"],
+          "/a#0": ["a-after-close"],
+          "/a#1": ["a-after-close"],
         },
         acks: 2,
         fetched: 2,
+        fetchedInClosed: 2,
         r2: 2,
       });
     },

@@ -526,7 +526,7 @@ test("RecoveryStore: stored packets and restored sessions equal SessionAwareAdap
     assert.equal(store.restoreSession("pid-x", "no-such-offset"), null);
     assert.equal(store.restoreSession("no-such-pid", storeOffsets[storedIndexes[0]] as string), null);
   } finally {
-    store.close();
+    store.stopExpiry();
   }
 });
 
@@ -598,7 +598,7 @@ test("RecoveryStore: expire(now) drops sessions and packets older than the windo
     store.persistSession({ sid: "s3", pid: "pid3", rooms: ["x"], data: null });
     assert.deepEqual(labels(store.restoreSession("pid3", offsets[6])), ["p8"]);
   } finally {
-    store.close();
+    store.stopExpiry();
   }
 });
 
@@ -645,6 +645,6 @@ test("RecoveryStore: the packet log compacts, memory stays bounded and packets s
       "each replayed packet carries its own offset",
     );
   } finally {
-    store.close();
+    store.stopExpiry();
   }
 });

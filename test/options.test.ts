@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { availableParallelism } from "node:os";
 import { test } from "node:test";
-import { createAdapter, InvalidOptionError } from "../lib/index";
+import IoRedis from "ioredis";
+import { createClient } from "redis";
+import { createAdapter, InvalidOptionError, ShardedAdapter, ShardedClusterAdapter } from "../lib/index";
 
 test("createAdapter rejects bad options with an error naming the option", () => {
   const bad: [string, unknown][] = [
@@ -10,7 +11,7 @@ test("createAdapter rejects bad options with an error naming the option", () => 
     ["workers", 1.5],
     ["workers", "x"],
     ["workers", NaN],
-    ["workers", availableParallelism() * 100],
+    ["workers", 65],
     ["offloadThreshold", -1],
     ["offloadThreshold", "big"],
     ["workerTimeout", 0],
@@ -25,6 +26,40 @@ test("createAdapter rejects bad options with an error naming the option", () => 
     );
   }
   assert.throws(() => createAdapter("x" as never), InvalidOptionError);
+});
+
+test("the workers range is the same on every machine: 1 to 64, whatever the cores", () => {
+  for (const workers of [1, 8, 64]) assert.doesNotThrow(() => createAdapter({ workers }), `workers: ${workers}`);
+  assert.throws(() => createAdapter({ workers: 65 }), /option "workers" must be an integer from 1 to 64, got 65/);
+});
+
+test("createAdapter(client), the official Redis adapter's call form, says to write createAdapter({ redis: client })", () => {
+  // Neither client connects: createAdapter must refuse them before any command.
+  const nodeRedis = createClient({ url: "redis://127.0.0.1:1" });
+  const ioredis = new IoRedis({ port: 1, lazyConnect: true });
+  try {
+    for (const [name, client] of [["node-redis", nodeRedis], ["ioredis", ioredis]] as const) {
+      assert.throws(
+        () => createAdapter(client as never),
+        (err: unknown) =>
+          err instanceof InvalidOptionError &&
+          err.option === "options" &&
+          err.message.includes("not a Redis client") &&
+          err.message.includes("createAdapter({ redis: client })"),
+        name,
+      );
+    }
+  } finally {
+    ioredis.disconnect();
+  }
+});
+
+test("the class createAdapter() returns is named after what it is", () => {
+  assert.equal(createAdapter().name, "ShardedAdapter");
+  const client = { duplicate: () => client, sendCommand: async () => null, connect: async () => undefined, on: () => client };
+  assert.equal(createAdapter({ redis: client as never }).name, "ShardedClusterAdapter");
+  assert.ok(createAdapter().prototype instanceof ShardedAdapter);
+  assert.ok(createAdapter({ redis: client as never }).prototype instanceof ShardedClusterAdapter);
 });
 
 test("createAdapter accepts valid options and starts no thread until a namespace uses it", () => {
