@@ -202,7 +202,10 @@ export function forgeries(seed: number, count: number, channels: readonly string
   };
   const streamFieldsOf = (message: Record<string, unknown>): Record<string, string> => {
     try {
-      return toStreamFields(message as unknown as AnyClusterMessage);
+      // Mutated identity fields may not be strings: XADD writes them as text.
+      const fields = toStreamFields(message as unknown as AnyClusterMessage);
+      for (const key of Object.keys(fields)) fields[key] = String(fields[key]);
+      return fields;
     } catch {
       const fields: Record<string, string> = { uid: String(message.uid), nsp: String(message.nsp), type: String(message.type) };
       if (message.data !== undefined) fields.data = JSON.stringify(message.data) ?? "";
