@@ -35,9 +35,8 @@ import {
   validBroadcast,
   type RawRedis,
 } from "./cluster-forgery";
-import { toStreamFields } from "../lib/cluster-messages";
 import { MessageType } from "socket.io-adapter";
-import { packMessage } from "../lib/cluster-messages";
+import { packMessage, toStreamFields } from "../lib/cluster-messages";
 
 const PUBLIC_CHANNEL = "socket.io#/#";
 const STREAM = "socket.io";
