@@ -11,11 +11,17 @@
  * broadcast to rooms in which it has no member (socket.io issue #5226: with
  * many nodes and small rooms, every node otherwise processes every broadcast),
  * and it ignores its own entries before decoding them.
+ *
+ * Everything read from Redis is untrusted: each message is validated
+ * (cluster-validation.ts) and handled inside its own try/catch; a bad one is
+ * dropped, counted in `stats().cluster.rejected` and reported with a
+ * rate-limited warning, and the node goes on.
  */
 import { randomBytes } from "node:crypto";
 import createDebug from "debug";
 import {
   Adapter,
+  ClusterAdapter,
   ClusterAdapterWithHeartbeat,
   MessageType,
   type BroadcastOptions,
@@ -30,19 +36,22 @@ import type { Namespace } from "socket.io";
 import { type AdapterContext, type ShardedAdapterStats, withShardedMembership } from "./adapter";
 import type { ClusterLink, ClusterMember } from "./cluster-link";
 import {
-  fromStreamFields,
+  decodePubSubPayload,
+  decodeStreamFields,
   isEphemeral,
   packMessage,
   privateChannelOf,
   publicChannelOf,
-  ROOMS_FIELD,
   shardedChannelOf,
+  skippableBroadcastRooms,
   streamNameOf,
   toStreamFields,
   unpackMessage,
-  type AnyClusterMessage,
 } from "./cluster-messages";
+import { ClusterPeers } from "./cluster-peers";
+import type { ClusterMessageCheck } from "./cluster-validation";
 import type { ResolvedRedisOptions } from "./options";
+import { clusterWarnings } from "./rate-limited-warnings";
 import type { StreamEntry } from "./redis-link";
 
 const debug = createDebug("socket.io-sharded-adapter:cluster");
@@ -51,8 +60,6 @@ const debug = createDebug("socket.io-sharded-adapter:cluster");
 const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 /** socket.io-parser's EVENT packet type. */
 const EVENT_PACKET = 2;
-/** Uids of our nodes remembered after they went silent (each node restart brings a new uid). */
-const MAX_REMEMBERED_HEARTBEATERS = 10_000;
 /** The uid under which @socket.io/redis-emitter publishes (not a node). */
 const EMITTER_UID = "emitter";
 
@@ -71,6 +78,12 @@ export interface ClusterStats {
   readonly peers: number;
   /** Other nodes running the official adapter (subscribers of the namespace's channel that send no heartbeats), at the last serverCount(). */
   readonly officialNodes: number;
+  /** Uids heard in heartbeats that no subscriber confirmed yet (see cluster-peers.ts). */
+  readonly unconfirmedPeers: number;
+  /** Messages from Redis (stream entries and pub/sub) dropped as malformed, or whose handling threw. */
+  readonly rejected: number;
+  /** Why the last one was dropped (null before any). */
+  readonly lastRejection: string | null;
 }
 
 export interface ShardedClusterAdapterStats extends ShardedAdapterStats {
@@ -121,19 +134,19 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
   private readonly redis: ResolvedRedisOptions;
   private readonly publicChannel: string;
   private readonly shardedChannel: string;
-  /** Our peers (nodes that send heartbeats): uid -> last time heard from. */
-  private readonly peers = new Map<string, number>();
-  /**
-   * Every uid that ever sent a heartbeat (bounded, oldest dropped first): an
-   * answer from one of ours that was dropped for silence must not be taken
-   * for an official node's answer.
-   */
-  private readonly heartbeaters = new Set<string>();
+  /** Our peers: nodes that send heartbeats, once a subscriber confirmed each. */
+  private readonly peers = new ClusterPeers();
+  /** A confirmation of peer candidates is under way (one at a time). */
+  private confirming = false;
+  /** State of the answer to INITIAL_HEARTBEATs: one at a time, so that a flood of them is not echoed one for one. */
+  private heartbeatAnswer: "idle" | "sending" | "again" = "idle";
   private readonly pending = new Map<string, PendingRequest>();
   private readonly peerCheck: NodeJS.Timeout;
   private officialNodes = 0;
   private entriesRead = 0;
   private broadcastsSkipped = 0;
+  private rejected = 0;
+  private lastRejection: string | null = null;
   private linked = false;
   /** Set by close(): a subscription that completes afterwards is undone, and no heartbeat starts. */
   private leaving = false;
@@ -158,6 +171,7 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
         this.linked = true;
         // Tell the others we are here; they answer with a heartbeat.
         this.init();
+        this.confirmPeers();
       },
       (error: Error) => debug("namespace %s could not subscribe: %s", nsp.name, error.message),
     );
@@ -173,14 +187,15 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
   override async broadcast(packet: { type: number; data: unknown[]; id?: number }, opts: BroadcastOptions): Promise<void> {
     if (opts.flags?.local || this.leaving) return super.broadcast(packet, opts);
     if (!this.nsp.server.opts.connectionStateRecovery) {
-      this.publishAndReturnOffset({ type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } }).catch((error: Error) =>
+      // `opts` first: the #5226 skip reads the rooms at the start of the JSON (cluster-messages.ts).
+      this.publishAndReturnOffset({ type: MessageType.BROADCAST, data: { opts: encodeOptions(opts), packet } }).catch((error: Error) =>
         debug("broadcast not published: %s", error.message),
       );
     } else {
       try {
         const offset = await this.publishAndReturnOffset({
           type: MessageType.BROADCAST,
-          data: { packet, opts: encodeOptions(opts) },
+          data: { opts: encodeOptions(opts), packet },
         });
         (this as unknown as ClusterAdapterInternals).addOffsetIfNecessary(packet, opts, offset);
       } catch (error) {
@@ -193,7 +208,7 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
   /** Number of nodes: this one, our peers heard from within heartbeatTimeout, and official nodes counted by Redis. */
   override async serverCount(): Promise<number> {
     if (this.leaving) return 1;
-    await this.countOfficialNodes();
+    await this.refreshNodeCounts();
     return 1 + this.peers.size + this.officialNodes;
   }
 
@@ -241,8 +256,11 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
     const commands = this.link.commands;
     const [raw, atOffset] = await Promise.all([commands.getAndDelete(this.redis.sessionKeyPrefix + pid), commands.xRange(this.streamName, offset, offset)]);
     if (raw === null || atOffset.length === 0) return null as unknown as Session;
-    const session = unpackMessage<Session>(Buffer.from(raw, "base64"));
-    session.missedPackets = [];
+    const session = decodeSession(raw);
+    if (session === null) {
+      this.reject("persisted session", "not a MessagePack session (sid, pid, rooms)");
+      return null as unknown as Session;
+    }
     // As the official adapter: page through what followed the offset, up to a limit.
     for (let page = 0; page < 100; page++) {
       const entries = await commands.xRange(this.streamName, nextOffset(offset), "+");
@@ -250,7 +268,12 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
       for (const entry of entries) {
         offset = entry.id;
         if (entry.fields.nsp !== this.nsp.name || entry.fields.type !== String(MessageType.BROADCAST)) continue;
-        const { packet, opts } = (fromStreamFields(entry.fields) as { data: { packet: { type: number; data: unknown[] }; opts: EncodedOptions } }).data;
+        const check = decodeStreamFields(entry.fields);
+        if (!check.valid) {
+          this.reject("stream entry", check.reason);
+          continue;
+        }
+        const { packet, opts } = (check.message as { data: { packet: { type: number; data: unknown[] }; opts: EncodedOptions } }).data;
         // Only what got an offset when it was sent (ClusterAdapter's rule, as
         // SessionAwareAdapter stores): events, not volatile. The official
         // adapter replays volatile events too.
@@ -266,7 +289,15 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
   override stats(): ShardedClusterAdapterStats {
     return {
       ...super.stats(),
-      cluster: { entriesRead: this.entriesRead, broadcastsSkipped: this.broadcastsSkipped, peers: this.peers.size, officialNodes: this.officialNodes },
+      cluster: {
+        entriesRead: this.entriesRead,
+        broadcastsSkipped: this.broadcastsSkipped,
+        peers: this.peers.size,
+        officialNodes: this.officialNodes,
+        unconfirmedPeers: this.peers.candidateCount,
+        rejected: this.rejected,
+        lastRejection: this.lastRejection,
+      },
     };
   }
 
@@ -286,46 +317,82 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
     return closing;
   }
 
-  /** @internal Called by the link for each stream entry of this namespace. */
+  /** @internal Called by the link for each stream entry of this namespace. Never throws. */
   onStreamEntry(entry: StreamEntry): void {
-    const { fields } = entry;
-    if (fields.uid === this.uid) return; // our own entry, delivered when published
-    this.entriesRead++;
-    this.heardFrom(fields.uid, MessageType.BROADCAST);
-    const rooms = fields[ROOMS_FIELD];
-    if (rooms !== undefined && fields.type === String(MessageType.BROADCAST) && !this.hasMembersIn(JSON.parse(rooms) as Room[])) {
-      this.broadcastsSkipped++;
-      return;
-    }
-    this.onMessage(fromStreamFields(fields) as ClusterMessage, entry.id);
-  }
-
-  /** @internal Called by the link for each pub/sub message on this namespace's channels. */
-  onPubSubMessage(payload: Buffer): void {
-    let message: AnyClusterMessage;
     try {
-      message = unpackMessage<AnyClusterMessage>(payload);
+      const { fields } = entry;
+      if (fields.uid === this.uid) return; // our own entry, delivered when published
+      this.entriesRead++;
+      const rooms = skippableBroadcastRooms(fields);
+      if (rooms !== undefined && !this.hasMembersIn(rooms)) {
+        this.heardFrom(fields.uid as string, MessageType.BROADCAST);
+        this.broadcastsSkipped++;
+        return;
+      }
+      this.handle(decodeStreamFields(fields), "stream entry", entry.id);
     } catch (error) {
-      debug("invalid pub/sub payload: %s", (error as Error).message);
-      return;
+      this.reject("stream entry", `handling threw: ${(error as Error).message}`);
     }
-    this.onMessage(message as ClusterMessage);
   }
 
+  /** @internal Called by the link for each pub/sub message on this namespace's channels. Never throws. */
+  onPubSubMessage(payload: Buffer): void {
+    try {
+      this.handle(decodePubSubPayload(payload), "pub/sub message");
+    } catch (error) {
+      this.reject("pub/sub message", `handling threw: ${(error as Error).message}`);
+    }
+  }
+
+  private handle(check: ClusterMessageCheck, source: string, offset?: string): void {
+    if (!check.valid) return this.reject(source, check.reason);
+    this.onMessage(check.message as ClusterMessage, offset);
+  }
+
+  /** Drops a message from Redis: counted, and reported (rate-limited per kind, not only under DEBUG). */
+  private reject(source: string, reason: string): void {
+    this.rejected++;
+    this.lastRejection = `${source}: ${reason}`;
+    debug("namespace %s dropped a %s: %s", this.nsp.name, source, reason);
+    clusterWarnings.warn(
+      this.lastRejection,
+      `socket.io-sharded-adapter: namespace "${this.nsp.name}" dropped a ${source} from Redis (${reason}); ` +
+        `stats().cluster.rejected counts them (this warning is rate-limited)`,
+    );
+  }
+
+  /**
+   * Handles a message of another node (validated: see cluster-validation.ts).
+   * Heartbeats are handled here rather than by ClusterAdapterWithHeartbeat,
+   * which would count every uid it hears as a node and echo every
+   * INITIAL_HEARTBEAT; the other requests go to socket.io-adapter's
+   * ClusterAdapter.
+   */
   override onMessage(message: ClusterMessage, offset?: string): void {
     const uid = message.uid;
     if (uid === this.uid || message.nsp !== this.nsp.name) return;
-    if (typeof uid === "string") this.heardFrom(uid, message.type);
-    if (message.type === MessageType.ADAPTER_CLOSE && typeof uid === "string") this.forgetPeer(uid);
-    if (message.type === MessageType.BROADCAST && (message.data as { requestId?: string }).requestId === undefined) {
-      // A plain broadcast: delivered through the sharded path (in any order, by the workers when big).
-      const { packet, opts } = message.data as { packet: { type: number; data: unknown[] }; opts: EncodedOptions };
-      const decoded = decodeOptions(opts);
-      if (offset !== undefined) (this as unknown as ClusterAdapterInternals).addOffsetIfNecessary(packet, decoded, offset);
-      super.broadcast(packet, decoded);
-      return;
+    this.heardFrom(uid, message.type);
+    switch (message.type) {
+      case MessageType.INITIAL_HEARTBEAT:
+        this.answerInitialHeartbeat();
+        return;
+      case MessageType.HEARTBEAT:
+        return;
+      case MessageType.ADAPTER_CLOSE:
+        this.forgetPeer(uid);
+        return;
+      case MessageType.BROADCAST:
+        if (message.data.requestId !== undefined) break;
+        {
+          // A plain broadcast: delivered through the sharded path (in any order, by the workers when big).
+          const { packet, opts } = message.data as { packet: { type: number; data: unknown[] }; opts: EncodedOptions };
+          const decoded = decodeOptions(opts);
+          if (offset !== undefined) (this as unknown as ClusterAdapterInternals).addOffsetIfNecessary(packet, decoded, offset);
+          super.broadcast(packet, decoded);
+        }
+        return;
     }
-    super.onMessage(message, offset);
+    (ClusterAdapter.prototype as unknown as { onMessage(message: ClusterMessage, offset?: string): void }).onMessage.call(this, message, offset);
   }
 
   override onResponse(response: ClusterResponse): void {
@@ -336,7 +403,7 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
       request.answered.add(uid);
       if (response.type === MessageType.FETCH_SOCKETS_RESPONSE) request.responses.push(...response.data.sockets);
       else request.responses.push(response.data.packet);
-      if (!request.missing.delete(uid) && !this.heartbeaters.has(uid) && request.anonymous > 0) request.anonymous--;
+      if (!request.missing.delete(uid) && !this.peers.isKnown(uid) && request.anonymous > 0) request.anonymous--;
       this.completeIfAnswered(response.data.requestId, request);
       return;
     }
@@ -364,16 +431,18 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
     finish: (error: Error | null, responses: unknown[]) => void,
     message: (requestId: string) => Parameters<ShardedClusterAdapter["publish"]>[0],
   ): Promise<void> {
-    await this.countOfficialNodes();
-    const missing = new Set(this.peers.keys());
+    await this.refreshNodeCounts();
+    const missing = new Set(this.peers.uids());
     if (missing.size + this.officialNodes === 0) return finish(null, responses);
     const requestId = randomId();
     const timer = setTimeout(() => {
       const request = this.pending.get(requestId);
       if (request === undefined) return;
       this.pending.delete(requestId);
-      const count = request.missing.size + request.anonymous;
-      finish(new Error(`timeout reached: missing ${count} responses`), request.responses);
+      // Worded as socket.io-adapter's ClusterAdapter (and the official adapter) word it.
+      const received = request.answered.size;
+      const expected = received + request.missing.size + request.anonymous;
+      finish(new Error(`timeout reached: only ${received} responses received out of ${expected}`), request.responses);
     }, timeout || DEFAULT_REQUEST_TIMEOUT_MS);
     this.pending.set(requestId, {
       type,
@@ -395,44 +464,77 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
   }
 
   /**
-   * Official nodes send no heartbeats: they are counted as the subscribers of
-   * the namespace's public channel that did not also subscribe to our marker
-   * channel. Redis unreachable: the last count stands.
+   * One PUBSUB NUMSUB for the node counts. Official nodes send no
+   * heartbeats: they are counted as the subscribers of the namespace's public
+   * channel that did not also subscribe to our marker channel. And each peer
+   * candidate (a uid heard in a heartbeat) is confirmed by a subscriber on its
+   * private channel, or forgotten. Redis unreachable: the last counts stand.
    */
-  private async countOfficialNodes(): Promise<void> {
-    if (!this.linked) return;
+  private async refreshNodeCounts(): Promise<boolean> {
+    if (!this.linked || this.leaving) return false;
+    const candidates = this.peers.pendingCandidates();
+    const prefix = this.redis.channelPrefix;
     try {
-      const [all, ours] = await this.link.commands.numSub([this.publicChannel, this.shardedChannel]);
+      const channels = [this.publicChannel, this.shardedChannel, ...candidates.map((uid) => privateChannelOf(prefix, this.nsp.name, uid))];
+      const [all = 0, ours = 0, ...subscribed] = await this.link.commands.numSub(channels);
       this.officialNodes = Math.max(0, all - ours);
+      this.peers.settle(
+        candidates,
+        candidates.map((_, i) => (subscribed[i] ?? 0) > 0),
+      );
+      return true;
     } catch (error) {
       debug("PUBSUB NUMSUB failed: %s", (error as Error).message);
+      return false;
     }
+  }
+
+  /** Confirms the peer candidates in the background, one NUMSUB at a time, until none is left (or Redis fails). */
+  private confirmPeers(): void {
+    if (this.confirming || this.peers.candidateCount === 0 || !this.linked || this.leaving) return;
+    this.confirming = true;
+    void this.refreshNodeCounts().then((succeeded) => {
+      this.confirming = false;
+      if (succeeded) this.confirmPeers();
+    });
+  }
+
+  /** A new node said hello: answer with a heartbeat, at most one in flight (and one more after it). */
+  private answerInitialHeartbeat(): void {
+    if (this.heartbeatAnswer !== "idle") {
+      this.heartbeatAnswer = "again";
+      return;
+    }
+    this.heartbeatAnswer = "sending";
+    void this.publishAndReturnOffset({ type: MessageType.HEARTBEAT })
+      .catch((error: Error) => debug("heartbeat not published: %s", error.message))
+      .then(() => {
+        const again = this.heartbeatAnswer === "again";
+        this.heartbeatAnswer = "idle";
+        if (again && !this.leaving) this.answerInitialHeartbeat();
+      });
   }
 
   private heardFrom(uid: string, type: MessageType): void {
     if (uid === EMITTER_UID) return;
+    const now = Date.now();
     if (type === MessageType.INITIAL_HEARTBEAT || type === MessageType.HEARTBEAT) {
-      if (!this.heartbeaters.has(uid)) {
-        if (this.heartbeaters.size >= MAX_REMEMBERED_HEARTBEATERS) this.heartbeaters.delete(this.heartbeaters.values().next().value as string);
-        this.heartbeaters.add(uid);
-      }
-      this.peers.set(uid, Date.now());
-    } else if (this.heartbeaters.has(uid)) {
+      if (this.peers.heardHeartbeat(uid, now)) this.confirmPeers();
+    } else {
       // Any message of a node of ours counts: a busy node publishes often
       // enough never to send a heartbeat, and one dropped while Redis was
       // away comes back with its next message of any kind.
-      this.peers.set(uid, Date.now());
+      this.peers.heardFrom(uid, now);
     }
   }
 
   private forgetSilentPeers(): void {
-    const deadline = Date.now() - this.redis.heartbeatTimeout;
-    for (const [uid, lastSeen] of this.peers) if (lastSeen < deadline) this.forgetPeer(uid);
+    for (const uid of this.peers.silentSince(Date.now() - this.redis.heartbeatTimeout)) this.forgetPeer(uid);
   }
 
   /** A peer left or went silent: stop counting it and stop waiting for its answers. */
   private forgetPeer(uid: string): void {
-    if (!this.peers.delete(uid)) return;
+    if (!this.peers.forget(uid)) return;
     debug("node %s of namespace %s is gone", uid, this.nsp.name);
     for (const [requestId, request] of this.pending) {
       request.missing.delete(uid);
@@ -453,6 +555,21 @@ function decodeOptions(opts: EncodedOptions): BroadcastOptions {
 function isIncluded(rooms: Room[], opts: { rooms: Room[]; except: Room[] }): boolean {
   const included = opts.rooms.length === 0 || rooms.some((room) => opts.rooms.includes(room));
   return included && rooms.every((room) => !opts.except.includes(room));
+}
+
+/** A persisted session read back from Redis, or null when it is not one. */
+function decodeSession(raw: string): Session | null {
+  let session: unknown;
+  try {
+    session = unpackMessage(Buffer.from(raw, "base64"));
+  } catch {
+    return null;
+  }
+  if (typeof session !== "object" || session === null) return null;
+  const { sid, pid, rooms } = session as Partial<Session>;
+  if (typeof sid !== "string" || typeof pid !== "string" || !Array.isArray(rooms)) return null;
+  if (!rooms.every((room) => typeof room === "string" || typeof room === "number")) return null;
+  return { ...(session as Session), missedPackets: [] };
 }
 
 function nextOffset(offset: string): string {

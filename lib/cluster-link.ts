@@ -10,6 +10,7 @@
  */
 import createDebug from "debug";
 import type { ResolvedRedisOptions } from "./options";
+import { clusterWarnings } from "./rate-limited-warnings";
 import { RedisLink, type StreamEntry } from "./redis-link";
 
 const debug = createDebug("socket.io-sharded-adapter:cluster");
@@ -40,20 +41,43 @@ export class ClusterLink {
     this.commands = new RedisLink(options.client);
   }
 
-  /** Starts delivering a namespace's messages to `member`; resolves once its channels are subscribed. */
+  /**
+   * Starts delivering a namespace's messages to `member`; resolves once its
+   * channels are subscribed. A failed connection or SUBSCRIBE (Redis
+   * unreachable, a client that refuses commands while reconnecting) is
+   * retried with backoff until it succeeds; rejects only when `member` left
+   * (or was replaced) before that.
+   */
   async join(member: ClusterMember): Promise<void> {
     this.members.set(member.namespace, member);
     if (!this.readers.has(member.streamName)) this.startReading(member.streamName);
+    let retryDelay = 0;
+    for (let attempt = 1; ; attempt++) {
+      if (this.members.get(member.namespace) !== member) throw new Error(`namespace ${member.namespace} left before its channels were subscribed`);
+      try {
+        const subscriber = await this.connectSubscriber();
+        await subscriber.subscribe(member.channels, (_channel, payload) => member.onPubSubMessage(payload));
+        if (attempt > 1) debug("namespace %s subscribed after %d attempts", member.namespace, attempt);
+        return;
+      } catch (error) {
+        retryDelay = Math.min(MAX_RETRY_DELAY_MS, retryDelay === 0 ? 50 : retryDelay * 2);
+        const text = `socket.io-sharded-adapter: could not subscribe to the channels of namespace "${member.namespace}" (${(error as Error).message}); retrying`;
+        debug("%s in %d ms", text, retryDelay);
+        clusterWarnings.warn("subscribe failed", text);
+        await new Promise((resolve) => setTimeout(resolve, retryDelay).unref());
+      }
+    }
+  }
+
+  /** The subscriber connection, opened by the first caller; not cached when it fails, so that the next attempt opens a new one. */
+  private async connectSubscriber(): Promise<RedisLink> {
     const connecting = (this.subscriber ??= this.commands.duplicate());
-    let subscriber: RedisLink;
     try {
-      subscriber = await connecting;
+      return await connecting;
     } catch (error) {
-      // Not cached: the next namespace to join tries again.
       if (this.subscriber === connecting) this.subscriber = undefined;
       throw error;
     }
-    await subscriber.subscribe(member.channels, (_channel, payload) => member.onPubSubMessage(payload));
   }
 
   /**
@@ -83,25 +107,31 @@ export class ClusterLink {
     void this.read(stream, controller.signal);
   }
 
-  /** The XREAD loop of one stream, on a connection of its own (XREAD BLOCK holds it). */
+  /**
+   * The XREAD loop of one stream, on a connection of its own (XREAD BLOCK
+   * holds it). It reads after a concrete id, never after "$": first the id of
+   * the stream's last entry when it started, then the last entry it read, so
+   * that what is written while a read fails, or between two reads, is read
+   * next time.
+   */
   private async read(stream: string, signal: AbortSignal): Promise<void> {
     const { readCount, blockTimeInMs } = this.options;
     let reader: RedisLink | undefined;
-    let offset = "$";
+    let offset: string | undefined;
     let retryDelay = 0;
     signal.addEventListener("abort", () => reader?.disconnect(), { once: true });
     while (!signal.aborted) {
       try {
         reader ??= await this.commands.duplicate();
         if (signal.aborted) break;
+        offset ??= await reader.lastEntryId(stream);
         const entries = await reader.xRead(stream, offset, readCount, blockTimeInMs);
         retryDelay = 0;
         for (const entry of entries ?? []) {
           offset = entry.id;
-          const member = this.members.get(entry.fields.nsp);
-          if (member === undefined) continue;
+          // Each member catches what goes wrong with one entry; this is the last guard.
           try {
-            member.onStreamEntry(entry);
+            this.members.get(entry.fields.nsp)?.onStreamEntry(entry);
           } catch (error) {
             debug("entry %s of %s could not be handled: %s", entry.id, stream, (error as Error).message);
           }

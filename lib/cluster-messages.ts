@@ -10,7 +10,9 @@
  *     data  JSON of the message data, or base64 of its MessagePack when it holds binary
  *     rooms (ours only) JSON of a broadcast's target rooms: a node with no
  *           member in any of them skips the entry without decoding `data`.
- *           The official adapter ignores fields it does not know.
+ *           The official adapter ignores fields it does not know. Written,
+ *           and trusted, only when `data` is JSON that starts with the same
+ *           rooms (see {@link skippableBroadcastRooms}).
  *
  *   pub/sub (PUBLISH, payload = MessagePack of the whole message):
  *     <prefix>#<nsp>#         requests every node must answer (broadcast with
@@ -24,7 +26,8 @@
  *     base64(MessagePack(session)) PX maxDisconnectionDuration
  */
 import { Packr, Unpackr } from "msgpackr";
-import { MessageType, type ClusterMessage, type ClusterResponse } from "socket.io-adapter";
+import { MessageType, type ClusterMessage, type ClusterResponse, type Room } from "socket.io-adapter";
+import { validateClusterMessage, type ClusterMessageCheck } from "./cluster-validation";
 
 /** A message or response of socket.io-adapter's cluster protocol. */
 export type AnyClusterMessage = ClusterMessage | ClusterResponse;
@@ -109,17 +112,82 @@ export function toStreamFields(message: AnyClusterMessage): Record<string, strin
   }
   if (message.type === MessageType.BROADCAST) {
     const rooms = (data as { opts: { rooms: unknown[] } }).opts.rooms;
-    if (rooms.length > 0) fields[ROOMS_FIELD] = JSON.stringify(rooms);
+    if (rooms.length > 0) {
+      fields[ROOMS_FIELD] = JSON.stringify(rooms);
+      // Only where a reader may trust it; elsewhere it would decode anyway.
+      if (skippableBroadcastRooms(fields) === undefined) delete fields[ROOMS_FIELD];
+    }
   }
   return fields;
 }
 
-/** A stream entry back into a message; throws on malformed data. */
-export function fromStreamFields(fields: Record<string, string>): AnyClusterMessage {
-  const message = { uid: fields.uid, nsp: fields.nsp, type: parseInt(fields.type, 10) } as AnyClusterMessage & { data?: unknown };
+/**
+ * The target rooms of a stream entry that a node may skip without decoding
+ * `data` when it has no member in any of them; undefined when the entry must
+ * be decoded.
+ *
+ * The `rooms` field is trusted only when it says what `data` says, so that a
+ * node of ours skips exactly what an official node would deliver to nobody
+ * (an entry with a forged `rooms` field and a broadcast to everyone in `data`
+ * is decoded and delivered). That is checked without parsing `data`: it must
+ * be the JSON our nodes write, `{"opts":{"rooms":<the rooms field>,"except":`,
+ * and the rest of it must hold none of the keys a second `opts`, `rooms` or a
+ * `requestId` would need (JSON.parse keeps the last of duplicate keys), nor
+ * any \u escape (which could spell them). A payload that happens to contain
+ * those words is decoded: slower, never wrong.
+ */
+export function skippableBroadcastRooms(fields: Readonly<Record<string, string>>): Room[] | undefined {
+  const roomsText = fields[ROOMS_FIELD];
   const data = fields.data;
-  if (data) message.data = data.startsWith("{") ? JSON.parse(data) : unpackMessage(Buffer.from(data, "base64"));
-  return message;
+  if (roomsText === undefined || data === undefined || fields.type !== BROADCAST_TYPE_TEXT) return undefined;
+  if (!isStreamIdentity(fields)) return undefined;
+  const prefix = `{"opts":{"rooms":${roomsText},"except":`;
+  if (!data.startsWith(prefix)) return undefined;
+  for (const marker of UNSKIPPABLE_MARKERS) if (data.indexOf(marker, prefix.length) !== -1) return undefined;
+  let rooms: unknown;
+  try {
+    rooms = JSON.parse(roomsText);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(rooms) || rooms.length === 0 || !rooms.every((room) => typeof room === "string" || typeof room === "number")) return undefined;
+  return rooms as Room[];
+}
+
+const BROADCAST_TYPE_TEXT = String(MessageType.BROADCAST);
+const UNSKIPPABLE_MARKERS = ['"opts"', '"rooms"', '"requestId"', "\\u"];
+
+function isStreamIdentity(fields: Readonly<Record<string, string>>): boolean {
+  return typeof fields.uid === "string" && fields.uid.length > 0 && typeof fields.nsp === "string";
+}
+
+/**
+ * A stream entry back into a validated message (the official adapter's
+ * decoding: `data` is JSON when it starts with "{", base64 MessagePack otherwise).
+ */
+export function decodeStreamFields(fields: Readonly<Record<string, string>>): ClusterMessageCheck {
+  if (!/^[0-9]{1,3}$/.test(fields.type ?? "")) return { valid: false, reason: "stream entry: type is not a decimal MessageType" };
+  const message: Record<string, unknown> = { uid: fields.uid, nsp: fields.nsp, type: parseInt(fields.type as string, 10) };
+  const data = fields.data;
+  if (data) {
+    try {
+      message.data = data.startsWith("{") ? JSON.parse(data) : unpackMessage(Buffer.from(data, "base64"));
+    } catch {
+      return { valid: false, reason: "stream entry: data is neither JSON nor base64 MessagePack" };
+    }
+  }
+  return validateClusterMessage(message);
+}
+
+/** A pub/sub payload (MessagePack of the whole message) into a validated message. */
+export function decodePubSubPayload(payload: Uint8Array): ClusterMessageCheck {
+  let message: unknown;
+  try {
+    message = unpackMessage(payload);
+  } catch {
+    return { valid: false, reason: "pub/sub payload: not MessagePack" };
+  }
+  return validateClusterMessage(message);
 }
 
 /** As socket.io's has-binary: Buffers, ArrayBuffers and typed arrays anywhere in the value. */

@@ -8,6 +8,7 @@
  */
 import createDebug from "debug";
 import type { IoRedisClient, NodeRedisClient, RedisClient } from "./options";
+import { clusterWarnings } from "./rate-limited-warnings";
 
 const debug = createDebug("socket.io-sharded-adapter:redis");
 
@@ -19,6 +20,35 @@ export interface StreamEntry {
 
 type Argument = string | Buffer;
 type MessageListener = (channel: string, payload: Buffer) => void;
+
+/** What an ioredis connection has beyond {@link IoRedisClient}, to be connected on demand. */
+interface IoRedisConnection extends IoRedisClient {
+  readonly status: string;
+  connect(): Promise<unknown>;
+  once(event: string, listener: (...args: unknown[]) => void): unknown;
+  off(event: string, listener: (...args: unknown[]) => void): unknown;
+}
+
+/** Resolves when an ioredis connection is ready: connects a lazy one, waits for one still connecting. */
+async function untilReady(connection: IoRedisConnection): Promise<void> {
+  if (connection.status === "ready") return;
+  if (connection.status === "wait") {
+    await connection.connect();
+    return;
+  }
+  await new Promise<void>((resolve, reject) => {
+    const onReady = () => {
+      connection.off("end", onEnd);
+      resolve();
+    };
+    const onEnd = () => {
+      connection.off("ready", onReady);
+      reject(new Error("the duplicated ioredis connection ended before it was ready"));
+    };
+    connection.once("ready", onReady);
+    connection.once("end", onEnd);
+  });
+}
 
 /** ioredis has a `sendCommand` too (of another shape); `callBuffer` is its own. */
 function isNodeRedis(client: RedisClient): client is NodeRedisClient {
@@ -35,14 +65,27 @@ export class RedisLink {
     this.client = client;
   }
 
-  /** A new connection to the same server (for blocking reads and subscriptions). */
+  /**
+   * A new connection to the same server (for blocking reads and
+   * subscriptions), connected and ready whatever the client's options: a
+   * duplicate inherits ioredis' `lazyConnect` (it would never connect) and
+   * `enableOfflineQueue: false` (its first commands would fail). Rejects, and
+   * closes the copy, when it cannot connect.
+   */
   async duplicate(): Promise<RedisLink> {
     const copy = this.client.duplicate();
     // A duplicate's errors (e.g. while Redis restarts) are logged; the
     // library reconnects and the callers retry.
     copy.on("error", (error: Error) => debug("connection error: %s", error.message));
-    if (isNodeRedis(copy)) await copy.connect();
-    return new RedisLink(copy);
+    const link = new RedisLink(copy);
+    try {
+      if (isNodeRedis(copy)) await copy.connect();
+      else await untilReady(copy as IoRedisConnection);
+    } catch (error) {
+      link.disconnect();
+      throw error;
+    }
+    return link;
   }
 
   /** Sends a command and returns the raw RESP2 reply. */
@@ -67,6 +110,12 @@ export class RedisLink {
       | null;
     if (reply === null || reply.length === 0) return null;
     return reply[0][1].map(toEntry);
+  }
+
+  /** The id of the stream's last entry; "0-0" when the stream is empty or does not exist. */
+  async lastEntryId(stream: string): Promise<string> {
+    const reply = (await this.command(["XREVRANGE", stream, "+", "-", "COUNT", "1"])) as RawEntry[];
+    return reply.length === 0 ? "0-0" : String(reply[0][0]);
   }
 
   /** XRANGE from `start` to `end` (inclusive, "+" for the end). */
@@ -103,14 +152,29 @@ export class RedisLink {
     for (const channel of channels) this.listeners.set(channel, listener);
     const client = this.client;
     if (isNodeRedis(client)) {
-      await client.subscribe([...channels], (payload, channel) => this.listeners.get(channel.toString())?.(channel.toString(), payload), true);
+      await client.subscribe([...channels], (payload, channel) => this.dispatch(channel, payload), true);
       return;
     }
     if (this.ioRedisDispatch === undefined) {
-      this.ioRedisDispatch = (channel, payload) => this.listeners.get(channel.toString())?.(channel.toString(), payload);
+      this.ioRedisDispatch = (channel, payload) => this.dispatch(channel, payload);
       client.on("messageBuffer", this.ioRedisDispatch as (...args: never[]) => void);
     }
     await client.subscribe(...channels);
+  }
+
+  /**
+   * Hands a message to its listener. Nothing may throw back into the client
+   * library: node-redis would drop its pub/sub handler for good. Listeners
+   * catch their own errors; this is the last guard.
+   */
+  private dispatch(channel: Buffer | string, payload: Buffer): void {
+    try {
+      const name = channel.toString();
+      this.listeners.get(name)?.(name, payload);
+    } catch (error) {
+      debug("pub/sub listener threw: %s", (error as Error).message);
+      clusterWarnings.warn("pub/sub listener threw", `socket.io-sharded-adapter: a pub/sub message handler threw (${(error as Error).message}); the message was dropped`);
+    }
   }
 
   async unsubscribe(channels: readonly string[]): Promise<void> {

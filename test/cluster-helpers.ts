@@ -607,7 +607,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 
 /** A short label for a fleet, e.g. `sharded+official+sharded (ioredis)`. */
 export function fleetName(nodes: readonly NodeSpec[]): string {
-  const kinds = nodes.map((node) => node.adapter + (node.client === "ioredis" ? "/ioredis" : ""));
+  const kinds = nodes.map((node) => node.adapter + (node.client !== undefined && node.client !== "redis" ? `/${node.client}` : ""));
   return kinds.join(" + ");
 }
 

@@ -150,6 +150,19 @@ test("connection state recovery through Redis replays what was stored for recove
   assert.equal(got.filter(([m]) => m === "missed").length, 1);
 });
 
+/**
+ * Subscribes to the private channel of `uid`, as a node with that uid does
+ * before its first heartbeat: heartbeats from a uid with no subscriber
+ * behind it are not counted (issue #14).
+ */
+async function subscribeAsNode(client: Awaited<ReturnType<typeof connectedClient>>, uid: string): Promise<() => Promise<void>> {
+  const subscriber = client.duplicate();
+  subscriber.on("error", () => undefined);
+  await subscriber.connect();
+  await subscriber.subscribe(`socket.io#/#${uid}#`, () => undefined);
+  return async () => void subscriber.destroy();
+}
+
 /** Publishes a cluster message as another node of ours would (pub/sub, MessagePack). */
 async function publishAsNode(client: Awaited<ReturnType<typeof connectedClient>>, message: object): Promise<void> {
   await client.sendCommand(["PUBLISH", "socket.io#/#", packMessage({ nsp: "/", ...message })]);
@@ -166,6 +179,7 @@ test("a node of ours dropped for silence is counted again by any message it send
   });
   const adapter = io.of("/").adapter;
   await waitFor(async () => String(await peer.sendCommand(["PUBSUB", "NUMSUB", "socket.io#/#"])) === "socket.io#/#,1", "the adapter subscribed");
+  t.after(await subscribeAsNode(peer, "busy-peer"));
   await publishAsNode(peer, { uid: "busy-peer", type: MessageType.HEARTBEAT });
   await waitFor(async () => (await adapter.serverCount()) === 2, "the peer counted");
   await waitFor(async () => (await adapter.serverCount()) === 1, "the silent peer dropped after heartbeatTimeout");
@@ -185,6 +199,7 @@ test("close() settles a fetchSockets still waiting for another node", async (t) 
   const adapter = io.of("/").adapter;
   await waitFor(async () => String(await peer.sendCommand(["PUBSUB", "NUMSUB", "socket.io#/#"])) === "socket.io#/#,1", "the adapter subscribed");
   // A peer that never answers.
+  t.after(await subscribeAsNode(peer, "mute-peer"));
   await publishAsNode(peer, { uid: "mute-peer", type: MessageType.HEARTBEAT });
   await waitFor(async () => (await adapter.serverCount()) === 2, "the peer counted");
   const rejected = assert.rejects(io.fetchSockets(), /was closed before the other nodes answered/);

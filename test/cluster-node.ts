@@ -56,10 +56,10 @@ async function connectRedis(): Promise<RedisClientHandle> {
     if (failing) log("redis client ready again");
     failing = false;
   };
-  if (config.client === "ioredis") {
+  if (config.client === "ioredis" || config.client === "ioredis-no-offline-queue") {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { Redis } = require("ioredis") as typeof import("ioredis");
-    const client = new Redis(config.redisUrl, { lazyConnect: true });
+    const client = new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: config.client === "ioredis" });
     client.on("error", onError);
     client.on("ready", onReady);
     await client.connect();

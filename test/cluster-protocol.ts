@@ -7,8 +7,12 @@
 
 /** Which adapter a node runs. */
 export type AdapterKind = "official" | "sharded";
-/** Which Redis client library a node uses. */
-export type RedisClientKind = "redis" | "ioredis";
+/**
+ * Which Redis client library a node uses: node-redis, ioredis, or ioredis
+ * with `lazyConnect: true, enableOfflineQueue: false` (commands fail, rather
+ * than wait, while a connection is not ready; its duplicates inherit that).
+ */
+export type RedisClientKind = "redis" | "ioredis" | "ioredis-no-offline-queue";
 
 /** What a node is started with (passed as one JSON argument). */
 export interface NodeConfig {

@@ -40,6 +40,8 @@ interface ClusterCounters {
   broadcastsSkipped: number;
   peers: number;
   officialNodes: number;
+  rejected: number;
+  lastRejection: string | null;
 }
 
 async function countersOf(node: ClusterNode): Promise<ClusterCounters> {
@@ -117,13 +119,15 @@ for (const nodes of FLEETS) {
       }
     }
 
-    test("stats().cluster: entriesRead, broadcastsSkipped, peers and officialNodes", async () => {
+    test("stats().cluster: entriesRead, broadcastsSkipped, peers, officialNodes, and nothing rejected", async () => {
       const officials = cluster.nodes.filter((node) => node.spec.adapter === "official").length;
       for (const node of sharded()) {
         // officialNodes is as of the last serverCount().
         assert.equal(await node.serverCount(), nodes.length);
         const counters = await countersOf(node);
-        assert.deepEqual(Object.keys(counters).sort(), ["broadcastsSkipped", "entriesRead", "officialNodes", "peers"]);
+        assert.deepEqual(Object.keys(counters).sort(), ["broadcastsSkipped", "entriesRead", "lastRejection", "officialNodes", "peers", "rejected", "unconfirmedPeers"]);
+        // Nothing our nodes or official ones write is dropped as malformed.
+        assert.equal(counters.rejected, 0, `${node.name}: rejected (${counters.lastRejection})`);
         assert.equal(counters.peers, sharded().length - 1, `${node.name}: sharded peers`);
         assert.equal(counters.officialNodes, officials, `${node.name}: official nodes`);
       }
@@ -214,6 +218,13 @@ for (const nodes of FLEETS) {
       assert.deepEqual(await n2.request({ op: "fetchSockets", rooms: [room, room2], local: true }), [], "socketsLeave applied on n2");
       extra.delete(n2c1.name);
       await broadcastAndCount(n0, [{ rooms: [room] }, { rooms: [room2] }]); // skipped again on n2
+    });
+
+    test("after all of the above, no node of ours dropped any message as malformed", async () => {
+      for (const node of sharded()) {
+        const counters = await countersOf(node);
+        assert.equal(counters.rejected, 0, `${node.name}: rejected (${counters.lastRejection})`);
+      }
     });
   });
 }
