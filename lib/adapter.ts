@@ -74,6 +74,11 @@ export interface ShardedMembership {
   workerThreads(): readonly Worker[];
   /** Whether any socket of this process is in one of `rooms` (the cluster adapter skips remote broadcasts otherwise). */
   hasMembersIn(rooms: Iterable<Room>): boolean;
+  /**
+   * Serves again after close(): takes the worker pool back (linked through
+   * Redis, links up again). The next join calls it; a no-op while open.
+   */
+  reopen(): void;
 }
 
 /**
@@ -288,11 +293,8 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       return Promise.resolve();
     }
 
-    /**
-     * Takes the pool back after close(), when a socket joins again. A
-     * subclass that was linked to other nodes relinks here.
-     */
-    protected reopen(): void {
+    reopen(): void {
+      if (this.open) return;
       this.open = true;
       this.pool.acquire();
       this.recovery?.startExpiry();

@@ -141,7 +141,9 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
   /** State of the answer to INITIAL_HEARTBEATs: one at a time, so that a flood of them is not echoed one for one. */
   private heartbeatAnswer: "idle" | "sending" | "again" = "idle";
   private readonly pending = new Map<string, PendingRequest>();
-  private readonly peerCheck: NodeJS.Timeout;
+  private peerCheck: NodeJS.Timeout | undefined;
+  /** Counts linkUp() calls: a subscription that completes after a newer one began is left to the newer. */
+  private linkGeneration = 0;
   private officialNodes = 0;
   private entriesRead = 0;
   private broadcastsSkipped = 0;
@@ -163,18 +165,33 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
     this.publicChannel = publicChannelOf(redis.channelPrefix, nsp.name);
     this.shardedChannel = shardedChannelOf(redis.channelPrefix, nsp.name);
     this.channels = [this.publicChannel, privateChannelOf(redis.channelPrefix, nsp.name, this.uid), this.shardedChannel];
-    this.peerCheck = setInterval(() => this.forgetSilentPeers(), Math.min(1000, redis.heartbeatTimeout / 2));
+    this.linkUp();
+  }
+
+  /** Subscribes this namespace's channels, reads its stream and says hello; again when a closed adapter reopens. */
+  private linkUp(): void {
+    const generation = ++this.linkGeneration;
+    this.leaving = false;
+    this.peerCheck = setInterval(() => this.forgetSilentPeers(), Math.min(1000, this.redis.heartbeatTimeout / 2));
     this.peerCheck.unref();
     this.link.join(this).then(
       () => {
+        if (generation !== this.linkGeneration) return;
         if (this.leaving) return this.link.leave(this);
         this.linked = true;
         // Tell the others we are here; they answer with a heartbeat.
         this.init();
         this.confirmPeers();
       },
-      (error: Error) => debug("namespace %s could not subscribe: %s", nsp.name, error.message),
+      (error: Error) => debug("namespace %s could not subscribe: %s", this.nsp.name, error.message),
     );
+  }
+
+  /** A closed adapter that socket.io uses again (after `io.close()`, `io.attach()`) links up again. */
+  override reopen(): void {
+    const closed = this.leaving;
+    super.reopen();
+    if (closed) this.linkUp();
   }
 
   /**
@@ -304,6 +321,7 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
   /** Says goodbye to the other nodes and stops reading. */
   override close(): Promise<void> {
     this.leaving = true;
+    this.linked = false;
     clearInterval(this.peerCheck);
     const pending = [...this.pending.values()];
     this.pending.clear();

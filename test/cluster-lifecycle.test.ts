@@ -207,3 +207,46 @@ test("close() settles a fetchSockets still waiting for another node", async (t) 
   await new Promise<void>((resolve) => io.close(() => resolve()));
   await rejected;
 });
+
+test("io.close() then io.attach(): the node links up again; broadcasts, fetchSockets and serverCount cross nodes as before", { timeout: 60_000 }, async () => {
+  const clients = await Promise.all([connectedClient(), connectedClient()]);
+  const options = { workers: 1, heartbeatInterval: 100, heartbeatTimeout: 400 };
+  const [httpA, httpB] = [createServer(), createServer()];
+  const ioA = new Server(httpA, { adapter: createAdapter({ redis: clients[0], ...options }) });
+  const ioB = new Server(httpB, { adapter: createAdapter({ redis: clients[1], ...options }) });
+  for (const io of [ioA, ioB]) io.on("connection", (socket) => socket.join("room"));
+  ioB.on("ping", (ack: (reply: string) => void) => ack("pong"));
+  const listen = async (http: ReturnType<typeof createServer>) => {
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+    return (http.address() as { port: number }).port;
+  };
+  await listen(httpB);
+  await listen(httpA);
+  await waitFor(async () => (await ioA.of("/").adapter.serverCount()) === 2 && (await ioB.of("/").adapter.serverCount()) === 2, "A and B see each other");
+  assert.deepEqual(await ioA.serverSideEmitWithAck("ping"), ["pong"]);
+  await ioA.close();
+
+  const httpA2 = createServer();
+  ioA.attach(httpA2);
+  const port = await listen(httpA2);
+  const socket = ioClient(`http://127.0.0.1:${port}`, { transports: ["websocket"], reconnection: false });
+  const received: string[] = [];
+  socket.on("news", (text: string) => received.push(text));
+  await new Promise<void>((resolve, reject) => {
+    socket.on("connect", () => resolve());
+    socket.on("connect_error", reject);
+  });
+  try {
+    await waitFor(async () => (await ioA.of("/").adapter.serverCount()) === 2 && (await ioB.of("/").adapter.serverCount()) === 2, "the reopened node counted again");
+    await waitFor(async () => (await ioB.in("room").fetchSockets()).length === 1, "B fetches A's socket");
+    ioB.to("room").emit("news", "from B");
+    await waitFor(async () => received.length === 1, "B's broadcast reaches A's client");
+    assert.deepEqual(received, ["from B"]);
+    assert.deepEqual(await ioA.serverSideEmitWithAck("ping"), ["pong"]);
+  } finally {
+    socket.disconnect();
+    await ioA.close();
+    await ioB.close();
+    for (const client of clients) await client.quit();
+  }
+});
