@@ -272,8 +272,22 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       };
       const uws = this.uwsTopics();
       // A volatile packet is dropped for a socket that cannot take it now: only a write per socket can tell.
-      if (uws === undefined || opts.rooms.size > 1 || (opts.except?.size ?? 0) > 0 || flags.volatile) {
-        return this.applyToRecipients(opts, write);
+      if (uws === undefined || flags.volatile) return this.applyToRecipients(opts, write);
+      if (opts.rooms.size > 1 || (opts.except?.size ?? 0) > 0) {
+        // No topic has exactly these recipients: the websocket ones join one for this publish.
+        // A fresh array: a listener called on the way may broadcast again.
+        const slots: number[] = [];
+        let count = 0;
+        this.applyToRecipients(opts, (socket, slot) => {
+          if (!uws.publishesTo(slot)) return write(socket);
+          slots[count++] = slot;
+          (socket as unknown as SocketInternals).notifyOutgoingListeners?.(packet);
+        });
+        for (const slot of uws.publishToEach(slots, count, encoded)) {
+          const socket = this.socketsBySlot[slot];
+          if (socket !== undefined) (socket as unknown as SocketInternals).client.writeToEngine(encoded, packetOpts);
+        }
+        return;
       }
       let roomId = -1;
       if (opts.rooms.size === 1) {

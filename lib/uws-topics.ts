@@ -6,8 +6,10 @@
  * it is in and to the namespace's own topic, so that a broadcast whose
  * recipients are exactly a topic's subscribers (one room, or everyone, with
  * no except) is one publish: uWS writes the frame to every subscriber in C++.
- * Everything else, and every client not on a binary-capable uWS websocket
- * (polling, base64), is written per socket by the adapter.
+ * A union or an except is one publish too, to a topic its websocket
+ * recipients join for it and leave right after. Clients not on a
+ * binary-capable uWS websocket (polling, base64) are written per socket by
+ * the adapter.
  *
  * Unlike socket.io's own uWS patch of socket.io-adapter:
  * - topics are named per adapter instance and by room id, not `<nsp>\x1f<room>`:
@@ -83,6 +85,8 @@ const MESSAGE_PREFIX = "4";
 export class UwsTopics {
   private readonly prefix: string;
   private readonly everyoneTopic: string;
+  /** The topic of one union or except broadcast, left by all right after its publish. */
+  private readonly oneOffTopic: string;
   private readonly topics: (string | undefined)[] = [];
   /** The websocket of each subscribed slot. */
   private readonly wsBySlot: (UwsWebSocket | undefined)[] = [];
@@ -98,6 +102,7 @@ export class UwsTopics {
   constructor(private readonly index: MembershipIndex) {
     this.prefix = `\x1esharded${adapterSerial++}\x1f`;
     this.everyoneTopic = `${this.prefix}*`;
+    this.oneOffTopic = `${this.prefix}~`;
   }
 
   isTracked(slot: number): boolean {
@@ -167,14 +172,38 @@ export class UwsTopics {
   publish(roomId: number, encoded: readonly unknown[]): number {
     const publisher = this.publisher();
     if (publisher === -1) return -1;
-    const ws = this.wsBySlot[publisher] as UwsWebSocket;
-    const topic = roomId === -1 ? this.everyoneTopic : this.topicOf(roomId);
-    for (const part of encoded) {
-      if (typeof part === "string") ws.publish(topic, MESSAGE_PREFIX + part, false, false);
-      else ws.publish(topic, part as ArrayBuffer | ArrayBufferView, true, false);
-    }
+    this.send(publisher, roomId === -1 ? this.everyoneTopic : this.topicOf(roomId), encoded);
     this.publishes++;
     return publisher;
+  }
+
+  /**
+   * Publishes `encoded` to exactly the first `count` of `slots` (subscribed
+   * recipients of a union or an except): they join a topic for this one
+   * publish and leave it at once. uWS still writes each of them from C++,
+   * with no engine.io packet per socket, and in order with everything else
+   * sent to them (leaving a topic first delivers what was published to it).
+   * Returns the slots the publish did not reach (the publisher, if it is one
+   * of them; a websocket closing meanwhile): the caller writes those.
+   */
+  publishToEach(slots: readonly number[], count: number, encoded: readonly unknown[]): number[] {
+    const missed: number[] = [];
+    if (count === 0) return missed;
+    const publisher = this.publisher();
+    if (publisher === -1) return slots.slice(0, count);
+    const topic = this.oneOffTopic;
+    for (let i = 0; i < count; i++) {
+      const slot = slots[i];
+      if (slot === publisher || !this.isOpen(slot)) missed.push(slot);
+      else (this.wsBySlot[slot] as UwsWebSocket).subscribe(topic);
+    }
+    this.send(publisher, topic, encoded);
+    for (let i = 0; i < count; i++) {
+      const slot = slots[i];
+      if (slot !== publisher && this.isOpen(slot)) (this.wsBySlot[slot] as UwsWebSocket).unsubscribe(topic);
+    }
+    this.publishes++;
+    return missed;
   }
 
   stats(): UwsStats {
@@ -191,6 +220,14 @@ export class UwsTopics {
     this.wsBySlot.length = this.transportBySlot.length = this.connBySlot.length = 0;
     this.publisherSlot = -1;
     this.subscribed = 0;
+  }
+
+  private send(publisher: number, topic: string, encoded: readonly unknown[]): void {
+    const ws = this.wsBySlot[publisher] as UwsWebSocket;
+    for (const part of encoded) {
+      if (typeof part === "string") ws.publish(topic, MESSAGE_PREFIX + part, false, false);
+      else ws.publish(topic, part as ArrayBuffer | ArrayBufferView, true, false);
+    }
   }
 
   private subscribeAll(slot: number, transport: EngineTransport): boolean {
