@@ -265,21 +265,18 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       const packetOpts: PacketOptions = { preEncoded: true, volatile: flags.volatile, compress: flags.compress };
       packet.nsp = this.nsp.name;
       const encoded = this.encodeAndRecord(packet, packetOpts);
-      const write = (socket: Socket): void => {
-        const internals = socket as unknown as SocketInternals;
-        internals.notifyOutgoingListeners?.(packet);
-        internals.client.writeToEngine(encoded, packetOpts);
-      };
       const uws = this.uwsTopics();
       // A volatile packet is dropped for a socket that cannot take it now: only a write per socket can tell.
-      if (uws === undefined || flags.volatile) return this.applyToRecipients(opts, write);
+      if (uws === undefined || flags.volatile) {
+        return this.applyToRecipients(opts, (socket) => writeBroadcast(socket, packet, encoded, packetOpts));
+      }
       if (opts.rooms.size > 1 || (opts.except?.size ?? 0) > 0) {
         // No topic has exactly these recipients: the websocket ones join one for this publish.
         // A fresh array: a listener called on the way may broadcast again.
         const slots: number[] = [];
         let count = 0;
         this.applyToRecipients(opts, (socket, slot) => {
-          if (!uws.publishesTo(slot)) return write(socket);
+          if (!uws.publishesTo(slot)) return writeBroadcast(socket, packet, encoded, packetOpts);
           slots[count++] = slot;
           (socket as unknown as SocketInternals).notifyOutgoingListeners?.(packet);
         });
@@ -289,18 +286,37 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         }
         return;
       }
+      const index = this.index;
       let roomId = -1;
       if (opts.rooms.size === 1) {
-        const found = this.index.roomIdOf(opts.rooms.values().next().value as Room);
+        const found = index.roomIdOf(opts.rooms.values().next().value as Room);
         if (found === undefined) return; // nobody is in it
         roomId = found;
       }
       // The uWS websocket transport never compresses, so the publish need not either.
       const publisher = uws.publish(roomId, encoded);
-      this.applyToRecipients(opts, (socket, slot) => {
-        if (slot === publisher || !uws.publishesTo(slot)) return write(socket);
-        (socket as unknown as SocketInternals).notifyOutgoingListeners?.(packet);
-      });
+      // What the publish does not do: notify outgoing listeners, write the
+      // publisher and the sockets not on a uWS websocket.
+      if (roomId === -1 || index.roomSize(roomId) >= this.options.offloadThreshold) {
+        return this.applyToRecipients(opts, (socket, slot) => {
+          if (slot === publisher || !uws.publishesTo(slot)) return writeBroadcast(socket, packet, encoded, packetOpts);
+          (socket as unknown as SocketInternals).notifyOutgoingListeners?.(packet);
+        });
+      }
+      // A room (an own-id room, most often) answered here: no query, no closure.
+      const out = index.borrowRecipients();
+      try {
+        const count = index.membersOf(roomId, out);
+        for (let i = 0; i < count; i++) {
+          const slot = out[i];
+          const socket = this.registeredSocketAt(slot);
+          if (socket === undefined) continue;
+          if (slot === publisher || !uws.publishesTo(slot)) writeBroadcast(socket, packet, encoded, packetOpts);
+          else (socket as unknown as SocketInternals).notifyOutgoingListeners?.(packet);
+        }
+      } finally {
+        index.returnRecipients(out);
+      }
     }
 
     /** Keeps a disconnected socket's session (with connection state recovery on). */
@@ -441,21 +457,26 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
 
     /** Calls `callback` with the Socket of each slot that is registered in the namespace. */
     private deliver(slots: Int32Array, count: number, callback: (socket: Socket, slot: number) => void): void {
-      const sockets: Map<SocketId, Socket> = this.nsp.sockets;
-      const bySlot = this.socketsBySlot;
       for (let i = 0; i < count; i++) {
         const slot = slots[i];
-        let socket = bySlot[slot];
-        if (socket === undefined) {
-          // As the in-memory adapter: only sockets registered in the namespace
-          // (not yet, say, one joining rooms in a middleware) are written to.
-          const id = this.index.socketIdOf(slot);
-          socket = id === undefined ? undefined : sockets.get(id);
-          if (socket === undefined) continue;
-          bySlot[slot] = socket;
-        }
-        callback(socket, slot);
+        const socket = this.registeredSocketAt(slot);
+        if (socket !== undefined) callback(socket, slot);
       }
+    }
+
+    /**
+     * The Socket of `slot` if it is registered in the namespace: as the
+     * in-memory adapter, a socket not yet registered (one joining rooms in a
+     * middleware, say) is not written to.
+     */
+    private registeredSocketAt(slot: number): Socket | undefined {
+      let socket = this.socketsBySlot[slot];
+      if (socket === undefined) {
+        const id = this.index.socketIdOf(slot);
+        socket = id === undefined ? undefined : this.nsp.sockets.get(id);
+        if (socket !== undefined) this.socketsBySlot[slot] = socket;
+      }
+      return socket;
     }
 
     private leaveRoom(slot: number, roomId: number, room: Room, id: SocketId): void {
@@ -523,6 +544,13 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     }
   }
   return Sharded;
+}
+
+/** socket.io-adapter's write of one broadcast packet to one recipient. */
+function writeBroadcast(socket: Socket, packet: BroadcastPacket, encoded: unknown[], packetOpts: PacketOptions): void {
+  const internals = socket as unknown as SocketInternals;
+  internals.notifyOutgoingListeners?.(packet);
+  internals.client.writeToEngine(encoded, packetOpts);
 }
 
 type Encode = (packet: BroadcastPacket, packetOpts: object) => unknown[];
