@@ -201,3 +201,35 @@ test("uWS: a socket whose connection leaves and rejoins namespaces is subscribed
   socket.disconnect();
   await until(() => adapter.stats().uws.subscribedSockets === 1, "the disconnected socket unsubscribed");
 });
+
+test("uWS: onAnyOutgoing listeners hear each published broadcast once, as with per-socket writes", { timeout: 120_000 }, async (t) => {
+  const server = await startUwsServer(createAdapter({ workers: 1 }) as unknown as AdapterOption);
+  t.after(() => server.close());
+  const { io } = server;
+  io.on("connection", (socket: Socket) => socket.join(["a", "b"]));
+  const clients = [connectClient(server.url, "websocket", {}), connectClient(server.url, "polling", {})];
+  t.after(() => clients.forEach((client) => client.disconnect()));
+  await Promise.all(clients.map((client) => waitConnected(client)));
+  const heard = clients.map(() => [] as unknown[]);
+  const got = clients.map(() => [] as unknown[]);
+  clients.forEach((client, i) => {
+    io.of("/").sockets.get(client.id as string)?.onAnyOutgoing((event: string, value: unknown) => {
+      if (event === "e") heard[i].push(value);
+    });
+    client.on("e", (value: unknown) => got[i].push(value));
+  });
+  const adapter = io.of("/").adapter as unknown as ShardedAdapter;
+  const before = adapter.stats().uws.publishes;
+  io.to("a").emit("e", "room");
+  io.emit("e", "everyone");
+  io.to(clients[0].id as string).emit("e", "own id");
+  io.to(["a", "b"]).emit("e", "union");
+  io.except("b").emit("e", "nobody");
+  assert.equal(adapter.stats().uws.publishes - before, 4, "all but the except (which has no recipient) published");
+  await settle(io, clients);
+  assert.deepEqual(heard, [
+    ["room", "everyone", "own id", "union"],
+    ["room", "everyone", "union"],
+  ]);
+  assert.deepEqual(got, heard, "what the listeners heard is what the clients got");
+});
