@@ -257,8 +257,9 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
      * written here, not called: socket.io's `attachApp` replaces
      * `Adapter.prototype.broadcast` with a version that publishes to topics of
      * its own (and a cluster base's would publish to the other nodes again).
-     * On `attachApp`, one room or everyone with no except is one uWS publish,
-     * and only the sockets it cannot reach are written here.
+     * On `attachApp` (see uws-topics.ts), a broadcast without acks or
+     * `volatile` is one uWS publish, and only the sockets it cannot reach
+     * (polling, base64, the publisher itself) are written here.
      */
     private deliverBroadcast(packet: BroadcastPacket, opts: BroadcastOptions): void {
       const flags = opts.flags ?? {};
