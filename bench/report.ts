@@ -740,7 +740,7 @@ function uwsMarkdown(uws: UwsResult): string[] {
   const out = ["## uWebSockets.js: `io.attachApp(app)` (issue 11)", ""];
   out.push(
     `socket.io on a uWS app (\`${uws.uwsPackage}\`) with each adapter in turn (${c.rounds} round(s), alternating order; medians over the rounds): socket.io's in-memory adapter as socket.io patches it for uWS (one room or everyone with no except: one \`app.publish\`), and ours (\`createAdapter({ workers: ${c.workers} })\`: it publishes one room, everyone and own-id rooms to its own topics).` +
-      ` ${c.clients} socket.io-client websocket connections in a separate process, ${c.k} rooms each as in the end-to-end part. Per shape, the server emits ${UWS_SHAPES.map((x) => `${c.broadcasts[x]} × ${x}`).join(", ")} (union: ${c.unionRooms} rooms; except: everyone but one room), ${c.batch} per tick every ${c.tickMs} ms.` +
+      ` ${c.clients} socket.io-client websocket connections in a separate process, ${c.k} rooms each as in the end-to-end part. Per shape, the server emits ${UWS_SHAPES.map((x) => `${c.broadcasts[x]} × ${x}`).join(", ")} (union: ${c.unionRooms} rooms; except: everyone but one room), ${c.batch} per tick every ${c.tickMs} ms, after a warm-up (every shape once at a fifth of its size, unmeasured).` +
       " Main-thread CPU (process CPU minus the other threads, bench/cpu.ts) from the first emit until the clients have received everything (uWS writes published frames on the same thread after the emitting turn), divided by the broadcasts. Delivered per second = messages received / (last receipt − first emit).",
     "",
   );

@@ -8,7 +8,8 @@
  * broadcasts, a batch per tick, and measures its main thread's CPU from the
  * first emit until the clients have everything (uWS writes published frames
  * after the emitting turn, on the same thread); the clients' process (the
- * `--e2e-clients` child of e2e.ts) counts what arrives. Reported per shape:
+ * `--e2e-clients` child of e2e.ts) counts what arrives. Every shape is run
+ * once at a fifth of its size first, unmeasured (warm-up). Reported per shape:
  * main-thread CPU per broadcast and delivered messages per second.
  *
  *   node dist/bench/run.js --only=uws
@@ -105,6 +106,9 @@ export interface UwsResult {
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
+/** The share of each shape's broadcasts sent once, unmeasured, before the measured phases. */
+const WARM_UP_FRACTION = 0.2;
+
 function send(message: unknown): void {
   (process as NodeJS.Process & { send: (m: unknown) => boolean }).send(message);
 }
@@ -121,7 +125,7 @@ interface Target {
 }
 
 /** The broadcasts of one shape, identical in every process that builds them. */
-function targetsOf(shape: UwsShape, config: UwsConfig, w: Workload, ids: readonly string[]): Target[] {
+function targetsOf(shape: UwsShape, config: UwsConfig, w: Workload, ids: readonly string[], fraction: number): Target[] {
   const rng = new Rng(config.seed + UWS_SHAPES.indexOf(shape) * 101);
   const { n, k, r } = w.params;
   const inRooms = (client: number, rooms: Set<number>): boolean => {
@@ -134,7 +138,7 @@ function targetsOf(shape: UwsShape, config: UwsConfig, w: Workload, ids: readonl
     return members;
   };
   const targets: Target[] = [];
-  for (let i = 0; i < config.broadcasts[shape]; i++) {
+  for (let i = 0; i < Math.ceil(config.broadcasts[shape] * fraction); i++) {
     if (shape === "one room") {
       const room = rng.below(r);
       targets.push({ to: [w.roomNames[room]], except: undefined, recipients: w.roomSizes[room] });
@@ -189,9 +193,9 @@ export async function uwsServerMain(json: string): Promise<void> {
   const published = (): number => (adapter === "sharded" ? (nsp.adapter as unknown as ShardedAdapter).stats().uws.publishes : NaN);
   let running: { shape: UwsShape; c0: ReturnType<CpuClock["sample"]>; startUs: number; broadcasts: number; expected: number; published0: number } | undefined;
 
-  process.on("message", (message: { type: string; shape?: UwsShape }) => {
+  process.on("message", (message: { type: string; shape?: UwsShape; fraction?: number }) => {
     if (message.type === "phase") {
-      phase(message.shape as UwsShape).catch((err: unknown) => send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) }));
+      phase(message.shape as UwsShape, message.fraction ?? 1).catch((err: unknown) => send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) }));
     } else if (message.type === "done") {
       // The clients have everything: stop the clock.
       const c1 = clock.sample();
@@ -214,9 +218,9 @@ export async function uwsServerMain(json: string): Promise<void> {
     }
   });
 
-  async function phase(shape: UwsShape): Promise<void> {
+  async function phase(shape: UwsShape, fraction: number): Promise<void> {
     if (nsp.sockets.size !== config.clients) throw new Error(`uws ${adapter}: ${nsp.sockets.size} of ${config.clients} clients connected`);
-    const targets = targetsOf(shape, config, w, ids);
+    const targets = targetsOf(shape, config, w, ids, fraction);
     clock.refresh();
     const published0 = published();
     const c0 = clock.sample();
@@ -265,8 +269,10 @@ export async function runUws(config: UwsConfig, script: string, log: (line: stri
         if (conn.connected !== config.clients) throw new Error(`uws ${adapter}: ${conn.connected} of ${config.clients} clients connected (${conn.connectErrors} errors)`);
         await new Promise((resolve) => setTimeout(resolve, 500));
         let before = 0;
-        for (const shape of UWS_SHAPES) {
-          server.send({ type: "phase", shape });
+        // A fifth of every shape first, not reported: the JIT warm, the connection burst's garbage collected.
+        const phases = [...UWS_SHAPES.map((shape) => ({ shape, warmUp: true })), ...UWS_SHAPES.map((shape) => ({ shape, warmUp: false }))];
+        for (const { shape, warmUp } of phases) {
+          server.send({ type: "phase", shape, fraction: warmUp ? WARM_UP_FRACTION : 1 });
           const { expectedDeliveries, startUs } = await server.next<{ expectedDeliveries: number; startUs: number }>("emitted", 300_000);
           // Until every delivery arrived, or nothing arrived for 2 s.
           let received = before;
@@ -285,13 +291,14 @@ export async function runUws(config: UwsConfig, script: string, log: (line: stri
           const { phase } = await server.next<{ phase: UwsPhase }>("phased");
           const delivered = received - before;
           before = received;
+          if (delivered !== phase.expectedDeliveries) log(`[uws] WARNING: ${adapter} ${shape}${warmUp ? " (warm-up)" : ""}: ${delivered} messages received, ${phase.expectedDeliveries} expected`);
+          if (warmUp) continue;
           const deliveredPerSecond = delivered / Math.max(1e-9, (lastUs - startUs) / 1e6);
           rounds.push({ adapter, round, phase, delivered, deliveredPerSecond });
           log(
             `[uws] round ${round + 1} ${adapter.padEnd(9)} ${shape.padEnd(8)}: ${phase.broadcasts} broadcasts, delivered ${delivered}/${phase.expectedDeliveries} = ${Math.round(deliveredPerSecond)}/s;` +
               ` main CPU ${((phase.mainCpuMs * 1000) / phase.broadcasts).toFixed(1)} µs per broadcast${adapter === "sharded" ? `, ${phase.published} published` : ""}`,
           );
-          if (delivered !== phase.expectedDeliveries) log(`[uws] WARNING: ${adapter} ${shape}: ${delivered} messages received, ${phase.expectedDeliveries} expected`);
         }
       } finally {
         await clients?.stop();
