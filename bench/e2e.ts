@@ -338,7 +338,7 @@ export async function e2eClientsMain(json: string): Promise<void> {
       };
       send({ type: "report", report });
     } else if (message.type === "count") {
-      send({ type: "count", received });
+      send({ type: "count", received, lastUs });
     } else if (message.type === "exit") {
       for (const socket of sockets) socket.disconnect();
       setTimeout(() => process.exit(0), 100);

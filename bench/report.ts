@@ -2,6 +2,7 @@
 import type { ChartPoint } from "./chart";
 import type { ClusterResult } from "./cluster";
 import type { E2EResult } from "./e2e";
+import { PUBLISHED_SHAPES, UWS_SHAPES, type UwsResult } from "./uws";
 import type { AdapterKind, GcStormResult, MemoryReport, StatsSummary, TaskName, Timing } from "./protocol";
 
 export interface AdapterTaskResult {
@@ -100,6 +101,8 @@ export interface BenchResults {
   readonly skipped: readonly { readonly label: string; readonly reason: string }[];
   readonly gc?: GcResult;
   readonly e2e?: E2EResult;
+  /** The same clients on uWebSockets.js (`io.attachApp`, issue 11). */
+  readonly uws?: UwsResult;
   /** Nodes linked through Redis: the official adapter against ours (issue 6). */
   readonly cluster?: ClusterResult;
   readonly rows: Row[];
@@ -266,6 +269,14 @@ export function buildTargets(results: BenchResults): TargetRow[] {
   const e = (f: (x: NonNullable<BenchResults["e2e"]>["summary"]["sharded"]) => number, adapter: AdapterKind) => (e2e ? f(e2e.summary[adapter]) : NaN);
   push("delivered messages per second", e2eWhere, "rate", e((x) => x.deliveredPerSecond, "in-memory"), e((x) => x.deliveredPerSecond, "sharded"), ">=", 1.0);
   push("server event-loop delay p99 during the storm", e2eWhere, "ms", e((x) => x.eventLoopDelayP99Ms, "in-memory"), e((x) => x.eventLoopDelayP99Ms, "sharded"), "<=", 1.0);
+  const uws = results.uws;
+  const uwsWhere = uws ? `uWS (attachApp), ${uws.config.clients} clients` : "not run";
+  for (const shape of UWS_SHAPES) {
+    // Issue 11: no worse where both publish; well below where only ours can avoid writing per socket in JS.
+    const bound = PUBLISHED_SHAPES.includes(shape) ? 1.0 : 0.7;
+    const perBroadcast = (adapter: AdapterKind) => (uws ? uws.summary[adapter][shape].mainCpuUsPerBroadcast * 1000 : NaN);
+    push(`uWS: main-thread CPU per broadcast, ${shape}`, uwsWhere, "time", perBroadcast("in-memory"), perBroadcast("sharded"), "<=", bound);
+  }
   const cluster = results.cluster;
   const info = (target: string, where: string, kind: TargetRow["kind"], official: number, sharded: number) =>
     targets.push({ target, where, kind, inMemory: official, sharded, ratio: sharded / official, op: ">=", bound: NaN, met: undefined, informational: true });
@@ -364,7 +375,19 @@ function targetRows(results: BenchResults): string[][] {
       : [t.target, t.where, targetValue(t, t.inMemory), targetValue(t, t.sharded), ratio3(t.ratio), boundText(t), mark(t.met)],
   );
 }
-const TARGET_HEADER = ["target (issue 4; cluster rows: issue 6)", "where", "in-memory (cluster rows: official)", "sharded", "ratio", "target", "result"];
+function uwsRows(uws: UwsResult): string[][] {
+  const rows: string[][] = [];
+  for (const shape of UWS_SHAPES) {
+    const a = uws.summary["in-memory"][shape];
+    const b = uws.summary.sharded[shape];
+    rows.push([`${shape}: main-thread CPU per broadcast`, `${a.mainCpuUsPerBroadcast.toFixed(1)} µs`, `${b.mainCpuUsPerBroadcast.toFixed(1)} µs`, ratio3(b.mainCpuUsPerBroadcast / a.mainCpuUsPerBroadcast)]);
+    rows.push([`${shape}: delivered messages per second`, `${Math.round(a.deliveredPerSecond)}/s`, `${Math.round(b.deliveredPerSecond)}/s`, ratio3(b.deliveredPerSecond / a.deliveredPerSecond)]);
+    rows.push([`${shape}: delivered / sent`, a.deliveredFraction.toFixed(4), b.deliveredFraction.toFixed(4), ratio3(b.deliveredFraction / a.deliveredFraction)]);
+  }
+  return rows;
+}
+
+const TARGET_HEADER = ["target (issue 4; uWS rows: issue 11; cluster rows: issue 6)", "where", "in-memory (cluster rows: official)", "sharded", "ratio", "target", "result"];
 
 function e2eRows(e2e: E2EResult): string[][] {
   const a = e2e.summary["in-memory"];
@@ -413,6 +436,7 @@ export function summaryText(results: BenchResults): string {
   const parts: string[] = [];
   if (results.gc) parts.push(`GC while broadcasting, ${results.gc.label}\n${plainTable(["", "in-memory", "sharded", "ratio"], gcRows(results.gc))}`);
   if (results.e2e) parts.push(`End to end, ${results.e2e.config.clients} socket.io-client websocket connections\n${plainTable(["", "in-memory", "sharded", "ratio"], e2eRows(results.e2e))}`);
+  if (results.uws) parts.push(`uWebSockets.js (io.attachApp), ${results.uws.config.clients} socket.io-client websocket connections\n${plainTable(["", "in-memory", "sharded", "ratio"], uwsRows(results.uws))}`);
   if (results.cluster) parts.push(`Cluster through Redis (issue 6): the official @socket.io/redis-streams-adapter and ours\n${plainTable(["", "official", "sharded", "ratio"], clusterRows(results.cluster))}`);
   parts.push(`Targets\n${plainTable(TARGET_HEADER, targetRows(results))}`);
   for (const skip of results.skipped) parts.push(`Skipped: ${skip.label}: ${skip.reason}`);
@@ -442,6 +466,7 @@ export function markdown(results: BenchResults): string {
       [
         ...results.sizes.map((s) => `${s.label.replace(/ R=.*/, "")}: ${s.elapsedSeconds.toFixed(0)} s`),
         ...(results.e2e ? [`end to end: ${results.e2e.elapsedSeconds.toFixed(0)} s`] : []),
+        ...(results.uws ? [`uWS: ${results.uws.elapsedSeconds.toFixed(0)} s`] : []),
         ...(results.cluster ? [`cluster: ${results.cluster.elapsedSeconds.toFixed(0)} s`] : []),
       ].join(", ") +
       ")",
@@ -535,6 +560,7 @@ export function markdown(results: BenchResults): string {
     );
   }
 
+  if (results.uws) out.push(...uwsMarkdown(results.uws));
   if (results.cluster) out.push(...clusterMarkdown(results.cluster));
 
   if (results.gc) {
@@ -703,6 +729,34 @@ function clusterMarkdown(cluster: ClusterResult): string[] {
           r.exact ? "yes" : `NO (${r.check.missing} missing, ${r.check.duplicates} duplicates, ${r.check.unexpected} unexpected)`,
         ]),
       ),
+    ),
+    "",
+  );
+  return out;
+}
+
+function uwsMarkdown(uws: UwsResult): string[] {
+  const c = uws.config;
+  const out = ["## uWebSockets.js: `io.attachApp(app)` (issue 11)", ""];
+  out.push(
+    `socket.io on a uWS app (\`${uws.uwsPackage}\`) with each adapter in turn (${c.rounds} round(s), alternating order; medians over the rounds): socket.io's in-memory adapter as socket.io patches it for uWS (one room or everyone with no except: one \`app.publish\`), and ours (\`createAdapter({ workers: ${c.workers} })\`: it publishes one room, everyone and own-id rooms to its own topics).` +
+      ` ${c.clients} socket.io-client websocket connections in a separate process, ${c.k} rooms each as in the end-to-end part. Per shape, the server emits ${UWS_SHAPES.map((x) => `${c.broadcasts[x]} × ${x}`).join(", ")} (union: ${c.unionRooms} rooms; except: everyone but one room), ${c.batch} per tick every ${c.tickMs} ms, after a warm-up (every shape once at a fifth of its size, unmeasured).` +
+      " Main-thread CPU (process CPU minus the other threads, bench/cpu.ts) from the first emit until the clients have received everything (uWS writes published frames on the same thread after the emitting turn), divided by the broadcasts. Delivered per second = messages received / (last receipt − first emit).",
+    "",
+  );
+  out.push(...mdTable(["", "in-memory", "sharded", "ratio"], uwsRows(uws)), "");
+  out.push(
+    ...mdTable(
+      ["round", "adapter", "shape", "delivered / expected", "delivered/s", "main CPU per broadcast", "published (ours)"],
+      uws.rounds.map((r) => [
+        String(r.round + 1),
+        r.adapter,
+        r.phase.shape,
+        `${r.delivered} / ${r.phase.expectedDeliveries}`,
+        `${Math.round(r.deliveredPerSecond)}`,
+        `${((r.phase.mainCpuMs * 1000) / r.phase.broadcasts).toFixed(1)} µs`,
+        r.adapter === "sharded" ? `${r.phase.published} of ${r.phase.broadcasts}` : "-",
+      ]),
     ),
     "",
   );

@@ -13,6 +13,8 @@
  *     room of about 100), except N=1M K=50 (skipped, see SKIPPED);
  *   - GC pauses while broadcasting with 1M sockets × 10 rooms held;
  *   - end to end: a real socket.io server and 5,000 websocket clients (e2e.ts);
+ *   - uWebSockets.js (issue #11, uws.ts): the same clients on `io.attachApp(app)`,
+ *     main-thread CPU per broadcast and delivered messages per second by shape;
  *   - cluster (issue #6, cluster.ts): nodes linked through a redis-server it
  *     starts, the official @socket.io/redis-streams-adapter against ours: two
  *     nodes (broadcasts per second across them), and 4 nodes with many small
@@ -28,6 +30,8 @@
  *   --e2e-clients=2000 --storm=3000 --e2e-rounds=2   end to end ("--e2e-clients=0": off)
  *   --cluster=none --cluster-rounds=2 --cluster-payload=200   the cluster part (off; rounds; text bytes per #5226 broadcast)
  *   --only=cluster               the cluster part alone (with workload names: those and the cluster part)
+ *   --only=uws                   the uWebSockets.js part alone (likewise; with cluster: both)
+ *   --uws-clients=1500 --uws-rounds=2   the uWebSockets.js part ("--uws-clients=0": off)
  *   --seed=1 --zipf=1 --workers=2 --offload-threshold=100000
  *   --no-write                   print only, do not write bench/results/
  * With --cells, --sizes or --only, GC, end to end and cluster are off unless asked for.
@@ -49,6 +53,7 @@ import { chartSvg, chartPoints } from "./chart";
 import { redisServerAvailable } from "../test/redis-server";
 import { clusterDefaults, runCluster, type ClusterConfig, type ClusterResult } from "./cluster";
 import { e2eClientsMain, e2eServerMain, runEndToEnd, type E2EConfig, type E2EResult } from "./e2e";
+import { runUws, uwsDefaults, uwsServerMain, type UwsConfig, type UwsResult } from "./uws";
 import {
   ADAPTERS,
   GRID_TASKS,
@@ -100,6 +105,7 @@ interface Config {
   offloadThreshold: number | undefined;
   gcDurationMs: number;
   e2e: E2EConfig | undefined;
+  uws: UwsConfig | undefined;
   cluster: ClusterConfig | undefined;
   write: boolean;
 }
@@ -154,6 +160,7 @@ function parseArgs(argv: readonly string[]): Config {
         offloadThreshold: undefined,
         gcDurationMs: 1000,
         e2e: e2eDefaults(true),
+        uws: uwsDefaults(true),
         cluster: clusterDefaults(true),
         write: true,
       }
@@ -182,6 +189,7 @@ function parseArgs(argv: readonly string[]): Config {
         offloadThreshold: undefined,
         gcDurationMs: 5000,
         e2e: e2eDefaults(false),
+        uws: uwsDefaults(false),
         cluster: clusterDefaults(false),
         write: true,
       };
@@ -194,6 +202,9 @@ function parseArgs(argv: readonly string[]): Config {
   let storm: number | undefined;
   let e2eRounds: number | undefined;
   let cluster: boolean | undefined;
+  let uws: boolean | undefined;
+  let uwsClients: number | undefined;
+  let uwsRounds: number | undefined;
   let clusterRounds: number | undefined;
   let clusterPayload: number | undefined;
   for (const arg of argv) {
@@ -214,7 +225,8 @@ function parseArgs(argv: readonly string[]): Config {
         break;
       case "only":
         if (value.split(",").includes("cluster")) cluster = true;
-        only = value.split(",").filter((name) => name !== "cluster").map((name) => {
+        if (value.split(",").includes("uws")) uws = true;
+        only = value.split(",").filter((name) => name !== "cluster" && name !== "uws").map((name) => {
           const task = TASKS.find((t) => t.name === name);
           if (!task) throw new Error(`unknown workload ${name}; known: ${TASKS.map((t) => t.name).join(", ")}`);
           return task;
@@ -244,6 +256,12 @@ function parseArgs(argv: readonly string[]): Config {
       case "cluster":
         if (value !== "none" && value !== "") throw new Error(`${arg}: expected --cluster=none (or --cluster to run it)`);
         cluster = value !== "none";
+        break;
+      case "uws-clients":
+        uwsClients = num();
+        break;
+      case "uws-rounds":
+        uwsRounds = num();
         break;
       case "cluster-rounds":
         clusterRounds = num();
@@ -282,6 +300,12 @@ function parseArgs(argv: readonly string[]): Config {
     if (e2eClients === undefined) config.e2e = undefined;
     // --only=cluster alone: no adapter cell.
     if (only !== undefined && only.length === 0 && cells === undefined) config.cells = [];
+  }
+  const uwsAsked = uwsClients !== undefined || uwsRounds !== undefined;
+  if (uws === false || uwsClients === 0 || (narrowed && uws === undefined && !uwsAsked)) config.uws = undefined;
+  else if (uws === true || uwsAsked) config.uws ??= uwsDefaults(quick);
+  if (config.uws) {
+    config.uws = { ...config.uws, clients: uwsClients ?? config.uws.clients, rounds: uwsRounds ?? config.uws.rounds, seed: config.seed, workers: config.workers };
   }
   const clusterAsked = clusterRounds !== undefined || clusterPayload !== undefined;
   if (cluster === false || (narrowed && cluster === undefined && !clusterAsked)) config.cluster = undefined;
@@ -560,6 +584,7 @@ const NOTES = [
   "Size grid: every workload at N=100k K=10 (the targets' size); the reduced set (join, leave, own-id room, one ~100 room, union of 100 rooms, everyone) at N = 10k, 100k, 1M × K = 1, 10, 50, except the cells listed as not run. Cells of 1M sockets take 1 round with fewer iterations (≥ 3) because a broadcast to everyone takes the in-memory adapter ~0.6 s there. The chart plots main-thread CPU per op divided by recipients per op for everyone and the union of 100 rooms at K=10.",
   "GC: in the runners of the GC cell (N=1M K=10 in the full run: 11M memberships with the own-id rooms), after its workloads, each adapter in turn broadcasts back to back (everyone, union of 100 rooms, one room, socket.to(room), 32 own-id rooms in rotation, an event-loop turn before each) while a `PerformanceObserver` records the main thread's 'gc' entries; their durations are the pauses.",
   "End to end (bench/e2e.ts): a socket.io server process per adapter, a socket.io-client process with the websocket connections; latency from the server's CLOCK_MONOTONIC stamp in the payload to the client's at receipt; event-loop delay from `monitorEventLoopDelay` on the server's main thread. A delivery count short of the expected one is printed as a warning and shows in \"delivered / sent\".",
+  "uWebSockets.js (issue #11, bench/uws.ts): the end-to-end clients (same process, same rooms) on `io.attachApp(uWS.App())`, one server process per adapter in turn; per broadcast shape (one room, everyone, own-id room, union of rooms, everyone except a room) a fixed number of broadcasts, a batch per tick, after an unmeasured warm-up of every shape at a fifth of its size; main-thread CPU from the first emit until the clients have everything, per broadcast (uWS's C++ fan-out runs on the main thread and is included). The in-memory adapter is socket.io's, patched by attachApp (it publishes one room and everyone); ours publishes one room, everyone and own-id rooms. Targets: ≤ 1.0 where both publish, ≤ 0.7 on unions and except.",
   "Cluster (issue #6, bench/cluster.ts): per adapter kind a redis-server (Debian's binary, started by the bench on a free loopback port, no persistence) and node processes (bench/cluster-node.ts: http + socket.io `Server` with the official `@socket.io/redis-streams-adapter` 0.3.1 `createAdapter(client)`, or ours `createAdapter({ redis: client, workers: 1 })`, both over a node-redis v5 client; heartbeatInterval 60 s, so that heartbeats add no stream entries while measuring), socket.io-client websocket connections in separate processes. Both kinds' clusters are up side by side; their measurements alternate one at a time, round by round (A B, then B A), the idle cluster's readers blocked in XREAD; medians over the rounds. Warm-up (not measured) before the first round of each case. Main-thread CPU of a node: process CPU minus its other threads (bench/cpu.ts), so our shard worker's CPU is apart (reported as worker CPU) and V8/libuv helper threads are excluded for both; on a loaded 2-core machine both CPU and rates move with the other processes' load.",
   "Cluster, two nodes: node A has no client and broadcasts `io.to(room).emit(\"m\", seq, stamp)` to a room whose members, 20 clients, are all connected to node B, so every broadcast goes XADD (A) → XREAD (B) → B's sockets. A keeps at most `window` broadcasts outstanding: the clients' process counts, per sequence number, the clients that got it and acks (over one more connection, to A) how many every client has received. Broadcasts per second = broadcasts / (first emit → last ack, all delivered); latency = client receipt − A's emit (same CLOCK_MONOTONIC), under that saturating load; CPU per broadcast on A and B over the same window. Every client must get every sequence number once and in order. These two nodes are n0 and n1 of the many-rooms case, run after it with the other nodes and their clients stopped.",
   "Cluster, many small rooms (socket.io issue #5226): 4 nodes, each with rooms of 2 clients all connected to it; every node emits its share of the round's broadcasts, `io.to(room).emit(\"b\", id, text)` with 200 bytes of text by default (one event-loop turn every 20 emits) to rooms drawn at random among the OTHER nodes' rooms (seeded: the same plan for both kinds in a round). A node reads every stream entry of the others: `entries read` counts them (ours: `adapter.stats().cluster.entriesRead`; official: calls of its adapter's `onRawMessage` for entries of other nodes); `processed` is what was decoded and applied (official: every entry read; ours: entriesRead − broadcastsSkipped, its broadcasts to rooms without a local member being dropped undecoded). The official adapter also decodes its own entries (then drops them): not counted. Entry handler: that per-entry method (official `onRawMessage`, ours `onStreamEntry`, each wrapped on the adapter instance) timed per call (hrtime; the median per kind of entry — for another node's rooms, for this node's rooms, own entries, told apart by the room names in the entry's data — since a call preempted on a loaded machine takes milliseconds), and the medians × entries per 1000 broadcasts: the part of a node's work that the skip can save; reading the stream (XREAD, reply parsing) is outside it and the same for both. CPU per node covers the node's own emits (XADD), its reading and processing of the stream and its deliveries, from before the first emit until every client has its messages and every node has read every entry; divided by the cluster's broadcasts / 1000. Each client's received ids are checked against the plan: every targeted client exactly once, nobody else.",
@@ -581,7 +606,7 @@ async function main(): Promise<void> {
   const progress = { done: 0, total: config.cells.reduce((s, c) => s + c.tasks.length * c.rounds * ADAPTERS.length, 0) };
   log(
     `bench: ${command} — ${config.cells.map((c) => `${sizeLabel(c.n, c.k, roomCount(c.n, c.k))} (${c.tasks.length} workloads × ${c.rounds} rounds${c.gc ? ", GC" : ""})`).join("; ")}` +
-      `${config.e2e ? `; end to end with ${config.e2e.clients} clients` : ""}${config.cluster ? `; cluster (Redis, official vs sharded) × ${config.cluster.rounds} round(s)` : ""}`,
+      `${config.e2e ? `; end to end with ${config.e2e.clients} clients` : ""}${config.uws ? `; uWebSockets.js with ${config.uws.clients} clients` : ""}${config.cluster ? `; cluster (Redis, official vs sharded) × ${config.cluster.rounds} round(s)` : ""}`,
   );
   for (const skip of config.skipped) log(`bench: skipping ${skip.label}: ${skip.reason}`);
   const sizes: SizeResult[] = [];
@@ -593,6 +618,8 @@ async function main(): Promise<void> {
   }
   let e2e: E2EResult | undefined;
   if (config.e2e) e2e = await runEndToEnd(config.e2e, __filename, log, live);
+  let uws: UwsResult | undefined;
+  if (config.uws) uws = await runUws(config.uws, __filename, log, live);
   let cluster: ClusterResult | undefined;
   if (config.cluster) cluster = await runCluster(config.cluster, log, live);
 
@@ -625,6 +652,7 @@ async function main(): Promise<void> {
     skipped: config.skipped,
     gc,
     e2e,
+    uws,
     cluster,
     rows,
     targets: [],
@@ -666,7 +694,12 @@ function writeAtomic(path: string, text: string): void {
   renameSync(`${path}.tmp`, path);
 }
 
-const childMains: Record<string, (json: string) => Promise<void>> = { "--runner": runnerMain, "--e2e-server": e2eServerMain, "--e2e-clients": e2eClientsMain };
+const childMains: Record<string, (json: string) => Promise<void>> = {
+  "--runner": runnerMain,
+  "--e2e-server": e2eServerMain,
+  "--e2e-clients": e2eClientsMain,
+  "--uws-server": uwsServerMain,
+};
 const childMain = childMains[process.argv[2]];
 if (childMain) {
   childMain(process.argv[3]).catch((err) => {

@@ -6,6 +6,7 @@ import { MembershipIndex } from "./membership-index";
 import { resolveOptions, type ResolvedOptions } from "./options";
 import { RecoveryStore, type PacketDecoder, type SessionToPersist } from "./recovery-store";
 import { ShardPool, type PoolStats } from "./shard-pool";
+import { isUwsEngine, UwsTopics, type EngineConnection, type UwsStats } from "./uws-topics";
 import { RoomsView, SidsView, SocketRoomsView } from "./views";
 
 const debug = createDebug("socket.io-sharded-adapter");
@@ -24,6 +25,8 @@ export interface ShardedAdapterStats {
   readonly recovery: { packets: number; sessions: number; bytes: number };
   /** The pool this namespace shares with the others of the same `createAdapter()`. */
   readonly pool: PoolStats;
+  /** uWebSockets.js topic publishes (socket.io on `attachApp`; zeros otherwise). */
+  readonly uws: UwsStats;
 }
 
 /** What every namespace of one `createAdapter()` result shares. */
@@ -45,6 +48,22 @@ let defaultContext: AdapterContext | undefined;
 interface ServerInternals {
   opts: { connectionStateRecovery?: { maxDisconnectionDuration?: number } };
   _parser: { Decoder: new () => PacketDecoder };
+  /** engine.io's server, set once socket.io is attached (a uServer with `attachApp`). */
+  engine?: unknown;
+  encoder: { encode(packet: BroadcastPacket): unknown[] };
+}
+
+/** The parts of socket.io's Socket a broadcast uses (private in its typings). */
+interface SocketInternals {
+  client: { writeToEngine(encoded: unknown[], opts: PacketOptions): void };
+  notifyOutgoingListeners?: (packet: BroadcastPacket) => void;
+}
+
+/** What a broadcast hands to engine.io with each packet. */
+interface PacketOptions {
+  preEncoded: true;
+  volatile: boolean | undefined;
+  compress: boolean | undefined;
 }
 
 /** A packet as socket.io hands it to `broadcast` (socket.io-parser's Packet). */
@@ -126,6 +145,9 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     private readonly socketsBySlot: (Socket | undefined)[] = [];
     /** Set by broadcast/broadcastWithAck for the one apply() call they make. */
     private nextApplyInAnyOrder = false;
+    /** The namespace's uWS topics when socket.io runs on `attachApp`; decided once the server has its engine. */
+    private uws: UwsTopics | undefined;
+    private uwsDecided = false;
 
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mixin constructor (see AdapterClass)
     constructor(...args: any[]) {
@@ -155,6 +177,12 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       const index = this.index;
       const slot = index.slotOf(id) ?? index.addSocket(id);
       const generation = index.slotGeneration(slot);
+      const uws = this.uwsTopics();
+      if (uws !== undefined && !uws.isTracked(slot)) {
+        // Subscribed once registered in the namespace (its own-id join), as only registered sockets are written to.
+        const socket = this.nsp.sockets.get(id);
+        if (socket !== undefined) uws.track(slot, socket.conn as unknown as EngineConnection);
+      }
       if (rooms.size > 1) index.warmJoins(slot, rooms);
       for (const room of rooms) {
         let roomId = index.roomIdOf(room);
@@ -162,7 +190,10 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
           roomId = index.addRoom(room);
           this.emit("create-room", room);
         }
-        if (index.join(slot, roomId)) this.emit("join-room", room, id);
+        if (index.join(slot, roomId)) {
+          uws?.joined(slot, roomId);
+          this.emit("join-room", room, id);
+        }
         // A listener disconnected the socket: its slot is no longer its own
         // (the generation changes when a slot is freed, and when it is reused).
         if (index.slotGeneration(slot) !== generation) return;
@@ -187,6 +218,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       for (let roomId = this.index.firstRoomIdOf(slot); roomId !== -1; roomId = this.index.firstRoomIdOf(slot)) {
         this.leaveRoom(slot, roomId, this.index.roomNameOf(roomId) as Room, id);
       }
+      this.uws?.untrack(slot);
       this.socketsBySlot[slot] = undefined;
       this.index.removeSocket(slot);
     }
@@ -201,8 +233,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       // recipients may come shard by shard, computed by the workers.
       this.nextApplyInAnyOrder = true;
       try {
-        // Adapter's broadcast, not the base's: a cluster base would publish again.
-        broadcastInAdapter.call(this, packet, opts);
+        this.deliverBroadcast(packet, opts);
       } finally {
         this.nextApplyInAnyOrder = false;
         this.recovery?.abandonBroadcast();
@@ -221,6 +252,74 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         super.broadcastWithAck(packet, opts, clientCountCallback, ack);
       } finally {
         this.nextApplyInAnyOrder = false;
+      }
+    }
+
+    /**
+     * socket.io-adapter's broadcast steps (encode once, write each recipient),
+     * written here, not called: socket.io's `attachApp` replaces
+     * `Adapter.prototype.broadcast` with a version that publishes to topics of
+     * its own (and a cluster base's would publish to the other nodes again).
+     * On `attachApp` (see uws-topics.ts), a broadcast without acks or
+     * `volatile` is one uWS publish, and only the sockets it cannot reach
+     * (polling, base64, the publisher itself) are written here.
+     */
+    private deliverBroadcast(packet: BroadcastPacket, opts: BroadcastOptions): void {
+      const flags = opts.flags ?? {};
+      const packetOpts: PacketOptions = { preEncoded: true, volatile: flags.volatile, compress: flags.compress };
+      packet.nsp = this.nsp.name;
+      const encoded = this.encodeAndRecord(packet, packetOpts);
+      const uws = this.uwsTopics();
+      // A volatile packet is dropped for a socket that cannot take it now: only a write per socket can tell.
+      if (uws === undefined || flags.volatile) {
+        return this.applyToRecipients(opts, (socket) => writeBroadcast(socket, packet, encoded, packetOpts));
+      }
+      if (opts.rooms.size > 1 || (opts.except?.size ?? 0) > 0) {
+        // No topic has exactly these recipients: the websocket ones join one for this publish.
+        // A fresh array: a listener called on the way may broadcast again.
+        const slots: number[] = [];
+        let count = 0;
+        this.applyToRecipients(opts, (socket, slot) => {
+          if (!uws.publishesTo(slot)) return writeBroadcast(socket, packet, encoded, packetOpts);
+          slots[count++] = slot;
+          (socket as unknown as SocketInternals).notifyOutgoingListeners?.(packet);
+        });
+        for (const slot of uws.publishToEach(slots, count, encoded)) {
+          const socket = this.socketsBySlot[slot];
+          if (socket !== undefined) (socket as unknown as SocketInternals).client.writeToEngine(encoded, packetOpts);
+        }
+        return;
+      }
+      const index = this.index;
+      let roomId = -1;
+      if (opts.rooms.size === 1) {
+        const found = index.roomIdOf(opts.rooms.values().next().value as Room);
+        if (found === undefined) return; // nobody is in it
+        roomId = found;
+      }
+      // The uWS websocket transport never compresses, so the publish need not either.
+      const publisher = uws.publish(roomId, encoded);
+      // What the publish does not do: notify outgoing listeners, write the
+      // publisher and the sockets not on a uWS websocket.
+      if (roomId === -1 || index.roomSize(roomId) >= this.options.offloadThreshold) {
+        return this.applyToRecipients(opts, (socket, slot) => {
+          if (slot === publisher || !uws.publishesTo(slot)) return writeBroadcast(socket, packet, encoded, packetOpts);
+          (socket as unknown as SocketInternals).notifyOutgoingListeners?.(packet);
+        });
+      }
+      // A room (an own-id room, most often) answered here: no query, no closure.
+      const out = index.borrowRecipients();
+      try {
+        const count = index.membersOf(roomId, out);
+        for (let i = 0; i < count; i++) {
+          const slot = out[i];
+          const socket = this.registeredSocketAt(slot);
+          if (socket === undefined) continue;
+          if (slot === publisher || !uws.publishesTo(slot)) writeBroadcast(socket, packet, encoded, packetOpts);
+          else (socket as unknown as SocketInternals).notifyOutgoingListeners?.(packet);
+        }
+      } finally {
+        index.returnRecipients(out);
       }
     }
 
@@ -286,6 +385,10 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       if (this.index.socketCount === 0) {
         this.index.clear();
         this.socketsBySlot.length = 0;
+        // The server may be attached to another engine when it serves again.
+        this.uws?.clear();
+        this.uws = undefined;
+        this.uwsDecided = false;
       }
       this.recovery?.stopExpiry();
       debug("closed adapter of namespace %s", this.nsp.name);
@@ -311,6 +414,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         sharedMemoryBytes: this.index.sharedBytes,
         recovery: this.recovery?.size ?? { packets: 0, sessions: 0, bytes: 0 },
         pool: this.pool.stats(),
+        uws: this.uws?.stats() ?? { publishes: 0, subscribedSockets: 0 },
       };
     }
 
@@ -338,7 +442,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
      * shard workers together with the main thread, small ones on the main
      * thread with no round-trip.
      */
-    applyToRecipients(opts: BroadcastOptions, callback: (socket: Socket) => void): void {
+    applyToRecipients(opts: BroadcastOptions, callback: (socket: Socket, slot: number) => void): void {
       const inAnyOrder = this.nextApplyInAnyOrder;
       this.nextApplyInAnyOrder = false;
       const index = this.index;
@@ -375,27 +479,33 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     }
 
     /** Calls `callback` with the Socket of each slot that is registered in the namespace. */
-    private deliver(slots: Int32Array, count: number, callback: (socket: Socket) => void): void {
-      const sockets: Map<SocketId, Socket> = this.nsp.sockets;
-      const bySlot = this.socketsBySlot;
+    private deliver(slots: Int32Array, count: number, callback: (socket: Socket, slot: number) => void): void {
       for (let i = 0; i < count; i++) {
         const slot = slots[i];
-        let socket = bySlot[slot];
-        if (socket === undefined) {
-          // As the in-memory adapter: only sockets registered in the namespace
-          // (not yet, say, one joining rooms in a middleware) are written to.
-          const id = this.index.socketIdOf(slot);
-          socket = id === undefined ? undefined : sockets.get(id);
-          if (socket === undefined) continue;
-          bySlot[slot] = socket;
-        }
-        callback(socket);
+        const socket = this.registeredSocketAt(slot);
+        if (socket !== undefined) callback(socket, slot);
       }
+    }
+
+    /**
+     * The Socket of `slot` if it is registered in the namespace: as the
+     * in-memory adapter, a socket not yet registered (one joining rooms in a
+     * middleware, say) is not written to.
+     */
+    private registeredSocketAt(slot: number): Socket | undefined {
+      let socket = this.socketsBySlot[slot];
+      if (socket === undefined) {
+        const id = this.index.socketIdOf(slot);
+        socket = id === undefined ? undefined : this.nsp.sockets.get(id);
+        if (socket !== undefined) this.socketsBySlot[slot] = socket;
+      }
+      return socket;
     }
 
     private leaveRoom(slot: number, roomId: number, room: Room, id: SocketId): void {
       const index = this.index;
       if (!index.leave(slot, roomId)) return;
+      this.uws?.left(slot, roomId);
       const generation = index.roomGeneration(roomId);
       this.emit("leave-room", room, id);
       // A leave-room listener may have emptied and removed the room already
@@ -406,9 +516,25 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       }
     }
 
+    /**
+     * The namespace's uWS topics if socket.io runs on `attachApp`, decided at
+     * run time (not when this module loads), once the server has its engine.
+     */
+    private uwsTopics(): UwsTopics | undefined {
+      if (this.uwsDecided) return this.uws;
+      const engine = (this.nsp.server as unknown as ServerInternals).engine;
+      if (engine === undefined) return undefined;
+      this.uwsDecided = true;
+      return (this.uws = isUwsEngine(engine) ? new UwsTopics(this.index) : undefined);
+    }
+
     /** Packet encoding as socket.io-adapter's, recording the result for connection state recovery. */
     private encodeAndRecord(packet: BroadcastPacket, packetOpts: object): unknown[] {
-      const encoded = encodeInAdapter.call(this, packet, packetOpts);
+      // uWS transports ignore the frame socket.io-adapter precomputes for `ws`: encode only.
+      const encoded =
+        this.uwsTopics() !== undefined
+          ? (this.nsp.server as unknown as ServerInternals).encoder.encode(packet)
+          : encodeInAdapter.call(this, packet, packetOpts);
       this.recovery?.recordEncoded(encoded);
       return encoded;
     }
@@ -430,9 +556,15 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
   return Sharded;
 }
 
+/** socket.io-adapter's write of one broadcast packet to one recipient. */
+function writeBroadcast(socket: Socket, packet: BroadcastPacket, encoded: unknown[], packetOpts: PacketOptions): void {
+  const internals = socket as unknown as SocketInternals;
+  internals.notifyOutgoingListeners?.(packet);
+  internals.client.writeToEngine(encoded, packetOpts);
+}
+
 type Encode = (packet: BroadcastPacket, packetOpts: object) => unknown[];
 const encodeInAdapter = (Adapter.prototype as unknown as { _encode: Encode })._encode;
-const broadcastInAdapter = Adapter.prototype.broadcast as (packet: BroadcastPacket, opts: BroadcastOptions) => void;
 
 /**
  * A Socket.IO adapter whose room membership lives in shared memory, sharded by

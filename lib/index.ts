@@ -18,6 +18,7 @@ export { ShardedClusterAdapter, type ClusterStats, type ShardedClusterAdapterSta
 export { InvalidOptionError, ReadOnlyViewError, ShardedAdapterError } from "./errors";
 export type { IoRedisClient, NodeRedisClient, RedisClient, ShardedAdapterOptions } from "./options";
 export type { PoolStats, ShardPool } from "./shard-pool";
+export type { UwsStats } from "./uws-topics";
 
 /**
  * Returns the adapter constructor to pass as socket.io's `adapter` option.

@@ -11,6 +11,9 @@ import { Server, type ServerOptions, type Socket } from "socket.io";
 import { Adapter } from "socket.io-adapter";
 import { io as connect, type Socket as ClientSocket } from "socket.io-client";
 import { createAdapter, ShardedAdapter, type ShardedAdapterOptions } from "../lib/index";
+import { REPO_ROOT, serverSocketOf, settle, waitConnected } from "./client-helpers";
+
+export { REPO_ROOT, serverSocketOf, settle, waitConnected };
 
 export type AdapterKind = "sharded" | "in-memory";
 export const ADAPTER_KINDS: readonly AdapterKind[] = ["sharded", "in-memory"];
@@ -64,13 +67,6 @@ export async function startServer(
   };
 }
 
-export function waitConnected(client: ClientSocket): Promise<void> {
-  if (client.connected) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    client.once("connect", () => resolve());
-    client.once("connect_error", reject);
-  });
-}
 
 /** Resolves with the arguments of the next `event` on `emitter`. */
 export function once<T extends unknown[] = unknown[]>(
@@ -82,12 +78,6 @@ export function once<T extends unknown[] = unknown[]>(
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Server-side socket of a connected client. */
-export function serverSocketOf(io: Server, client: ClientSocket, namespace = "/"): Socket {
-  const socket = io.of(namespace).sockets.get(client.id as string);
-  if (!socket) throw new Error(`no server socket for client ${client.id}`);
-  return socket;
-}
 
 /**
  * Records every `event` each client receives, so a test can emit, then
@@ -102,21 +92,6 @@ export function recordReceipts(clients: ClientSocket[], event: string): Map<Clie
   return receipts;
 }
 
-/**
- * Waits until the server's pending writes have reached every client: a ping
- * event round-trips through each client after everything sent before it.
- */
-export async function settle(io: Server, clients: ClientSocket[], namespace = "/"): Promise<void> {
-  await Promise.all(
-    clients.map(
-      (client) =>
-        new Promise<void>((resolve) => {
-          client.once("__settle", () => resolve());
-          serverSocketOf(io, client, namespace).emit("__settle");
-        }),
-    ),
-  );
-}
 
 export { Adapter as InMemoryAdapter };
 
@@ -234,9 +209,6 @@ export async function waitWritable(io: Server, clients: ClientSocket[], namespac
     }
   }
 }
-
-/** Root of the repository (dist/test/helpers.js -> ../..). */
-export const REPO_ROOT = join(__dirname, "..", "..");
 
 export interface ChildResult {
   readonly code: number | null;

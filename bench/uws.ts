@@ -1,0 +1,324 @@
+/**
+ * End to end on uWebSockets.js (`io.attachApp(app)`, issue #11): the same
+ * clients and rooms as bench/e2e.ts, on a uWS app, for socket.io's in-memory
+ * adapter (with socket.io's own uWS patch of it) and ours, in turn.
+ *
+ * Per broadcast shape (one room, everyone, one socket's own-id room, a union
+ * of rooms, everyone except one room), the server emits a fixed number of
+ * broadcasts, a batch per tick, and measures its main thread's CPU from the
+ * first emit until the clients have everything (uWS writes published frames
+ * after the emitting turn, on the same thread); the clients' process (the
+ * `--e2e-clients` child of e2e.ts) counts what arrives. Every shape is run
+ * once at a fifth of its size first, unmeasured (warm-up). Reported per shape:
+ * main-thread CPU per broadcast and delivered messages per second.
+ *
+ *   node dist/bench/run.js --only=uws
+ */
+import { stat } from "node:fs/promises";
+import { performance } from "node:perf_hooks";
+import { Server, type Socket } from "socket.io";
+import * as uWS from "uWebSockets.js";
+import { createAdapter, type ShardedAdapter } from "../lib/index";
+import { CpuClock } from "./cpu";
+import { Child, e2eWorkload, type E2EConfig } from "./e2e";
+import { ADAPTERS, type AdapterKind } from "./protocol";
+import { Rng, type Workload } from "./workload";
+
+export const UWS_SHAPES = ["one room", "everyone", "own id", "union", "except"] as const;
+export type UwsShape = (typeof UWS_SHAPES)[number];
+
+/** The shapes a topic publish serves (both adapters publish them): target ≤ 1.0; the others ≤ 0.7. */
+export const PUBLISHED_SHAPES: readonly UwsShape[] = ["one room", "everyone", "own id"];
+
+export interface UwsConfig {
+  readonly clients: number;
+  /** Rooms per client besides its own-id room. */
+  readonly k: number;
+  readonly rounds: number;
+  readonly seed: number;
+  readonly workers: number;
+  /** Broadcasts per shape and round. */
+  readonly broadcasts: Record<UwsShape, number>;
+  /** Broadcasts per tick (one event-loop turn), and ms between ticks. */
+  readonly batch: number;
+  readonly tickMs: number;
+  readonly unionRooms: number;
+}
+
+export function uwsDefaults(quick: boolean): UwsConfig {
+  return {
+    clients: quick ? 300 : 1500,
+    k: 3,
+    rounds: quick ? 1 : 2,
+    seed: 1,
+    workers: 2,
+    broadcasts: quick
+      ? { "one room": 400, everyone: 60, "own id": 400, union: 100, except: 60 }
+      : { "one room": 3000, everyone: 200, "own id": 3000, union: 600, except: 200 },
+    // 10 broadcasts every 10 ms: an everyone burst stays far below uWS's
+    // per-socket backpressure limit (64 KiB), beyond which uWS drops.
+    batch: 10,
+    tickMs: 10,
+    unionRooms: 5,
+  };
+}
+
+interface ServerArgs {
+  readonly adapter: AdapterKind;
+  readonly config: UwsConfig;
+}
+
+/** What the server measured for one shape. */
+export interface UwsPhase {
+  readonly shape: UwsShape;
+  readonly broadcasts: number;
+  readonly expectedDeliveries: number;
+  readonly startUs: number;
+  /** Main-thread CPU from the first emit until the parent said the clients had everything. */
+  readonly mainCpuMs: number;
+  readonly workerCpuMs: number;
+  /** Broadcasts our adapter published to a uWS topic (its stats); NaN for in-memory. */
+  readonly published: number;
+}
+
+export interface UwsShapeRound {
+  readonly adapter: AdapterKind;
+  readonly round: number;
+  readonly phase: UwsPhase;
+  readonly delivered: number;
+  readonly deliveredPerSecond: number;
+}
+
+export interface UwsShapeSummary {
+  readonly mainCpuUsPerBroadcast: number;
+  readonly deliveredPerSecond: number;
+  readonly deliveredFraction: number;
+}
+
+export interface UwsResult {
+  readonly config: UwsConfig;
+  readonly uwsPackage: string;
+  readonly rounds: UwsShapeRound[];
+  /** Medians over the rounds, per adapter and shape. */
+  readonly summary: Record<AdapterKind, Record<UwsShape, UwsShapeSummary>>;
+  readonly elapsedSeconds: number;
+}
+
+const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+/** The share of each shape's broadcasts sent once, unmeasured, before the measured phases. */
+const WARM_UP_FRACTION = 0.2;
+
+function send(message: unknown): void {
+  (process as NodeJS.Process & { send: (m: unknown) => boolean }).send(message);
+}
+
+/** The rooms and sizes of e2e.ts's workload for these clients. */
+function workloadOf(config: UwsConfig): Workload {
+  return e2eWorkload({ clients: config.clients, k: config.k, seed: config.seed } as E2EConfig);
+}
+
+interface Target {
+  readonly to: string[];
+  readonly except: string | undefined;
+  readonly recipients: number;
+}
+
+/** The broadcasts of one shape, identical in every process that builds them. */
+function targetsOf(shape: UwsShape, config: UwsConfig, w: Workload, ids: readonly string[], fraction: number): Target[] {
+  const rng = new Rng(config.seed + UWS_SHAPES.indexOf(shape) * 101);
+  const { n, k, r } = w.params;
+  const inRooms = (client: number, rooms: Set<number>): boolean => {
+    for (let j = 0; j < k; j++) if (rooms.has(w.roomsOf[client * k + j])) return true;
+    return false;
+  };
+  const count = (rooms: Set<number>): number => {
+    let members = 0;
+    for (let c = 0; c < n; c++) if (inRooms(c, rooms)) members++;
+    return members;
+  };
+  const targets: Target[] = [];
+  for (let i = 0; i < Math.ceil(config.broadcasts[shape] * fraction); i++) {
+    if (shape === "one room") {
+      const room = rng.below(r);
+      targets.push({ to: [w.roomNames[room]], except: undefined, recipients: w.roomSizes[room] });
+    } else if (shape === "everyone") {
+      targets.push({ to: [], except: undefined, recipients: n });
+    } else if (shape === "own id") {
+      targets.push({ to: [ids[rng.below(n)]], except: undefined, recipients: 1 });
+    } else if (shape === "union") {
+      const rooms = new Set<number>();
+      while (rooms.size < Math.min(config.unionRooms, r)) rooms.add(rng.below(r));
+      targets.push({ to: [...rooms].map((x) => w.roomNames[x]), except: undefined, recipients: count(rooms) });
+    } else {
+      const room = rng.below(r);
+      targets.push({ to: [], except: w.roomNames[room], recipients: n - w.roomSizes[room] });
+    }
+  }
+  return targets;
+}
+
+// ---------------------------------------------------------------- server --
+
+export async function uwsServerMain(json: string): Promise<void> {
+  const { adapter, config } = JSON.parse(json) as ServerArgs;
+  await stat(__filename); // libuv's thread pool up before the baseline
+  const clock = new CpuClock();
+  clock.markBaseline();
+  const w = workloadOf(config);
+  const app = uWS.App();
+  const io =
+    adapter === "sharded"
+      ? new Server({ adapter: createAdapter({ workers: config.workers }), transports: ["websocket"] })
+      : new Server({ transports: ["websocket"] });
+  io.attachApp(app);
+  const ids: string[] = new Array(config.clients).fill("");
+  io.on("connection", (socket: Socket) => {
+    const i = Number((socket.handshake.auth as { i?: unknown }).i);
+    if (!Number.isInteger(i) || i < 0 || i >= config.clients) {
+      socket.disconnect(true);
+      return;
+    }
+    ids[i] = socket.id;
+    const rooms: string[] = [];
+    for (let j = 0; j < config.k; j++) rooms.push(w.roomNames[w.roomsOf[i * config.k + j]]);
+    void socket.join(rooms);
+  });
+  const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) =>
+    app.listen("127.0.0.1", 0, (socket) => (socket ? resolve(socket) : reject(new Error("uWS could not listen on 127.0.0.1")))),
+  );
+  send({ type: "listening", port: uWS.us_socket_local_port(listenSocket) });
+
+  const nsp = io.of("/");
+  const published = (): number => (adapter === "sharded" ? (nsp.adapter as unknown as ShardedAdapter).stats().uws.publishes : NaN);
+  let running: { shape: UwsShape; c0: ReturnType<CpuClock["sample"]>; startUs: number; broadcasts: number; expected: number; published0: number } | undefined;
+
+  process.on("message", (message: { type: string; shape?: UwsShape; fraction?: number }) => {
+    if (message.type === "phase") {
+      phase(message.shape as UwsShape, message.fraction ?? 1).catch((err: unknown) => send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) }));
+    } else if (message.type === "done") {
+      // The clients have everything: stop the clock.
+      const c1 = clock.sample();
+      const r = running as NonNullable<typeof running>;
+      running = undefined;
+      const result: UwsPhase = {
+        shape: r.shape,
+        broadcasts: r.broadcasts,
+        expectedDeliveries: r.expected,
+        startUs: r.startUs,
+        mainCpuMs: (c1.main - r.c0.main) / 1e6,
+        workerCpuMs: (c1.added - r.c0.added) / 1e6,
+        published: published() - r.published0,
+      };
+      send({ type: "phased", phase: result });
+    } else if (message.type === "exit") {
+      void io.close();
+      uWS.us_listen_socket_close(listenSocket);
+      process.exit(0);
+    }
+  });
+
+  async function phase(shape: UwsShape, fraction: number): Promise<void> {
+    if (nsp.sockets.size !== config.clients) throw new Error(`uws ${adapter}: ${nsp.sockets.size} of ${config.clients} clients connected`);
+    const targets = targetsOf(shape, config, w, ids, fraction);
+    clock.refresh();
+    const published0 = published();
+    const c0 = clock.sample();
+    const startUs = nowUs();
+    running = { shape, c0, startUs, broadcasts: targets.length, expected: targets.reduce((s, t) => s + t.recipients, 0), published0 };
+    const start = performance.now();
+    for (let i = 0; i < targets.length; i += config.batch) {
+      const due = start + (i / config.batch) * config.tickMs;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      for (const target of targets.slice(i, i + config.batch)) {
+        const stamp = nowUs();
+        const operator = target.except === undefined ? io.to(target.to) : io.except(target.except);
+        operator.emit("m", stamp);
+      }
+    }
+    send({ type: "emitted", expectedDeliveries: running.expected, startUs });
+  }
+}
+
+// ---------------------------------------------------------------- parent --
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Runs every shape with each adapter in turn (alternating order over the rounds). */
+export async function runUws(config: UwsConfig, script: string, log: (line: string) => void, live: Set<{ kill(): void }>): Promise<UwsResult> {
+  const started = performance.now();
+  const { name, version } = require("uWebSockets.js/package.json") as { name: string; version: string };
+  const uwsPackage = `${name}@${version}`;
+  log(`[uws] ${config.clients} websocket clients on uWebSockets.js (${uwsPackage}), ${config.k} rooms each; shapes ${UWS_SHAPES.join(", ")}`);
+  const rounds: UwsShapeRound[] = [];
+  for (let round = 0; round < config.rounds; round++) {
+    const order = round % 2 === 0 ? ADAPTERS : [...ADAPTERS].reverse();
+    for (const adapter of order) {
+      const server = new Child("--uws-server", { adapter, config } satisfies ServerArgs, script);
+      live.add(server);
+      let clients: Child | undefined;
+      try {
+        const { port } = await server.next<{ port: number }>("listening", 60_000);
+        clients = new Child("--e2e-clients", { port, clients: config.clients }, script);
+        live.add(clients);
+        const conn = await clients.next<{ connected: number; connectErrors: number }>("connected", 180_000);
+        if (conn.connected !== config.clients) throw new Error(`uws ${adapter}: ${conn.connected} of ${config.clients} clients connected (${conn.connectErrors} errors)`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        let before = 0;
+        // A fifth of every shape first, not reported: the JIT warm, the connection burst's garbage collected.
+        const phases = [...UWS_SHAPES.map((shape) => ({ shape, warmUp: true })), ...UWS_SHAPES.map((shape) => ({ shape, warmUp: false }))];
+        for (const { shape, warmUp } of phases) {
+          server.send({ type: "phase", shape, fraction: warmUp ? WARM_UP_FRACTION : 1 });
+          const { expectedDeliveries, startUs } = await server.next<{ expectedDeliveries: number; startUs: number }>("emitted", 300_000);
+          // Until every delivery arrived, or nothing arrived for 2 s.
+          let received = before;
+          let lastUs = startUs;
+          let idleSince = performance.now();
+          for (;;) {
+            clients.send({ type: "count" });
+            const count = await clients.next<{ received: number; lastUs: number }>("count");
+            if (count.received !== received) idleSince = performance.now();
+            received = count.received;
+            lastUs = count.lastUs;
+            if (received - before >= expectedDeliveries || performance.now() - idleSince > 2000) break;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          server.send({ type: "done" });
+          const { phase } = await server.next<{ phase: UwsPhase }>("phased");
+          const delivered = received - before;
+          before = received;
+          if (delivered !== phase.expectedDeliveries) log(`[uws] WARNING: ${adapter} ${shape}${warmUp ? " (warm-up)" : ""}: ${delivered} messages received, ${phase.expectedDeliveries} expected`);
+          if (warmUp) continue;
+          const deliveredPerSecond = delivered / Math.max(1e-9, (lastUs - startUs) / 1e6);
+          rounds.push({ adapter, round, phase, delivered, deliveredPerSecond });
+          log(
+            `[uws] round ${round + 1} ${adapter.padEnd(9)} ${shape.padEnd(8)}: ${phase.broadcasts} broadcasts, delivered ${delivered}/${phase.expectedDeliveries} = ${Math.round(deliveredPerSecond)}/s;` +
+              ` main CPU ${((phase.mainCpuMs * 1000) / phase.broadcasts).toFixed(1)} µs per broadcast${adapter === "sharded" ? `, ${phase.published} published` : ""}`,
+          );
+        }
+      } finally {
+        await clients?.stop();
+        await server.stop();
+        if (clients) live.delete(clients);
+        live.delete(server);
+      }
+    }
+  }
+  const summary = {} as Record<AdapterKind, Record<UwsShape, UwsShapeSummary>>;
+  for (const adapter of ADAPTERS) {
+    summary[adapter] = {} as Record<UwsShape, UwsShapeSummary>;
+    for (const shape of UWS_SHAPES) {
+      const list = rounds.filter((r) => r.adapter === adapter && r.phase.shape === shape);
+      summary[adapter][shape] = {
+        mainCpuUsPerBroadcast: median(list.map((r) => (r.phase.mainCpuMs * 1000) / r.phase.broadcasts)),
+        deliveredPerSecond: median(list.map((r) => r.deliveredPerSecond)),
+        deliveredFraction: median(list.map((r) => r.delivered / r.phase.expectedDeliveries)),
+      };
+    }
+  }
+  return { config, uwsPackage, rounds, summary, elapsedSeconds: (performance.now() - started) / 1000 };
+}
