@@ -15,7 +15,9 @@
  * rooms it holds, so that such broadcasts are not even sent to it.
  *
  * Connection state recovery is kept in this worker (as without a cluster):
- * a client recovers its session when it reconnects to the same worker.
+ * a client recovers its session when it reconnects to the same worker. A
+ * worker with recovery on takes every broadcast (no skip, no routing), since
+ * it stores them for its disconnected clients too.
  */
 import {
   Adapter,
@@ -38,6 +40,8 @@ export interface IpcContext extends AdapterContext {
 
 /** Counters of the cluster link, in {@link ShardedIpcAdapter.stats}. */
 export interface IpcStats extends IpcLinkStats {
+  /** This adapter's uid in the cluster protocol. */
+  readonly uid: string;
   /** Other adapters of this namespace heard from within heartbeatTimeout (the workers, official ones included). */
   readonly peers: number;
   /** Broadcasts of other workers dropped unwalked: this worker had no member in their rooms. */
@@ -87,6 +91,12 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
   private readonly roomChanges = new Map<string, boolean>();
   private flushScheduled = false;
   private leaving = false;
+  /**
+   * With connection state recovery on, a broadcast to rooms whose members all
+   * disconnected must still be stored for them: this worker then takes every
+   * broadcast (no skip, no room routing).
+   */
+  private readonly takesEveryBroadcast: boolean;
 
   constructor(nsp: Namespace) {
     const context = new.target.context;
@@ -95,6 +105,7 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
     super(nsp, { heartbeatInterval, heartbeatTimeout });
     this.link = context.link;
     this.namespace = nsp.name;
+    this.takesEveryBroadcast = Boolean((nsp.server as unknown as { opts: { connectionStateRecovery?: unknown } }).opts.connectionStateRecovery);
     this.on("create-room", (room: string) => this.noteRoomChange(room, true));
     this.on("delete-room", (room: string) => this.noteRoomChange(room, false));
     this.link.join(this);
@@ -127,6 +138,7 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
       ...super.stats(),
       ipc: {
         ...this.link.stats(),
+        uid: this.uid,
         peers: (this as unknown as HeartbeatInternals).nodesMap.size,
         broadcastsSkipped: this.broadcastsSkipped,
         roomUpdatesSent: this.roomUpdatesSent,
@@ -158,7 +170,7 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
       // unwalked when no socket here is in its rooms.
       (this as unknown as HeartbeatInternals).nodesMap.set(message.uid, Date.now());
       const { packet, opts } = message.data as unknown as { packet: { type: number; data: unknown[] }; opts: WireOptions };
-      if (opts.rooms.length > 0 && !this.hasMembersIn(opts.rooms)) {
+      if (opts.rooms.length > 0 && !this.takesEveryBroadcast && !this.hasMembersIn(opts.rooms)) {
         this.broadcastsSkipped++;
         return;
       }
@@ -170,7 +182,7 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
 
   /** @internal The primary routes by room: send it this adapter's rooms once, then each change. */
   onRoutingPrimary(): void {
-    if (this.announcing || this.leaving) return;
+    if (this.announcing || this.leaving || this.takesEveryBroadcast) return;
     this.announcing = true;
     this.roomChanges.clear();
     this.sendRooms(true, [...this.rooms.keys()], []);

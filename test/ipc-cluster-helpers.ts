@@ -9,7 +9,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { join } from "node:path";
 import { Cluster, ClusterNode, waitUntil, type NodeProcess } from "./cluster-helpers";
-import type { AdapterKind, NodeConfig, NodeMessage, RequestMessage } from "./cluster-protocol";
+import type { AdapterKind, NodeConfig, NodeMessage, RecoveryOptions, RequestMessage } from "./cluster-protocol";
 
 /** Which setupPrimary() the primary runs. */
 export type PrimaryKind = "sharded" | "official";
@@ -55,6 +55,13 @@ class WorkerChannel extends EventEmitter implements NodeProcess {
   kill(signal: NodeJS.Signals): boolean {
     return this.primary.request({ kind: "kill", slot: this.slot, signal });
   }
+}
+
+/** What every worker of a test cluster is started with. */
+interface WorkerSettings {
+  readonly heartbeatInterval: number;
+  readonly heartbeatTimeout: number;
+  readonly connectionStateRecovery?: RecoveryOptions;
 }
 
 /** The primary process of one test cluster. */
@@ -110,9 +117,9 @@ export class IpcPrimary {
   }
 
   /** Forks a worker running `adapter` and waits until it is ready. */
-  startWorker(name: string, adapter: AdapterKind, heartbeat: { heartbeatInterval: number; heartbeatTimeout: number }): Promise<ClusterNode> {
+  startWorker(name: string, adapter: AdapterKind, settings: WorkerSettings): Promise<ClusterNode> {
     const slot = this.nextSlot++;
-    const config: NodeConfig = { name, adapter, client: "redis", ...heartbeat, ...(this.stickyPort !== undefined ? { stickyPort: this.stickyPort } : {}) };
+    const config: NodeConfig = { name, adapter, client: "redis", ...settings, ...(this.stickyPort !== undefined ? { stickyPort: this.stickyPort } : {}) };
     return ClusterNode.start(config, (nodeConfig) => {
       const channel = new WorkerChannel(this, slot);
       this.channels.set(slot, channel);
@@ -156,9 +163,11 @@ export interface IpcClusterOptions {
   readonly heartbeatInterval?: number;
   readonly heartbeatTimeout?: number;
   readonly limits?: PrimaryConfig["limits"];
+  /** socket.io's `connectionStateRecovery` on every worker. Default: off. */
+  readonly connectionStateRecovery?: RecoveryOptions;
 }
 
-/** A test cluster: its primary and the Cluster of its workers (nodes w0, w1...; clients w0c0...). */
+/** A test cluster: its primary and the Cluster of its workers (nodes n0, n1...; clients n0c0...). */
 export interface IpcCluster {
   readonly primary: IpcPrimary;
   readonly cluster: Cluster;
@@ -170,12 +179,12 @@ export interface IpcCluster {
 /** Starts a primary and its workers, connects the clients and waits until the cluster is formed. */
 export async function startIpcCluster(options: IpcClusterOptions): Promise<IpcCluster> {
   const { clientsPerWorker = 2, heartbeatInterval = 200, heartbeatTimeout = 1500, sticky = false } = options;
-  const heartbeat = { heartbeatInterval, heartbeatTimeout };
+  const heartbeat: WorkerSettings = { heartbeatInterval, heartbeatTimeout, ...(options.connectionStateRecovery ? { connectionStateRecovery: options.connectionStateRecovery } : {}) };
   const primary = await IpcPrimary.start({ primary: options.primary, sticky, limits: options.limits });
   const cluster = new Cluster(undefined, []);
   let workerCount = 0;
   const addWorker = async (adapter: AdapterKind, clients = clientsPerWorker): Promise<ClusterNode> => {
-    const node = await primary.startWorker(`w${workerCount++}`, adapter, heartbeat);
+    const node = await primary.startWorker(`n${workerCount++}`, adapter, heartbeat);
     cluster.nodes.push(node);
     if (!sticky) await cluster.connect(node, clients);
     await cluster.waitFormed();
@@ -186,7 +195,7 @@ export async function startIpcCluster(options: IpcClusterOptions): Promise<IpcCl
     await primary.stop();
   };
   try {
-    const started = await Promise.all(options.workers.map((adapter) => primary.startWorker(`w${workerCount++}`, adapter, heartbeat)));
+    const started = await Promise.all(options.workers.map((adapter) => primary.startWorker(`n${workerCount++}`, adapter, heartbeat)));
     cluster.nodes.push(...started);
     if (sticky) {
       // Every client goes to the one port; the primary picks its worker.
