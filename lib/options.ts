@@ -179,10 +179,11 @@ function resolveClusterOptions(options: ShardedAdapterOptions): ResolvedClusterO
   if (options.redis !== undefined) throw new InvalidOptionError("cluster", cluster, "false when redis is given (one link: Redis or the cluster's IPC)");
   const stray = REDIS_ONLY.find((key) => key !== "heartbeatInterval" && key !== "heartbeatTimeout" && options[key] !== undefined);
   if (stray !== undefined) throw new InvalidOptionError(stray, options[stray], "given only with the redis option (it configures the Redis link)");
+  const heartbeat = resolveHeartbeatOptions(options);
   if (typeof process.send !== "function") {
     throw new InvalidOptionError("cluster", cluster, "used in a process with an IPC channel to its primary (a Node.js cluster worker)");
   }
-  return resolveHeartbeatOptions(options);
+  return heartbeat;
 }
 
 const REDIS_ONLY = [
