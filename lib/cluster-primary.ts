@@ -40,6 +40,15 @@ const debug = createDebug("socket.io-sharded-adapter:primary");
 
 /** Options of {@link setupPrimary}. */
 export interface PrimaryOptions {
+  /**
+   * Send a room broadcast (and socketsJoin, socketsLeave, disconnectSockets
+   * with rooms) only to the workers holding one of its rooms. A join is seen
+   * here when its worker's update arrives: a broadcast relayed before that
+   * misses the new member, as if it had been sent just before the join. Off:
+   * every worker gets everything and skips what it has no member for, in the
+   * official primary's order. Default: true.
+   */
+  roomRouting?: boolean;
   /** Messages to one worker handed to its channel and not yet written out. Default: 1024. */
   maxInFlight?: number;
   /** Messages to one worker waiting behind those; beyond this the oldest is dropped. Default: 10000. */
@@ -117,7 +126,9 @@ export function setupPrimary(options: PrimaryOptions = {}): ClusterPrimary {
     maxInFlight: limitIn("maxInFlight", options.maxInFlight, DEFAULT_SENDER_LIMITS.maxInFlight),
     maxQueued: limitIn("maxQueued", options.maxQueued, DEFAULT_SENDER_LIMITS.maxQueued),
   };
-  return new PrimaryRelay(limits);
+  const roomRouting = options.roomRouting ?? true;
+  if (typeof roomRouting !== "boolean") throw new InvalidOptionError("roomRouting", roomRouting, "a boolean");
+  return new PrimaryRelay(limits, roomRouting);
 }
 
 class PrimaryRelay implements ClusterPrimary {
@@ -135,7 +146,11 @@ class PrimaryRelay implements ClusterPrimary {
   private readonly onExit = (worker: Worker) => this.forgetWorker(worker);
   private static readonly hello: HelloMessage = { source: SHARDED_SOURCE, kind: "hello" };
 
-  constructor(private readonly limits: { maxInFlight: number; maxQueued: number }) {
+  constructor(
+    private readonly limits: { maxInFlight: number; maxQueued: number },
+    /** Without it no hello is sent: no worker sends its rooms, every worker gets everything. */
+    private readonly roomRouting: boolean,
+  ) {
     cluster.on("message", this.onMessage);
     cluster.on("disconnect", this.onExit);
     cluster.on("exit", this.onExit);
@@ -246,7 +261,7 @@ class PrimaryRelay implements ClusterPrimary {
     }
     this.adapters.set(uid, { workerId: worker.id, nsp, rooms: undefined });
     entry.uids.add(uid);
-    entry.sender.send(PrimaryRelay.hello);
+    if (this.roomRouting) entry.sender.send(PrimaryRelay.hello);
     return true;
   }
 

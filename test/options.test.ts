@@ -99,6 +99,7 @@ test("cluster option: a boolean, not with redis or its options, heartbeats check
 test("setupPrimary: options checked; stats start at zero; close() removes its listeners", () => {
   assert.throws(() => setupPrimary({ maxQueued: 0 }), (err: unknown) => err instanceof InvalidOptionError && err.option === "maxQueued");
   assert.throws(() => setupPrimary({ maxInFlight: 1.5 }), (err: unknown) => err instanceof InvalidOptionError && err.option === "maxInFlight");
+  assert.throws(() => setupPrimary({ roomRouting: "yes" as never }), (err: unknown) => err instanceof InvalidOptionError && err.option === "roomRouting");
   const listeners = cluster.listenerCount("message");
   const primary = setupPrimary({ maxQueued: 10 });
   assert.equal(cluster.listenerCount("message"), listeners + 1);
