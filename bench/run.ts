@@ -28,6 +28,7 @@
  *   --e2e-clients=2000 --storm=3000 --e2e-rounds=2   end to end ("--e2e-clients=0": off)
  *   --cluster=none --cluster-rounds=2 --cluster-payload=200   the cluster part (off; rounds; text bytes per #5226 broadcast)
  *   --only=cluster               the cluster part alone (with workload names: those and the cluster part)
+ *   --only=ipc-cluster           the Node.js cluster part alone (issue #12, bench/ipc-cluster.ts); --ipc-cluster=none: off
  *   --seed=1 --zipf=1 --workers=2 --offload-threshold=100000
  *   --no-write                   print only, do not write bench/results/
  * With --cells, --sizes or --only, GC, end to end and cluster are off unless asked for.
@@ -49,6 +50,7 @@ import { chartSvg, chartPoints } from "./chart";
 import { redisServerAvailable } from "../test/redis-server";
 import { clusterDefaults, runCluster, type ClusterConfig, type ClusterResult } from "./cluster";
 import { e2eClientsMain, e2eServerMain, runEndToEnd, type E2EConfig, type E2EResult } from "./e2e";
+import { ipcClusterDefaults, runIpcCluster, type IpcClusterConfig, type IpcClusterResult } from "./ipc-cluster";
 import {
   ADAPTERS,
   GRID_TASKS,
@@ -101,6 +103,8 @@ interface Config {
   gcDurationMs: number;
   e2e: E2EConfig | undefined;
   cluster: ClusterConfig | undefined;
+  /** Node.js cluster mode (issue #12). */
+  ipcCluster: IpcClusterConfig | undefined;
   write: boolean;
 }
 
@@ -155,6 +159,7 @@ function parseArgs(argv: readonly string[]): Config {
         gcDurationMs: 1000,
         e2e: e2eDefaults(true),
         cluster: clusterDefaults(true),
+        ipcCluster: ipcClusterDefaults(true, e2eDefaults(true)),
         write: true,
       }
     : {
@@ -183,6 +188,7 @@ function parseArgs(argv: readonly string[]): Config {
         gcDurationMs: 5000,
         e2e: e2eDefaults(false),
         cluster: clusterDefaults(false),
+        ipcCluster: ipcClusterDefaults(false, e2eDefaults(false)),
         write: true,
       };
   let cells: { n: number; k: number }[] | undefined;
@@ -196,6 +202,7 @@ function parseArgs(argv: readonly string[]): Config {
   let cluster: boolean | undefined;
   let clusterRounds: number | undefined;
   let clusterPayload: number | undefined;
+  let ipcCluster: boolean | undefined;
   for (const arg of argv) {
     if (arg === "--quick") continue;
     const [key, value = ""] = arg.replace(/^--/, "").split("=");
@@ -214,7 +221,8 @@ function parseArgs(argv: readonly string[]): Config {
         break;
       case "only":
         if (value.split(",").includes("cluster")) cluster = true;
-        only = value.split(",").filter((name) => name !== "cluster").map((name) => {
+        if (value.split(",").includes("ipc-cluster")) ipcCluster = true;
+        only = value.split(",").filter((name) => name !== "cluster" && name !== "ipc-cluster").map((name) => {
           const task = TASKS.find((t) => t.name === name);
           if (!task) throw new Error(`unknown workload ${name}; known: ${TASKS.map((t) => t.name).join(", ")}`);
           return task;
@@ -244,6 +252,10 @@ function parseArgs(argv: readonly string[]): Config {
       case "cluster":
         if (value !== "none" && value !== "") throw new Error(`${arg}: expected --cluster=none (or --cluster to run it)`);
         cluster = value !== "none";
+        break;
+      case "ipc-cluster":
+        if (value !== "none" && value !== "") throw new Error(`${arg}: expected --ipc-cluster=none (or --ipc-cluster to run it)`);
+        ipcCluster = value !== "none";
         break;
       case "cluster-rounds":
         clusterRounds = num();
@@ -289,6 +301,8 @@ function parseArgs(argv: readonly string[]): Config {
   if (config.cluster && clusterRounds !== undefined) config.cluster = { ...config.cluster, rounds: clusterRounds };
   if (config.cluster && clusterPayload !== undefined) config.cluster = { ...config.cluster, rooms: { ...config.cluster.rooms, payloadBytes: clusterPayload } };
   if (config.cluster) config.cluster = { ...config.cluster, seed: config.seed };
+  if (ipcCluster === false || (narrowed && ipcCluster === undefined)) config.ipcCluster = undefined;
+  else if (ipcCluster === true) config.ipcCluster ??= ipcClusterDefaults(quick, e2eDefaults(quick));
   if (rounds !== undefined || time !== undefined) {
     config.cells = config.cells.map((c) => ({ ...c, rounds: rounds ?? c.rounds, timing: { ...c.timing, time: time ?? c.timing.time } }));
   }
@@ -310,6 +324,10 @@ function parseArgs(argv: readonly string[]): Config {
       rounds: e2eRounds ?? config.e2e.rounds,
       schedule: { ...config.e2e.schedule, durationMs: storm ?? config.e2e.schedule.durationMs },
     };
+  }
+  if (config.ipcCluster) {
+    const stormE2e = { ...config.ipcCluster.storm.e2e, workers: config.workers, seed: config.seed, schedule: { ...config.ipcCluster.storm.e2e.schedule, durationMs: storm ?? config.ipcCluster.storm.e2e.schedule.durationMs } };
+    config.ipcCluster = { ...config.ipcCluster, seed: config.seed, storm: { ...config.ipcCluster.storm, e2e: stormE2e } };
   }
   return config;
 }
@@ -595,6 +613,8 @@ async function main(): Promise<void> {
   if (config.e2e) e2e = await runEndToEnd(config.e2e, __filename, log, live);
   let cluster: ClusterResult | undefined;
   if (config.cluster) cluster = await runCluster(config.cluster, log, live);
+  let ipcCluster: IpcClusterResult | undefined;
+  if (config.ipcCluster) ipcCluster = await runIpcCluster(config.ipcCluster, __filename, log, live);
 
   const elapsedSeconds = (performance.now() - started) / 1000;
   const rows = buildRows(sizes);
@@ -626,6 +646,7 @@ async function main(): Promise<void> {
     gc,
     e2e,
     cluster,
+    ipcCluster,
     rows,
     targets: [],
     chart: { file: "", points: chartPoints(sizes) },
