@@ -9,6 +9,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { join } from "node:path";
 import { Cluster, ClusterNode, waitUntil, type NodeProcess } from "./cluster-helpers";
+import type { PrimaryOptions } from "../lib/index";
 import type { AdapterKind, NodeConfig, NodeMessage, RecoveryOptions, RequestMessage } from "./cluster-protocol";
 
 /** Which setupPrimary() the primary runs. */
@@ -20,7 +21,7 @@ export interface PrimaryConfig {
   /** Share one port with the workers through @socket.io/sticky. */
   readonly sticky: boolean;
   /** This package's setupPrimary() options. */
-  readonly limits?: { maxInFlight?: number; maxQueued?: number };
+  readonly primaryOptions?: PrimaryOptions;
 }
 
 /** Test -> primary. */
@@ -158,11 +159,12 @@ export interface IpcClusterOptions {
   readonly workers: readonly AdapterKind[];
   /** One shared port through @socket.io/sticky, clients over HTTP long-polling. Default: false (a port per worker, websocket). */
   readonly sticky?: boolean;
-  /** Clients per worker (with `sticky`: in all, spread by the primary). Default 2. */
+  /** Clients per worker. Default 2. */
   readonly clientsPerWorker?: number;
   readonly heartbeatInterval?: number;
   readonly heartbeatTimeout?: number;
-  readonly limits?: PrimaryConfig["limits"];
+  /** This package's setupPrimary() options. */
+  readonly primaryOptions?: PrimaryOptions;
   /** socket.io's `connectionStateRecovery` on every worker. Default: off. */
   readonly connectionStateRecovery?: RecoveryOptions;
 }
@@ -180,7 +182,7 @@ export interface IpcCluster {
 export async function startIpcCluster(options: IpcClusterOptions): Promise<IpcCluster> {
   const { clientsPerWorker = 2, heartbeatInterval = 200, heartbeatTimeout = 1500, sticky = false } = options;
   const heartbeat: WorkerSettings = { heartbeatInterval, heartbeatTimeout, ...(options.connectionStateRecovery ? { connectionStateRecovery: options.connectionStateRecovery } : {}) };
-  const primary = await IpcPrimary.start({ primary: options.primary, sticky, limits: options.limits });
+  const primary = await IpcPrimary.start({ primary: options.primary, sticky, primaryOptions: options.primaryOptions });
   const cluster = new Cluster(undefined, []);
   let workerCount = 0;
   const addWorker = async (adapter: AdapterKind, clients = clientsPerWorker): Promise<ClusterNode> => {
@@ -198,8 +200,12 @@ export async function startIpcCluster(options: IpcClusterOptions): Promise<IpcCl
     const started = await Promise.all(options.workers.map((adapter) => primary.startWorker(`n${workerCount++}`, adapter, heartbeat)));
     cluster.nodes.push(...started);
     if (sticky) {
-      // Every client goes to the one port; the primary picks its worker.
-      await cluster.connect(started[0], clientsPerWorker * started.length, "s", "polling");
+      // Every client goes to the one port and the primary picks its worker,
+      // round-robin: connected one by one, client k lands on worker k mod n,
+      // and is named after it (checked below).
+      cluster.transport = "polling";
+      for (let k = 0; k < clientsPerWorker * started.length; k++) await cluster.connect(started[k % started.length], 1);
+      await checkStickyPlacement(cluster);
     } else {
       for (const node of started) await cluster.connect(node, clientsPerWorker);
     }
@@ -208,6 +214,17 @@ export async function startIpcCluster(options: IpcClusterOptions): Promise<IpcCl
   } catch (error) {
     await stop();
     throw error;
+  }
+}
+
+/** Checks that every client is on the worker it is named after (fetchSockets answers with each socket's worker). */
+async function checkStickyPlacement(cluster: Cluster): Promise<void> {
+  await cluster.waitFormed();
+  const sockets = await cluster.nodes[0]!.request({ op: "fetchSockets" });
+  for (const client of cluster.clients) {
+    const socket = sockets.find((candidate) => candidate.id === client.id);
+    const worker = (socket?.data as { node?: string } | undefined)?.node;
+    if (worker !== client.node.name) throw new Error(`sticky sessions put client ${client.name} on worker ${worker}, not ${client.node.name} (round-robin expected)`);
   }
 }
 

@@ -33,7 +33,7 @@ function relayPrimaryStats(): unknown {
 cluster.setupPrimary({ exec: join(__dirname, "cluster-node.js"), args: [], serialization: "advanced", silent: false });
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const primary = config.primary === "sharded" ? (require("../lib/index") as typeof import("../lib/index")).setupPrimary(config.limits ?? {}) : undefined;
+const primary = config.primary === "sharded" ? (require("../lib/index") as typeof import("../lib/index")).setupPrimary(config.primaryOptions ?? {}) : undefined;
 if (config.primary === "official") {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   (require("@socket.io/cluster-adapter") as typeof import("@socket.io/cluster-adapter")).setupPrimary();

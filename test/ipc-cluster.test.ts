@@ -121,32 +121,38 @@ describe("node cluster: room routing (#5226)", () => {
   });
 });
 
-describe("node cluster: a worker drops unwalked a broadcast to rooms it has no member in (official primary)", () => {
-  let running: IpcCluster;
-  before(async () => {
-    running = await startIpcCluster({ primary: "official", workers: ["sharded-ipc", "sharded-ipc"] });
-  });
-  after(async () => {
-    await running?.stop();
-  });
+for (const setup of [
+  { label: "official primary", primary: "official", primaryOptions: undefined },
+  { label: "this package's primary with roomRouting: false", primary: "sharded", primaryOptions: { roomRouting: false } },
+] as const) {
+  describe(`node cluster: a worker drops unwalked a broadcast to rooms it has no member in (${setup.label})`, () => {
+    let running: IpcCluster;
+    before(async () => {
+      running = await startIpcCluster({ primary: setup.primary, primaryOptions: setup.primaryOptions, workers: ["sharded-ipc", "sharded-ipc"] });
+    });
+    after(async () => {
+      await running?.stop();
+    });
 
-  test("broadcastsSkipped counts them; members still get theirs", async () => {
-    const cluster = running.cluster;
-    const [n0, n1] = cluster.nodes as [ClusterNode, ClusterNode];
-    const room = unique("n0-room");
-    await cluster.client("n0c0").join(room);
-    const before = (await adapterStats(n0)).ipc;
-    const n1Before = (await adapterStats(n1)).ipc;
-    const tag = unique("skipped");
-    for (let i = 0; i < 3; i++) await n1.request({ op: "broadcast", event: "news", args: [tag], rooms: [unique("nobody-here")] });
-    await n1.request({ op: "broadcast", event: "news", args: [tag], rooms: [room] });
-    await cluster.expectDelivered(n1, "news", tag, [cluster.client("n0c0")], "to n0's room");
-    const after = (await adapterStats(n0)).ipc;
-    assert.equal(after.broadcastsSkipped - before.broadcastsSkipped, 3);
-    assert.equal(after.routingPrimary, false, "the official primary sends no hello");
-    assert.equal((await adapterStats(n1)).ipc.roomUpdatesSent, n1Before.roomUpdatesSent, "no room updates without a routing primary");
+    test("broadcastsSkipped counts them; members still get theirs; no room updates are sent", async () => {
+      const cluster = running.cluster;
+      const [n0, n1] = cluster.nodes as [ClusterNode, ClusterNode];
+      const room = unique("n0-room");
+      await cluster.client("n0c0").join(room);
+      const before = (await adapterStats(n0)).ipc;
+      const n1Before = (await adapterStats(n1)).ipc;
+      const tag = unique("skipped");
+      for (let i = 0; i < 3; i++) await n1.request({ op: "broadcast", event: "news", args: [tag], rooms: [unique("nobody-here")] });
+      await n1.request({ op: "broadcast", event: "news", args: [tag], rooms: [room] });
+      await cluster.expectDelivered(n1, "news", tag, [cluster.client("n0c0")], "to n0's room");
+      const after = (await adapterStats(n0)).ipc;
+      assert.equal(after.broadcastsSkipped - before.broadcastsSkipped, 3);
+      assert.equal(after.routingPrimary, false, "no hello from the primary");
+      assert.equal((await adapterStats(n1)).ipc.roomUpdatesSent, n1Before.roomUpdatesSent, "no room updates without a routing primary");
+      if (setup.primary === "sharded") assert.equal((await primaryStats(running)).routedAway, 0, "nothing routed away");
+    });
   });
-});
+}
 
 describe("node cluster: failure", () => {
   for (const primary of ["sharded", "official"] as const) {
@@ -211,7 +217,7 @@ describe("node cluster: untrusted IPC input and bounded queues", () => {
   let running: IpcCluster;
   let cluster: Cluster;
   before(async () => {
-    running = await startIpcCluster({ primary: "sharded", workers: ["sharded-ipc", "sharded-ipc"], limits: { maxInFlight: 4, maxQueued: 50 } });
+    running = await startIpcCluster({ primary: "sharded", workers: ["sharded-ipc", "sharded-ipc"], primaryOptions: { maxInFlight: 4, maxQueued: 50 } });
     cluster = running.cluster;
   });
   after(async () => {
@@ -323,39 +329,11 @@ describe("node cluster: connection state recovery", () => {
   });
 });
 
-describe("node cluster behind @socket.io/sticky (one shared port, polling clients)", () => {
-  let running: IpcCluster;
-  before(async () => {
-    running = await startIpcCluster({ primary: "sharded", workers: ["sharded-ipc", "sharded-ipc"], sticky: true, clientsPerWorker: 2 });
-  });
-  after(async () => {
-    await running?.stop();
-  });
-
-  test("broadcasts, rooms, acks and fetchSockets across the workers the primary spread the clients over", async () => {
-    const cluster = running.cluster;
-    const [n0, n1] = cluster.nodes as [ClusterNode, ClusterNode];
-    const sockets = await n0.request({ op: "fetchSockets" });
-    assert.equal(sockets.length, 4);
-    const byWorker = new Map<string, string[]>();
-    for (const socket of sockets) {
-      const { node, client } = socket.data as { node: string; client: string };
-      byWorker.set(node, [...(byWorker.get(node) ?? []), client]);
-    }
-    assert.deepEqual([...byWorker.keys()].sort(), ["n0", "n1"], "round-robin put clients on both workers");
-
-    for (const origin of [n0, n1]) {
-      const tag = unique("sticky-all");
-      await origin.request({ op: "broadcast", event: "news", args: [tag, { bytes: { $buffer: "AQID" } }] });
-      await cluster.expectDelivered(origin, "news", tag, cluster.clients, `broadcast from ${origin.name}`);
-    }
-    const [s0, s1, s2] = cluster.clients;
-    await s0!.join("pair");
-    await s2!.join("pair");
-    const tag = unique("sticky-room");
-    await n1.request({ op: "broadcast", event: "news", args: [tag], rooms: ["pair"] });
-    await cluster.expectDelivered(n1, "news", tag, [s0!, s2!], "to the room");
-    const acks = await n0.request({ op: "emitWithAck", event: "question", args: [unique("sticky-ack")], rooms: ["pair"], except: [s1!.id], timeout: 5000 });
-    assert.deepEqual("responses" in acks ? [...acks.responses].sort() : acks, names([s0!, s2!]));
-  });
-});
+describeClusterOperations(
+  "node cluster behind @socket.io/sticky (one shared port, polling clients), this package's primary: sharded + official + sharded workers",
+  { nodes: ["sharded-ipc", "official-ipc", "sharded-ipc"], origins: [0, 1] },
+  async () => {
+    const started = await startIpcCluster({ primary: "sharded", workers: ["sharded-ipc", "official-ipc", "sharded-ipc"], sticky: true });
+    return { cluster: started.cluster, stop: started.stop };
+  },
+);
