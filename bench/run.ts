@@ -28,7 +28,8 @@
  *   --e2e-clients=2000 --storm=3000 --e2e-rounds=2   end to end ("--e2e-clients=0": off)
  *   --cluster=none --cluster-rounds=2 --cluster-payload=200   the cluster part (off; rounds; text bytes per #5226 broadcast)
  *   --only=cluster               the cluster part alone (with workload names: those and the cluster part)
- *   --only=ipc-cluster           the Node.js cluster part alone (issue #12, bench/ipc-cluster.ts); --ipc-cluster=none: off
+ *   --only=ipc-cluster           the Node.js cluster part alone (issue #12, bench/ipc-cluster.ts); --ipc-cluster=none: off;
+ *   --ipc-cluster-rounds=2       its rounds (storm and locality)
  *   --seed=1 --zipf=1 --workers=2 --offload-threshold=100000
  *   --no-write                   print only, do not write bench/results/
  * With --cells, --sizes or --only, GC, end to end and cluster are off unless asked for.
@@ -203,6 +204,7 @@ function parseArgs(argv: readonly string[]): Config {
   let clusterRounds: number | undefined;
   let clusterPayload: number | undefined;
   let ipcCluster: boolean | undefined;
+  let ipcClusterRounds: number | undefined;
   for (const arg of argv) {
     if (arg === "--quick") continue;
     const [key, value = ""] = arg.replace(/^--/, "").split("=");
@@ -256,6 +258,10 @@ function parseArgs(argv: readonly string[]): Config {
       case "ipc-cluster":
         if (value !== "none" && value !== "") throw new Error(`${arg}: expected --ipc-cluster=none (or --ipc-cluster to run it)`);
         ipcCluster = value !== "none";
+        break;
+      case "ipc-cluster-rounds":
+        ipcClusterRounds = num();
+        ipcCluster ??= true;
         break;
       case "cluster-rounds":
         clusterRounds = num();
@@ -327,7 +333,8 @@ function parseArgs(argv: readonly string[]): Config {
   }
   if (config.ipcCluster) {
     const stormE2e = { ...config.ipcCluster.storm.e2e, workers: config.workers, seed: config.seed, schedule: { ...config.ipcCluster.storm.e2e.schedule, durationMs: storm ?? config.ipcCluster.storm.e2e.schedule.durationMs } };
-    config.ipcCluster = { ...config.ipcCluster, seed: config.seed, storm: { ...config.ipcCluster.storm, e2e: stormE2e } };
+    const rounds = ipcClusterRounds ?? config.ipcCluster.rounds;
+    config.ipcCluster = { ...config.ipcCluster, rounds, seed: config.seed, storm: { ...config.ipcCluster.storm, e2e: { ...stormE2e, rounds } } };
   }
   return config;
 }
