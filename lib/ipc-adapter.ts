@@ -126,11 +126,11 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
   }
 
   /** Sockets of every worker that `opts` selects (this worker's first). */
-  override fetchSockets(opts: BroadcastOptions): Promise<never[]> {
-    if (opts.flags?.local || this.leaving) return super.fetchSockets(opts) as Promise<never[]>;
+  override fetchSockets(opts: BroadcastOptions): Promise<unknown[]> {
+    if (opts.flags?.local || this.leaving) return super.fetchSockets(opts);
     // ClusterAdapterWithHeartbeat's request (answers counted per peer uid),
     // whose local part goes through the sharded storage.
-    return heartbeatFetchSockets.call(this, opts) as Promise<never[]>;
+    return heartbeatFetchSockets.call(this, opts);
   }
 
   override stats(): ShardedIpcAdapterStats {
