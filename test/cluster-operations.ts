@@ -20,6 +20,12 @@ export interface OperationsFleet {
   readonly origins: readonly number[];
   /** Only a broadcast and fetchSockets (for the client-library variants). */
   readonly basicOnly?: boolean;
+  /**
+   * The clients use HTTP long-polling: socket.io drops a volatile packet for a
+   * client whose poll is not pending at that moment, so volatile deliveries
+   * are checked as at most once, not exactly once.
+   */
+  readonly polling?: boolean;
 }
 
 /** A started fleet: its Cluster (nodes n0..n2, two clients each) and how to stop it. */
@@ -127,7 +133,12 @@ export function describeClusterOperations(title: string, fleet: OperationsFleet,
       test(`broadcast flags: volatile, compress(false), local ${originLabel}`, async () => {
         const volatile = unique("volatile");
         await origin().request({ op: "broadcast", event: "news", args: [volatile], rooms: ["green"], flags: { volatile: true } });
-        await cluster.expectDelivered(origin(), "news", volatile, inRoom("green"), "volatile to green");
+        if (fleet.polling) {
+          await cluster.fence(origin());
+          for (const client of cluster.clients) assert.ok(client.count("news", volatile) <= (inRoom("green").includes(client) ? 1 : 0), `volatile to green at ${client.name}`);
+        } else {
+          await cluster.expectDelivered(origin(), "news", volatile, inRoom("green"), "volatile to green");
+        }
 
         const compress = unique("compress");
         await origin().request({ op: "broadcast", event: "news", args: [compress, "x".repeat(2048)], rooms: ["blue"], flags: { compress: false } });

@@ -331,7 +331,7 @@ describe("node cluster: connection state recovery", () => {
 
 describeClusterOperations(
   "node cluster behind @socket.io/sticky (one shared port, polling clients), this package's primary: sharded + official + sharded workers",
-  { nodes: ["sharded-ipc", "official-ipc", "sharded-ipc"], origins: [0, 1] },
+  { nodes: ["sharded-ipc", "official-ipc", "sharded-ipc"], origins: [0, 1], polling: true },
   async () => {
     const started = await startIpcCluster({ primary: "sharded", workers: ["sharded-ipc", "official-ipc", "sharded-ipc"], sticky: true });
     return { cluster: started.cluster, stop: started.stop };
