@@ -471,8 +471,8 @@ export async function connectClient(node: ClusterNode, name: string, transport?:
 /** N nodes, their clients, and the helpers the tests share. */
 export class Cluster {
   readonly clients: TestClient[] = [];
-  /** How {@link connect} connects new clients (polling behind sticky sessions). */
-  transport: ClientTransport = "websocket";
+  /** How {@link connect} connects one client to a node (behind sticky sessions: see test/ipc-cluster-helpers.ts). */
+  connector: (node: ClusterNode, name: string) => Promise<TestClient> = (node, name) => connectClient(node, name);
 
   constructor(
     /** The Redis server linking the nodes (none for cluster workers linked over IPC). */
@@ -500,9 +500,9 @@ export class Cluster {
   }
 
   /** Connects `count` more clients to `node`, named `<node>c<i>` unless `prefix` is given. */
-  async connect(node: ClusterNode, count: number, prefix = `${node.name}c`, transport?: ClientTransport): Promise<TestClient[]> {
+  async connect(node: ClusterNode, count: number, prefix = `${node.name}c`): Promise<TestClient[]> {
     const start = this.clients.filter((client) => client.name.startsWith(prefix)).length;
-    const batch = await Promise.all(Array.from({ length: count }, (_, i) => connectClient(node, `${prefix}${start + i}`, transport ?? this.transport)));
+    const batch = await Promise.all(Array.from({ length: count }, (_, i) => this.connector(node, `${prefix}${start + i}`)));
     this.clients.push(...batch);
     return batch;
   }

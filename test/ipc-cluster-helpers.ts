@@ -8,7 +8,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { join } from "node:path";
-import { Cluster, ClusterNode, waitUntil, type NodeProcess } from "./cluster-helpers";
+import { Cluster, ClusterNode, connectClient, waitUntil, type NodeProcess, type TestClient } from "./cluster-helpers";
 import type { PrimaryOptions } from "../lib/index";
 import type { AdapterKind, NodeConfig, NodeMessage, RecoveryOptions, RequestMessage } from "./cluster-protocol";
 
@@ -200,12 +200,9 @@ export async function startIpcCluster(options: IpcClusterOptions): Promise<IpcCl
     const started = await Promise.all(options.workers.map((adapter) => primary.startWorker(`n${workerCount++}`, adapter, heartbeat)));
     cluster.nodes.push(...started);
     if (sticky) {
-      // Every client goes to the one port and the primary picks its worker,
-      // round-robin: connected one by one, client k lands on worker k mod n,
-      // and is named after it (checked below).
-      cluster.transport = "polling";
-      for (let k = 0; k < clientsPerWorker * started.length; k++) await cluster.connect(started[k % started.length], 1);
-      await checkStickyPlacement(cluster);
+      // Every client goes to the one port and the primary picks its worker.
+      cluster.connector = connectThroughSticky;
+      for (let k = 0; k < clientsPerWorker * started.length; k++) await cluster.connect(started[k % started.length]!, 1);
     } else {
       for (const node of started) await cluster.connect(node, clientsPerWorker);
     }
@@ -217,15 +214,29 @@ export async function startIpcCluster(options: IpcClusterOptions): Promise<IpcCl
   }
 }
 
-/** Checks that every client is on the worker it is named after (fetchSockets answers with each socket's worker). */
-async function checkStickyPlacement(cluster: Cluster): Promise<void> {
-  await cluster.waitFormed();
-  const sockets = await cluster.nodes[0]!.request({ op: "fetchSockets" });
-  for (const client of cluster.clients) {
-    const socket = sockets.find((candidate) => candidate.id === client.id);
-    const worker = (socket?.data as { node?: string } | undefined)?.node;
-    if (worker !== client.node.name) throw new Error(`sticky sessions put client ${client.name} on worker ${worker}, not ${client.node.name} (round-robin expected)`);
+/**
+ * Connects a polling client through @socket.io/sticky until it lands on
+ * `node` (the primary picks the worker: round-robin, so within a few tries).
+ * A try may also fail outright: sticky binds a session to its worker when
+ * the worker's IPC message reaches the primary, and the client's second
+ * request can arrive first (then another worker answers "Session ID unknown").
+ */
+async function connectThroughSticky(node: ClusterNode, name: string): Promise<TestClient> {
+  let lastProblem = "";
+  for (let attempt = 0; attempt < 20; attempt++) {
+    let client: TestClient;
+    try {
+      client = await connectClient(node, name, "polling");
+    } catch (error) {
+      lastProblem = (error as Error).message;
+      continue;
+    }
+    const local = await node.request({ op: "fetchSockets", local: true });
+    if (local.some((socket) => socket.id === client.id)) return client;
+    lastProblem = "placed on another worker";
+    client.disconnect();
   }
+  throw new Error(`client ${name}: not connected to ${node.label} through sticky sessions in 20 tries (last: ${lastProblem})`);
 }
 
 /** Waits until `node`'s serverCount is `expected`. */
