@@ -217,7 +217,7 @@ async function sample(node: Child, serverCount = false, resetTimes = false): Pro
   return node.next<NodeSample>("sample");
 }
 
-interface Plan {
+export interface Plan {
   readonly rooms: string[];
   readonly ids: number[];
   /** Sending node of each broadcast. */
@@ -226,17 +226,17 @@ interface Plan {
   readonly to: number[];
 }
 
-const roomName = (node: number, room: number) => `n${node}-r${room}`;
+export const roomName = (node: number, room: number) => `n${node}-r${room}`;
 
 /** ASCII text of `bytes` characters. */
-function payloadOf(bytes: number): string {
+export function payloadOf(bytes: number): string {
   const words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua ";
   return words.repeat(Math.ceil(bytes / words.length)).slice(0, bytes);
 }
 
 /** `count` broadcasts, node i sending every nodes-th, each to a random room of another node (seeded: the same for both kinds). */
-function roomsPlan(config: ClusterConfig, count: number, seed: number, firstId: number): Plan {
-  const { nodes, roomsPerNode } = config.rooms;
+export function roomsPlan(layout: { readonly nodes: number; readonly roomsPerNode: number }, count: number, seed: number, firstId: number): Plan {
+  const { nodes, roomsPerNode } = layout;
   const rng = new Rng(seed);
   const plan: Plan = { rooms: [], ids: [], from: [], to: [] };
   for (let b = 0; b < count; b++) {
@@ -569,13 +569,13 @@ export async function runCluster(config: ClusterConfig, log: (line: string) => v
     log(`[cluster] ${c.nodes * c.roomsPerNode * c.clientsPerRoom} clients per kind connected: ${clusters.map((x) => `${x.kind} in ${(x.roomsConnectMs / 1000).toFixed(1)} s`).join(", ")}`);
     trace("rooms: clients connected, linked");
     for (const x of clusters) {
-      const warm = await x.roomsPhase(roomsPlan(config, c.warmupBroadcasts, config.seed * 1000 + 999, 1_000_000));
+      const warm = await x.roomsPhase(roomsPlan(config.rooms, c.warmupBroadcasts, config.seed * 1000 + 999, 1_000_000));
       warmupExact[x.kind] = exactly(warm.check);
       if (!warmupExact[x.kind]) log(`[cluster] WARNING: ${x.kind}: warm-up: ${warm.check.received}/${warm.check.expected} received, ${warm.check.missing} missing, ${warm.check.duplicates} duplicates, ${warm.check.unexpected} unexpected`);
     }
     trace("rooms: warm-up");
     for (let round = 0; round < config.rounds; round++) {
-      const plan = roomsPlan(config, c.broadcasts, config.seed * 1000 + round, round * c.broadcasts);
+      const plan = roomsPlan(config.rooms, c.broadcasts, config.seed * 1000 + round, round * c.broadcasts);
       for (const kind of order(round)) rooms.push(roomsRun(kind, round, config, await byKind(kind).roomsPhase(plan), byKind(kind).roomsConnectMs, log));
     }
     trace("rooms: measured");

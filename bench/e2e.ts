@@ -59,13 +59,22 @@ export interface E2EConfig {
   readonly schedule: StormSchedule;
 }
 
-interface ServerArgs {
+export interface ServerArgs {
   readonly adapter: AdapterKind;
   readonly config: E2EConfig;
+  /**
+   * As worker `index` of `count` in a Node.js cluster (bench/ipc-cluster.ts):
+   * `createAdapter({ cluster: true })`, a port of its own, and its share of
+   * the storm: every count-th emit, and the single-socket emits to its own
+   * clients (client i connects to worker i % count).
+   */
+  readonly cluster?: { readonly index: number; readonly count: number };
 }
 
-interface ClientArgs {
+export interface ClientArgs {
   readonly port: number;
+  /** Client i connects to ports[i % ports.length] (default: [port]). */
+  readonly ports?: readonly number[];
   readonly clients: number;
 }
 
@@ -189,7 +198,7 @@ function stormPlan(config: E2EConfig, w: Workload): Emit[][] {
 // ---------------------------------------------------------------- server --
 
 export async function e2eServerMain(json: string): Promise<void> {
-  const { adapter, config } = JSON.parse(json) as ServerArgs;
+  const { adapter, config, cluster } = JSON.parse(json) as ServerArgs;
   await stat(__filename); // libuv's thread pool up before the baseline
   const clock = new CpuClock();
   clock.markBaseline();
@@ -197,9 +206,14 @@ export async function e2eServerMain(json: string): Promise<void> {
   const plan = stormPlan(config, w);
   const http: HttpServer = createServer();
   const io =
-    adapter === "sharded"
-      ? new Server(http, { adapter: createAdapter({ workers: config.workers, offloadThreshold: config.offloadThreshold }), transports: ["websocket"] })
-      : new Server(http, { transports: ["websocket"] });
+    cluster !== undefined
+      ? new Server(http, { adapter: createAdapter({ cluster: true, workers: 1, offloadThreshold: config.offloadThreshold }), transports: ["websocket"] })
+      : adapter === "sharded"
+        ? new Server(http, { adapter: createAdapter({ workers: config.workers, offloadThreshold: config.offloadThreshold }), transports: ["websocket"] })
+        : new Server(http, { transports: ["websocket"] });
+  /** Whether this process sends the `ordinal`-th emit of the plan (always, but in a cluster). */
+  const mine = (emit: Emit, ordinal: number) =>
+    cluster === undefined || (typeof emit.rooms === "object" && !Array.isArray(emit.rooms) ? emit.rooms.ownId % cluster.count === cluster.index : ordinal % cluster.count === cluster.index);
   const ids: string[] = new Array(config.clients).fill("");
   io.on("connection", (socket: Socket) => {
     const i = Number((socket.handshake.auth as { i?: unknown }).i);
@@ -212,7 +226,8 @@ export async function e2eServerMain(json: string): Promise<void> {
     for (let j = 0; j < config.k; j++) rooms.push(w.roomNames[w.roomsOf[i * config.k + j]]);
     void socket.join(rooms);
   });
-  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+  // A cluster worker on port 0 would share the primary's port: `exclusive` gives it one of its own.
+  await new Promise<void>((resolve) => http.listen({ port: 0, host: "127.0.0.1", exclusive: true }, resolve));
   send({ type: "listening", port: (http.address() as AddressInfo).port });
 
   process.on("message", (message: { type: string }) => {
@@ -237,6 +252,7 @@ export async function e2eServerMain(json: string): Promise<void> {
     let emits = 0;
     let expected = 0;
     let maxLagNs = 0;
+    let ordinal = 0;
     const c0 = clock.sample();
     eld.enable();
     const start = process.hrtime.bigint();
@@ -247,6 +263,7 @@ export async function e2eServerMain(json: string): Promise<void> {
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       maxLagNs = Math.max(maxLagNs, Number(process.hrtime.bigint() - due));
       for (const emit of plan[t]) {
+        if (!mine(emit, ordinal++)) continue;
         const stamp = nowUs();
         if (emit.rooms === "everyone") io.emit("m", stamp);
         else if (Array.isArray(emit.rooms)) io.to(emit.rooms).emit("m", stamp);
@@ -283,8 +300,8 @@ export async function e2eServerMain(json: string): Promise<void> {
 // --------------------------------------------------------------- clients --
 
 export async function e2eClientsMain(json: string): Promise<void> {
-  const { port, clients } = JSON.parse(json) as ClientArgs;
-  const url = `http://127.0.0.1:${port}`;
+  const { port, ports = [port], clients } = JSON.parse(json) as ClientArgs;
+  const urls = ports.map((p) => `http://127.0.0.1:${p}`);
   const sockets: ClientSocket[] = [];
   const latency = createHistogram();
   let received = 0;
@@ -307,7 +324,7 @@ export async function e2eClientsMain(json: string): Promise<void> {
   const worker = async () => {
     while (next < clients) {
       const i = next++;
-      const socket = connect(url, { transports: ["websocket"], forceNew: true, reconnection: false, auth: { i }, timeout: 30_000 });
+      const socket = connect(urls[i % urls.length], { transports: ["websocket"], forceNew: true, reconnection: false, auth: { i }, timeout: 30_000 });
       socket.on("m", onMessage);
       sockets.push(socket);
       await new Promise<void>((resolve) => {
@@ -416,6 +433,25 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/** Waits until every expected delivery arrived at the clients (or nothing arrived for 2 s), then asks for their report. */
+export async function clientsReport(clients: Child, expectedDeliveries: number): Promise<ClientReport> {
+  let last = -1;
+  let idleSince = performance.now();
+  for (;;) {
+    clients.send({ type: "count" });
+    const { received } = await clients.next<{ received: number }>("count");
+    if (received >= expectedDeliveries) break;
+    if (received !== last) {
+      last = received;
+      idleSince = performance.now();
+    } else if (performance.now() - idleSince > 2000) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  clients.send({ type: "report" });
+  const { report } = await clients.next<{ report: ClientReport }>("report");
+  return report;
+}
+
 /** Runs the storm with each adapter in turn (alternating order over the rounds). */
 export async function runEndToEnd(config: E2EConfig, script: string, log: (line: string) => void, live: Set<{ kill(): void }>): Promise<E2EResult> {
   const started = performance.now();
@@ -446,21 +482,7 @@ export async function runEndToEnd(config: E2EConfig, script: string, log: (line:
         server.send({ type: "storm" });
         const { storm } = await server.next<{ storm: ServerStorm }>("stormed", config.schedule.durationMs + 120_000);
         if (storm.connected !== config.clients) throw new Error(`e2e ${adapter}: the server saw ${storm.connected} of ${config.clients} clients`);
-        // Wait until every delivery arrived, or nothing arrived for 2 s.
-        let last = -1;
-        let idleSince = performance.now();
-        for (;;) {
-          clients.send({ type: "count" });
-          const { received } = await clients.next<{ received: number }>("count");
-          if (received >= storm.expectedDeliveries) break;
-          if (received !== last) {
-            last = received;
-            idleSince = performance.now();
-          } else if (performance.now() - idleSince > 2000) break;
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-        clients.send({ type: "report" });
-        const { report } = await clients.next<{ report: ClientReport }>("report");
+        const report = await clientsReport(clients, storm.expectedDeliveries);
         const deliveredPerSecond = report.received / Math.max(1e-9, (report.lastUs - storm.startUs) / 1e6);
         rounds.push({ adapter, round, server: storm, clients: report, deliveredPerSecond, offeredPerSecond });
         log(

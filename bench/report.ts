@@ -1,6 +1,7 @@
 /** The benchmark's output: result types, the comparison rows, and their text and Markdown forms. */
 import type { ChartPoint } from "./chart";
 import type { ClusterResult } from "./cluster";
+import type { IpcClusterResult } from "./ipc-cluster";
 import type { E2EResult } from "./e2e";
 import { PUBLISHED_SHAPES, UWS_SHAPES, type UwsResult } from "./uws";
 import type { AdapterKind, GcStormResult, MemoryReport, StatsSummary, TaskName, Timing } from "./protocol";
@@ -105,6 +106,8 @@ export interface BenchResults {
   readonly uws?: UwsResult;
   /** Nodes linked through Redis: the official adapter against ours (issue 6). */
   readonly cluster?: ClusterResult;
+  /** Node.js cluster mode (issue 12): 1 process vs a cluster, and the official cluster adapter against ours. */
+  readonly ipcCluster?: IpcClusterResult;
   readonly rows: Row[];
   readonly targets: TargetRow[];
   readonly chart: { readonly file: string; readonly points: ChartPoint[] };
@@ -438,6 +441,11 @@ export function summaryText(results: BenchResults): string {
   if (results.e2e) parts.push(`End to end, ${results.e2e.config.clients} socket.io-client websocket connections\n${plainTable(["", "in-memory", "sharded", "ratio"], e2eRows(results.e2e))}`);
   if (results.uws) parts.push(`uWebSockets.js (io.attachApp), ${results.uws.config.clients} socket.io-client websocket connections\n${plainTable(["", "in-memory", "sharded", "ratio"], uwsRows(results.uws))}`);
   if (results.cluster) parts.push(`Cluster through Redis (issue 6): the official @socket.io/redis-streams-adapter and ours\n${plainTable(["", "official", "sharded", "ratio"], clusterRows(results.cluster))}`);
+  if (results.ipcCluster) {
+    const [storm, locality] = ipcClusterRows(results.ipcCluster);
+    parts.push(`Node.js cluster (issue 12): end-to-end storm, 1 process vs a cluster\n${plainTable(["", "1 process", `cluster of ${results.ipcCluster.config.storm.workers}`, "ratio"], storm)}`);
+    parts.push(`Node.js cluster (issue 12), many small rooms (#5226): @socket.io/cluster-adapter and ours\n${plainTable(["", "official", "sharded", "ratio"], locality)}`);
+  }
   parts.push(`Targets\n${plainTable(TARGET_HEADER, targetRows(results))}`);
   for (const skip of results.skipped) parts.push(`Skipped: ${skip.label}: ${skip.reason}`);
   return parts.join("\n\n");
@@ -562,6 +570,7 @@ export function markdown(results: BenchResults): string {
 
   if (results.uws) out.push(...uwsMarkdown(results.uws));
   if (results.cluster) out.push(...clusterMarkdown(results.cluster));
+  if (results.ipcCluster) out.push(...ipcClusterMarkdown(results.ipcCluster));
 
   if (results.gc) {
     const gc = results.gc;
@@ -671,6 +680,55 @@ function clusterRows(cluster: ClusterResult): string[][] {
     row(`${many}: entry handler per own entry (median)`, o.rooms.ownUsPerEntry, x.rooms.ownUsPerEntry, us),
     [`${many}: shard-worker CPU per node per 1000 broadcasts`, "-", `${x.rooms.workerCpuMsPer1000.toFixed(1)} ms`, ""],
     [`${many}: every targeted client got its message exactly once`, yes(o.rooms.exact), yes(x.rooms.exact), ""],
+  ];
+}
+
+/** The storm rows (1 process, cluster) and the locality rows (official, sharded). */
+function ipcClusterRows(result: IpcClusterResult): [string[][], string[][]] {
+  const { process: one, cluster } = result.storm.summary;
+  const o = result.locality.summary.official;
+  const x = result.locality.summary.sharded;
+  const row = (label: string, a: number, b: number, f: (v: number) => string) => [label, f(a), f(b), ratio3(b / a)];
+  const ms = (v: number) => `${v.toFixed(2)} ms`;
+  const yes = (b: boolean) => (b ? "yes" : "NO");
+  const storm = [
+    row("delivered messages per second", one.deliveredPerSecond, cluster.deliveredPerSecond, (v) => `${Math.round(v)}/s`),
+    row("delivered / sent", one.deliveredFraction, cluster.deliveredFraction, (v) => `${(v * 100).toFixed(1)}%`),
+    row("latency emit → client, p50", one.latencyP50Ms, cluster.latencyP50Ms, ms),
+    row("latency emit → client, p99", one.latencyP99Ms, cluster.latencyP99Ms, ms),
+    row("server main-thread CPU, ms per second (all workers)", one.mainCpuMsPerSecond, cluster.mainCpuMsPerSecond, (v) => v.toFixed(0)),
+    ["primary CPU, ms per second", "-", cluster.primaryCpuMsPerSecond.toFixed(0), ""],
+  ];
+  const l = result.config.locality;
+  const many = `${l.workers} workers, rooms of ${l.clientsPerRoom}`;
+  const locality = [
+    row(`${many}: IPC messages received per worker per 1000 broadcasts`, o.ipcReceivedPerWorkerPer1000, x.ipcReceivedPerWorkerPer1000, (v) => v.toFixed(0)),
+    row(`${many}: main-thread CPU per worker per 1000 broadcasts`, o.mainCpuMsPerWorkerPer1000, x.mainCpuMsPerWorkerPer1000, (v) => `${v.toFixed(1)} ms`),
+    row(`${many}: primary CPU per 1000 broadcasts`, o.primaryCpuMsPer1000, x.primaryCpuMsPer1000, (v) => `${v.toFixed(1)} ms`),
+    [`${many}: every targeted client got its message exactly once`, yes(o.exact), yes(x.exact), ""],
+  ];
+  return [storm, locality];
+}
+
+function ipcClusterMarkdown(result: IpcClusterResult): string[] {
+  const c = result.config;
+  const e = c.storm.e2e;
+  const l = c.locality;
+  const [storm, locality] = ipcClusterRows(result);
+  return [
+    "## Node.js cluster (issue 12)",
+    "",
+    `End-to-end storm (the e2e part's workload and schedule: ${e.clients} websocket clients, ${e.schedule.durationMs} ms, clients in a process of their own): one server process with our adapter (\`workers: ${e.workers}\`) against a cluster of ${c.storm.workers} workers behind this package's \`setupPrimary()\`,` +
+      ` each \`createAdapter({ cluster: true, workers: 1 })\` on a port of its own, client i on worker i mod ${c.storm.workers}, each worker sending its share of the emits (single-socket emits by the worker of their socket). ${e.rounds} round(s), alternating; medians. Ratio = cluster / 1 process.`,
+    "",
+    ...mdTable(["", "1 process", `cluster of ${c.storm.workers}`, "ratio"], storm),
+    "",
+    `Many small rooms (socket.io issue #5226): ${l.workers} workers × ${l.roomsPerWorker} rooms × ${l.clientsPerRoom} clients, each worker's clients in its own rooms; ${l.broadcasts} broadcasts per round (after ${l.warmupBroadcasts} of warm-up), each worker sending its share to random rooms of the other workers, \`emit("b", id, text)\` with ${l.payloadBytes} bytes of text.` +
+      " Official: `@socket.io/cluster-adapter` 0.3.0, its primary and workers (every worker gets every other worker's broadcast). Ours: our primary and workers (the primary sends a broadcast only to the workers holding its rooms)." +
+      ` IPC messages received: messages with the adapters' marker arriving on the worker's channel (heartbeats every ${c.heartbeatInterval / 1000} s: next to none). Main-thread CPU as in the Redis part. ${c.rounds} round(s), alternating; medians. Ratio = sharded / official. Measured in ${result.elapsedSeconds.toFixed(1)} s.`,
+    "",
+    ...mdTable(["", "official", "sharded", "ratio"], locality),
+    "",
   ];
 }
 

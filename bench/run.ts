@@ -32,6 +32,8 @@
  *   --only=cluster               the cluster part alone (with workload names: those and the cluster part)
  *   --only=uws                   the uWebSockets.js part alone (likewise; with cluster: both)
  *   --uws-clients=1500 --uws-rounds=2   the uWebSockets.js part ("--uws-clients=0": off)
+ *   --only=ipc-cluster           the Node.js cluster part alone (issue #12, bench/ipc-cluster.ts); --ipc-cluster=none: off;
+ *   --ipc-cluster-rounds=2       its rounds (storm and locality)
  *   --seed=1 --zipf=1 --workers=2 --offload-threshold=100000
  *   --no-write                   print only, do not write bench/results/
  * With --cells, --sizes or --only, GC, end to end and cluster are off unless asked for.
@@ -54,6 +56,7 @@ import { redisServerAvailable } from "../test/redis-server";
 import { clusterDefaults, runCluster, type ClusterConfig, type ClusterResult } from "./cluster";
 import { e2eClientsMain, e2eServerMain, runEndToEnd, type E2EConfig, type E2EResult } from "./e2e";
 import { runUws, uwsDefaults, uwsServerMain, type UwsConfig, type UwsResult } from "./uws";
+import { ipcClusterDefaults, runIpcCluster, type IpcClusterConfig, type IpcClusterResult } from "./ipc-cluster";
 import {
   ADAPTERS,
   GRID_TASKS,
@@ -107,6 +110,8 @@ interface Config {
   e2e: E2EConfig | undefined;
   uws: UwsConfig | undefined;
   cluster: ClusterConfig | undefined;
+  /** Node.js cluster mode (issue #12). */
+  ipcCluster: IpcClusterConfig | undefined;
   write: boolean;
 }
 
@@ -162,6 +167,7 @@ function parseArgs(argv: readonly string[]): Config {
         e2e: e2eDefaults(true),
         uws: uwsDefaults(true),
         cluster: clusterDefaults(true),
+        ipcCluster: ipcClusterDefaults(true, e2eDefaults(true)),
         write: true,
       }
     : {
@@ -191,6 +197,7 @@ function parseArgs(argv: readonly string[]): Config {
         e2e: e2eDefaults(false),
         uws: uwsDefaults(false),
         cluster: clusterDefaults(false),
+        ipcCluster: ipcClusterDefaults(false, e2eDefaults(false)),
         write: true,
       };
   let cells: { n: number; k: number }[] | undefined;
@@ -207,6 +214,8 @@ function parseArgs(argv: readonly string[]): Config {
   let uwsRounds: number | undefined;
   let clusterRounds: number | undefined;
   let clusterPayload: number | undefined;
+  let ipcCluster: boolean | undefined;
+  let ipcClusterRounds: number | undefined;
   for (const arg of argv) {
     if (arg === "--quick") continue;
     const [key, value = ""] = arg.replace(/^--/, "").split("=");
@@ -226,7 +235,8 @@ function parseArgs(argv: readonly string[]): Config {
       case "only":
         if (value.split(",").includes("cluster")) cluster = true;
         if (value.split(",").includes("uws")) uws = true;
-        only = value.split(",").filter((name) => name !== "cluster" && name !== "uws").map((name) => {
+        if (value.split(",").includes("ipc-cluster")) ipcCluster = true;
+        only = value.split(",").filter((name) => name !== "cluster" && name !== "uws" && name !== "ipc-cluster").map((name) => {
           const task = TASKS.find((t) => t.name === name);
           if (!task) throw new Error(`unknown workload ${name}; known: ${TASKS.map((t) => t.name).join(", ")}`);
           return task;
@@ -262,6 +272,14 @@ function parseArgs(argv: readonly string[]): Config {
         break;
       case "uws-rounds":
         uwsRounds = num();
+        break;
+      case "ipc-cluster":
+        if (value !== "none" && value !== "") throw new Error(`${arg}: expected --ipc-cluster=none (or --ipc-cluster to run it)`);
+        ipcCluster = value !== "none";
+        break;
+      case "ipc-cluster-rounds":
+        ipcClusterRounds = num();
+        ipcCluster ??= true;
         break;
       case "cluster-rounds":
         clusterRounds = num();
@@ -313,6 +331,8 @@ function parseArgs(argv: readonly string[]): Config {
   if (config.cluster && clusterRounds !== undefined) config.cluster = { ...config.cluster, rounds: clusterRounds };
   if (config.cluster && clusterPayload !== undefined) config.cluster = { ...config.cluster, rooms: { ...config.cluster.rooms, payloadBytes: clusterPayload } };
   if (config.cluster) config.cluster = { ...config.cluster, seed: config.seed };
+  if (ipcCluster === false || (narrowed && ipcCluster === undefined)) config.ipcCluster = undefined;
+  else if (ipcCluster === true) config.ipcCluster ??= ipcClusterDefaults(quick, e2eDefaults(quick));
   if (rounds !== undefined || time !== undefined) {
     config.cells = config.cells.map((c) => ({ ...c, rounds: rounds ?? c.rounds, timing: { ...c.timing, time: time ?? c.timing.time } }));
   }
@@ -334,6 +354,11 @@ function parseArgs(argv: readonly string[]): Config {
       rounds: e2eRounds ?? config.e2e.rounds,
       schedule: { ...config.e2e.schedule, durationMs: storm ?? config.e2e.schedule.durationMs },
     };
+  }
+  if (config.ipcCluster) {
+    const stormE2e = { ...config.ipcCluster.storm.e2e, workers: config.workers, seed: config.seed, schedule: { ...config.ipcCluster.storm.e2e.schedule, durationMs: storm ?? config.ipcCluster.storm.e2e.schedule.durationMs } };
+    const rounds = ipcClusterRounds ?? config.ipcCluster.rounds;
+    config.ipcCluster = { ...config.ipcCluster, rounds, seed: config.seed, storm: { ...config.ipcCluster.storm, e2e: { ...stormE2e, rounds } } };
   }
   return config;
 }
@@ -622,6 +647,8 @@ async function main(): Promise<void> {
   if (config.uws) uws = await runUws(config.uws, __filename, log, live);
   let cluster: ClusterResult | undefined;
   if (config.cluster) cluster = await runCluster(config.cluster, log, live);
+  let ipcCluster: IpcClusterResult | undefined;
+  if (config.ipcCluster) ipcCluster = await runIpcCluster(config.ipcCluster, __filename, log, live);
 
   const elapsedSeconds = (performance.now() - started) / 1000;
   const rows = buildRows(sizes);
@@ -654,6 +681,7 @@ async function main(): Promise<void> {
     e2e,
     uws,
     cluster,
+    ipcCluster,
     rows,
     targets: [],
     chart: { file: "", points: chartPoints(sizes) },

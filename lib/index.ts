@@ -11,6 +11,8 @@
 import { createContext, ShardedAdapter } from "./adapter";
 import { ShardedClusterAdapter, type ClusterContext } from "./cluster-adapter";
 import { ClusterLink } from "./cluster-link";
+import { ShardedIpcAdapter, type IpcContext } from "./ipc-adapter";
+import { IpcLink } from "./ipc-link";
 import { resolveOptions, type RedisClient, type ShardedAdapterOptions } from "./options";
 
 export { ShardedAdapter, type ShardedAdapterStats, type ShardedMembership } from "./adapter";
@@ -19,6 +21,11 @@ export { InvalidOptionError, ReadOnlyViewError, ShardedAdapterError } from "./er
 export type { IoRedisClient, NodeRedisClient, RedisClient, ShardedAdapterOptions } from "./options";
 export type { PoolStats, ShardPool } from "./shard-pool";
 export type { UwsStats } from "./uws-topics";
+// Node.js cluster mode (issue #12): workers linked through the primary over IPC.
+export { ShardedIpcAdapter, type IpcStats, type ShardedIpcAdapterStats } from "./ipc-adapter";
+export type { IpcLinkStats } from "./ipc-link";
+export type { SenderStats } from "./ipc-sender";
+export { setupPrimary, type ClusterPrimary, type PrimaryOptions, type PrimaryStats } from "./cluster-primary";
 
 /**
  * Returns the adapter constructor to pass as socket.io's `adapter` option.
@@ -29,13 +36,24 @@ export type { UwsStats } from "./uws-topics";
  * linked to the other nodes through Redis Streams, in the format of the
  * official `@socket.io/redis-streams-adapter`, which it can run beside.
  *
+ * With `cluster: true` (in a Node.js cluster worker), it is linked to the
+ * other workers through the primary (which runs {@link setupPrimary}, or
+ * `@socket.io/cluster-adapter`'s), in the format of `@socket.io/cluster-adapter`.
+ *
  * @throws InvalidOptionError if an option is out of range or of the wrong type.
  */
 export function createAdapter(options: ShardedAdapterOptions & { redis: RedisClient }): typeof ShardedClusterAdapter;
+export function createAdapter(options: ShardedAdapterOptions & { cluster: true }): typeof ShardedIpcAdapter;
 export function createAdapter(options?: ShardedAdapterOptions): typeof ShardedAdapter;
-export function createAdapter(options?: ShardedAdapterOptions): typeof ShardedAdapter | typeof ShardedClusterAdapter {
+export function createAdapter(options?: ShardedAdapterOptions): typeof ShardedAdapter | typeof ShardedClusterAdapter | typeof ShardedIpcAdapter {
   const resolved = resolveOptions(options);
   const context = createContext(resolved);
+  if (resolved.cluster !== undefined) {
+    const ipcContext: IpcContext = { ...context, link: new IpcLink(resolved.cluster) };
+    return class extends ShardedIpcAdapter {
+      protected static override context = ipcContext;
+    };
+  }
   if (resolved.redis !== undefined) {
     const clusterContext: ClusterContext = { ...context, link: new ClusterLink(resolved.redis) };
     return named(

@@ -37,9 +37,16 @@ export interface ShardedAdapterOptions {
    * `@socket.io/redis-streams-adapter`. Without it the adapter is local.
    */
   redis?: RedisClient;
-  /** Milliseconds between heartbeats to the other nodes (Redis only). Default: 5000. */
+  /**
+   * In a Node.js cluster worker: links this server to the other workers
+   * through the primary, over the IPC channel, in the format of
+   * `@socket.io/cluster-adapter` (the primary runs `setupPrimary()`, this
+   * package's or the official one). Not with `redis`. Default: false.
+   */
+  cluster?: boolean;
+  /** Milliseconds between heartbeats to the other nodes (Redis or cluster mode). Default: 5000. */
   heartbeatInterval?: number;
-  /** Milliseconds without a message after which another node counts as gone (Redis only). Default: 10000. */
+  /** Milliseconds without a message after which another node counts as gone (Redis or cluster mode). Default: 10000. */
   heartbeatTimeout?: number;
   /** Name of the Redis stream (Redis only; as the official adapter). Default: "socket.io". */
   streamName?: string;
@@ -97,6 +104,12 @@ export interface ResolvedRedisOptions {
   readonly sessionKeyPrefix: string;
 }
 
+/** Options of the cluster (IPC) link, with defaults filled in. */
+export interface ResolvedClusterOptions {
+  readonly heartbeatInterval: number;
+  readonly heartbeatTimeout: number;
+}
+
 /** {@link ShardedAdapterOptions} with every default filled in. */
 export interface ResolvedOptions {
   readonly workers: number;
@@ -104,6 +117,7 @@ export interface ResolvedOptions {
   readonly workerTimeout: number;
   readonly resourceLimits: ResourceLimits | undefined;
   readonly redis: ResolvedRedisOptions | undefined;
+  readonly cluster: ResolvedClusterOptions | undefined;
 }
 
 /**
@@ -148,7 +162,7 @@ export function resolveOptions(options: ShardedAdapterOptions | undefined): Reso
         "write createAdapter({ redis: client }) to link the servers through Redis",
     );
   }
-  const known = new Set(["workers", "offloadThreshold", "workerTimeout", "resourceLimits", "redis", ...REDIS_ONLY]);
+  const known = new Set(["workers", "offloadThreshold", "workerTimeout", "resourceLimits", "redis", "cluster", ...REDIS_ONLY]);
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw new InvalidOptionError(key, (options as Record<string, unknown>)[key], `one of ${[...known].join(", ")} (unknown option)`);
   }
@@ -160,7 +174,33 @@ export function resolveOptions(options: ShardedAdapterOptions | undefined): Reso
   if (resourceLimits !== undefined && (typeof resourceLimits !== "object" || resourceLimits === null)) {
     throw new InvalidOptionError("resourceLimits", resourceLimits, "an object (see worker_threads ResourceLimits)");
   }
-  return { workers, offloadThreshold, workerTimeout, resourceLimits, redis: resolveRedisOptions(options) };
+  const cluster = resolveClusterOptions(options);
+  return { workers, offloadThreshold, workerTimeout, resourceLimits, redis: cluster ? undefined : resolveRedisOptions(options), cluster };
+}
+
+/** Heartbeats of the Redis and cluster modes: the defaults and checks of socket.io-adapter's ClusterAdapterWithHeartbeat. */
+function resolveHeartbeatOptions(options: ShardedAdapterOptions): { heartbeatInterval: number; heartbeatTimeout: number } {
+  const heartbeatInterval = integerIn("heartbeatInterval", options.heartbeatInterval, 1, 3_600_000, 5000);
+  const heartbeatTimeout = integerIn("heartbeatTimeout", options.heartbeatTimeout, 1, 3_600_000, 10_000);
+  if (heartbeatTimeout <= heartbeatInterval) {
+    throw new InvalidOptionError("heartbeatTimeout", heartbeatTimeout, `greater than heartbeatInterval (${heartbeatInterval})`);
+  }
+  return { heartbeatInterval, heartbeatTimeout };
+}
+
+/** The cluster (IPC) mode: `cluster: true` in a process with an IPC channel, without `redis` and its options. */
+function resolveClusterOptions(options: ShardedAdapterOptions): ResolvedClusterOptions | undefined {
+  const cluster = options.cluster;
+  if (cluster === undefined || cluster === false) return undefined;
+  if (cluster !== true) throw new InvalidOptionError("cluster", cluster, "a boolean");
+  if (options.redis !== undefined) throw new InvalidOptionError("cluster", cluster, "false when redis is given (one link: Redis or the cluster's IPC)");
+  const stray = REDIS_ONLY.find((key) => key !== "heartbeatInterval" && key !== "heartbeatTimeout" && options[key] !== undefined);
+  if (stray !== undefined) throw new InvalidOptionError(stray, options[stray], "given only with the redis option (it configures the Redis link)");
+  const heartbeat = resolveHeartbeatOptions(options);
+  if (typeof process.send !== "function") {
+    throw new InvalidOptionError("cluster", cluster, "used in a process with an IPC channel to its primary (a Node.js cluster worker)");
+  }
+  return heartbeat;
 }
 
 const REDIS_ONLY = [
@@ -199,11 +239,7 @@ function resolveRedisOptions(options: ShardedAdapterOptions): ResolvedRedisOptio
   if (Array.isArray(shape.masters) || shape.isCluster === true) {
     throw new InvalidOptionError("redis", client, "a client of one Redis server (Redis Cluster clients are not supported)");
   }
-  const heartbeatInterval = integerIn("heartbeatInterval", options.heartbeatInterval, 1, 3_600_000, 5000);
-  const heartbeatTimeout = integerIn("heartbeatTimeout", options.heartbeatTimeout, 1, 3_600_000, 10_000);
-  if (heartbeatTimeout <= heartbeatInterval) {
-    throw new InvalidOptionError("heartbeatTimeout", heartbeatTimeout, `greater than heartbeatInterval (${heartbeatInterval})`);
-  }
+  const { heartbeatInterval, heartbeatTimeout } = resolveHeartbeatOptions(options);
   return {
     client,
     heartbeatInterval,

@@ -10,7 +10,7 @@
  * in the order it sent them, so whatever the operation delivered is in by then.
  */
 import assert from "node:assert/strict";
-import { fork, type ChildProcess } from "node:child_process";
+import { fork } from "node:child_process";
 import { join } from "node:path";
 import { after, before } from "node:test";
 import { io as connect, type Socket as ClientSocket } from "socket.io-client";
@@ -120,6 +120,23 @@ export function unique(prefix: string): string {
   return `${prefix}-${process.pid}-${++uniqueCounter}`;
 }
 
+/**
+ * The channel to a node process: a child process forked by the test, or a
+ * cluster worker reached through its primary (test/ipc-cluster-helpers.ts).
+ */
+export interface NodeProcess {
+  send(message: RequestMessage): unknown;
+  kill(signal: NodeJS.Signals): unknown;
+  on(event: "message", listener: (message: NodeMessage) => void): unknown;
+  off(event: "message", listener: (message: NodeMessage) => void): unknown;
+  once(event: "exit", listener: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
+}
+
+/** Starts a node for the test: a child process of the test (the Redis nodes). */
+function forkNode(config: NodeConfig): NodeProcess {
+  return fork(NODE_SCRIPT, [JSON.stringify(config)], { stdio: ["ignore", "inherit", "inherit", "ipc"] }) as unknown as NodeProcess;
+}
+
 /** One node process. */
 export class ClusterNode {
   port = 0;
@@ -132,7 +149,7 @@ export class ClusterNode {
   private constructor(
     readonly name: string,
     readonly spec: Required<NodeSpec>,
-    readonly process: ChildProcess,
+    readonly process: NodeProcess,
   ) {
     this.exited = new Promise((resolve) => {
       process.once("exit", (code, signal) => {
@@ -153,9 +170,9 @@ export class ClusterNode {
     });
   }
 
-  /** Forks a node and waits for its `ready` message. */
-  static async start(config: NodeConfig): Promise<ClusterNode> {
-    const child = fork(NODE_SCRIPT, [JSON.stringify(config)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  /** Starts a node (by default a child process of the test) and waits for its `ready` message. */
+  static async start(config: NodeConfig, launch: (config: NodeConfig) => NodeProcess = forkNode): Promise<ClusterNode> {
+    const child = launch(config);
     const node = new ClusterNode(config.name, { adapter: config.adapter, client: config.client }, child);
     let timer: NodeJS.Timeout | undefined;
     const ready = await Promise.race([
@@ -252,10 +269,13 @@ export interface ClientSession {
   readonly offset: string;
 }
 
-/** A new websocket client socket to `node` (no automatic reconnection). */
-function clientSocket(node: ClusterNode, name: string, autoConnect: boolean): ClientSocket {
+/** How clients reach the nodes: websocket (default), or HTTP long-polling (behind sticky sessions). */
+export type ClientTransport = "websocket" | "polling";
+
+/** A new client socket to `node` (no automatic reconnection). */
+function clientSocket(node: ClusterNode, name: string, autoConnect: boolean, transport: ClientTransport = "websocket"): ClientSocket {
   return connect(`http://127.0.0.1:${node.port}`, {
-    transports: ["websocket"],
+    transports: [transport],
     forceNew: true,
     reconnection: false,
     autoConnect,
@@ -438,9 +458,9 @@ function isDeepStrictEqual(a: unknown, b: unknown): boolean {
   }
 }
 
-/** Connects one websocket client named `name` to `node` and waits until it is connected. */
-export async function connectClient(node: ClusterNode, name: string): Promise<TestClient> {
-  const socket = clientSocket(node, name, false);
+/** Connects one client named `name` to `node` (over websocket unless told) and waits until it is connected. */
+export async function connectClient(node: ClusterNode, name: string, transport?: ClientTransport): Promise<TestClient> {
+  const socket = clientSocket(node, name, false, transport);
   const client = new TestClient(name, node, socket);
   const ready = connected(socket, `client ${name} connecting to ${node.label}`);
   socket.connect();
@@ -451,9 +471,12 @@ export async function connectClient(node: ClusterNode, name: string): Promise<Te
 /** N nodes, their clients, and the helpers the tests share. */
 export class Cluster {
   readonly clients: TestClient[] = [];
+  /** How {@link connect} connects one client to a node (behind sticky sessions: see test/ipc-cluster-helpers.ts). */
+  connector: (node: ClusterNode, name: string) => Promise<TestClient> = (node, name) => connectClient(node, name);
 
   constructor(
-    readonly redis: RedisServer,
+    /** The Redis server linking the nodes (none for cluster workers linked over IPC). */
+    readonly redis: RedisServer | undefined,
     readonly nodes: ClusterNode[],
   ) {}
 
@@ -479,7 +502,7 @@ export class Cluster {
   /** Connects `count` more clients to `node`, named `<node>c<i>` unless `prefix` is given. */
   async connect(node: ClusterNode, count: number, prefix = `${node.name}c`): Promise<TestClient[]> {
     const start = this.clients.filter((client) => client.name.startsWith(prefix)).length;
-    const batch = await Promise.all(Array.from({ length: count }, (_, i) => connectClient(node, `${prefix}${start + i}`)));
+    const batch = await Promise.all(Array.from({ length: count }, (_, i) => this.connector(node, `${prefix}${start + i}`)));
     this.clients.push(...batch);
     return batch;
   }

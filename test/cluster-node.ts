@@ -4,6 +4,11 @@
  * Redis by the adapter its config names. Started by test/cluster-helpers.ts
  * with `fork(dist/test/cluster-node.js, [JSON config])`; driven over IPC
  * (test/cluster-protocol.ts). Exits when the parent goes away.
+ *
+ * With an IPC kind it is a Node.js cluster worker instead, forked by
+ * test/ipc-cluster-primary.ts with its config in the environment
+ * (SIO_CLUSTER_NODE_CONFIG), linked to the other workers through the primary;
+ * the test's requests reach it through the primary.
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -12,6 +17,7 @@ import {
   EVENTS,
   decodeValue,
   encodeValue,
+  isIpcKind,
   type NodeConfig,
   type NodeMessage,
   type RelayRequest,
@@ -23,13 +29,15 @@ import {
   type WireValue,
 } from "./cluster-protocol";
 
-if (typeof process.send !== "function" || process.argv[2] === undefined) {
+const configArgument = process.env.SIO_CLUSTER_NODE_CONFIG ?? process.argv[2];
+if (typeof process.send !== "function" || configArgument === undefined) {
   // Not a test: only test/cluster-helpers.ts starts it (and it must never fall
   // back to a default Redis on 6379).
   console.error("cluster-node: run by test/cluster-helpers.ts with fork(), with a JSON NodeConfig argument");
-  process.exit(process.argv[2] === undefined && typeof process.send !== "function" ? 0 : 1);
+  process.exit(configArgument === undefined && typeof process.send !== "function" ? 0 : 1);
 }
-const config = JSON.parse(process.argv[2]!) as NodeConfig;
+const config = JSON.parse(configArgument!) as NodeConfig;
+const overIpc = isIpcKind(config.adapter);
 
 function send(message: NodeMessage): void {
   if (process.connected) process.send!(message);
@@ -46,6 +54,8 @@ interface RedisClientHandle {
 }
 
 async function connectRedis(): Promise<RedisClientHandle> {
+  if (overIpc) return { client: undefined, close: async () => undefined };
+  if (config.redisUrl === undefined) throw new Error(`a ${config.adapter} node needs redisUrl`);
   let failing = false;
   const onError = (error: Error) => {
     // Reconnecting clients repeat the same error: report the first of a run.
@@ -76,6 +86,16 @@ async function connectRedis(): Promise<RedisClientHandle> {
 
 function adapterFor(redisClient: unknown): unknown {
   const { heartbeatInterval, heartbeatTimeout } = config;
+  if (config.adapter === "official-ipc") {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const official = require("@socket.io/cluster-adapter") as typeof import("@socket.io/cluster-adapter");
+    return official.createAdapter({ heartbeatInterval, heartbeatTimeout });
+  }
+  if (config.adapter === "sharded-ipc") {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const sharded = require("../lib/index") as typeof import("../lib/index");
+    return sharded.createAdapter({ cluster: true, workers: 1, heartbeatInterval, heartbeatTimeout });
+  }
   if (config.adapter === "official") {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const official = require("@socket.io/redis-streams-adapter") as typeof import("@socket.io/redis-streams-adapter");
@@ -189,6 +209,9 @@ async function main(): Promise<void> {
         const adapter = nsp.adapter as unknown as { stats?: () => unknown };
         return typeof adapter.stats === "function" ? encodeValue(await adapter.stats()) : null;
       }
+      case "ipcSend":
+        process.send!(decodeValue(request.message) as object);
+        return null;
       case "close":
         setImmediate(() => void shutdown(0));
         return null;
@@ -211,6 +234,8 @@ async function main(): Promise<void> {
   }
 
   process.on("message", (message: RequestMessage) => {
+    // A cluster worker's channel also carries the adapters' and sticky sessions' messages.
+    if (typeof message !== "object" || message === null || typeof message.id !== "number" || message.request === undefined) return;
     handle(message.request).then(
       (result) => send({ type: "reply", id: message.id, ok: true, result: result as WireValue }),
       (error: unknown) => send({ type: "reply", id: message.id, ok: false, error: error instanceof Error ? error.stack ?? error.message : String(error) }),
@@ -219,8 +244,18 @@ async function main(): Promise<void> {
   // The parent died or closed the channel: never outlive it.
   process.on("disconnect", () => void shutdown(0));
 
-  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
-  const { port } = http.address() as AddressInfo;
+  let port: number;
+  if (config.stickyPort !== undefined) {
+    // The primary accepts the connections and hands each one to a worker.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { setupWorker } = require("@socket.io/sticky") as typeof import("@socket.io/sticky");
+    setupWorker(io);
+    port = config.stickyPort;
+  } else {
+    // A cluster worker listening on port 0 would share one port through the primary: `exclusive` gives it its own.
+    await new Promise<void>((resolve) => http.listen({ port: 0, host: "127.0.0.1", exclusive: true }, resolve));
+    port = (http.address() as AddressInfo).port;
+  }
   send({ type: "ready", name: config.name, port, pid: process.pid });
 }
 

@@ -5,8 +5,17 @@
  * written as `{ $buffer: "<base64>" }` (see {@link encodeValue}).
  */
 
-/** Which adapter a node runs. */
-export type AdapterKind = "official" | "sharded";
+/**
+ * Which adapter a node runs: through Redis (`official` is
+ * @socket.io/redis-streams-adapter), or, as a Node.js cluster worker, through
+ * the primary over IPC (`official-ipc` is @socket.io/cluster-adapter).
+ */
+export type AdapterKind = "official" | "sharded" | "official-ipc" | "sharded-ipc";
+
+/** Whether a node of this kind is a cluster worker linked over IPC (no Redis). */
+export function isIpcKind(kind: AdapterKind): boolean {
+  return kind === "official-ipc" || kind === "sharded-ipc";
+}
 /**
  * Which Redis client library a node uses: node-redis, ioredis, or ioredis
  * with `lazyConnect: true, enableOfflineQueue: false` (commands fail, rather
@@ -19,7 +28,14 @@ export interface NodeConfig {
   readonly name: string;
   readonly adapter: AdapterKind;
   readonly client: RedisClientKind;
-  readonly redisUrl: string;
+  /** The Redis server (Redis kinds only). */
+  readonly redisUrl?: string;
+  /**
+   * IPC kinds: the port the primary shares with @socket.io/sticky; the node
+   * then serves the connections the primary hands it instead of listening on
+   * a port of its own (`exclusive: true`).
+   */
+  readonly stickyPort?: number;
   readonly heartbeatInterval: number;
   readonly heartbeatTimeout: number;
   /** socket.io's `connectionStateRecovery` server option; absent: off. */
@@ -70,6 +86,8 @@ export type Request =
   | { op: "serverCount" }
   /** The adapter's stats(), or null when the adapter has none. */
   | { op: "stats" }
+  /** Sends `message` as is on the process's IPC channel (a cluster worker's: to its primary). */
+  | { op: "ipcSend"; message: WireValue }
   /** Closes the socket.io server and the Redis clients, then exits. */
   | { op: "close" };
 
@@ -88,6 +106,7 @@ export interface Results {
   serverSideReceived: ServerSideReceipt[];
   serverCount: number;
   stats: WireValue;
+  ipcSend: null;
   close: null;
 }
 

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import cluster from "node:cluster";
 import IoRedis from "ioredis";
 import { createClient } from "redis";
-import { createAdapter, InvalidOptionError, ShardedAdapter, ShardedClusterAdapter } from "../lib/index";
+import { createAdapter, InvalidOptionError, setupPrimary, ShardedAdapter, ShardedClusterAdapter } from "../lib/index";
 
 test("createAdapter rejects bad options with an error naming the option", () => {
   const bad: [string, unknown][] = [
@@ -103,4 +104,41 @@ test("Redis options: a bad client or value is refused with an error naming the o
   // Redis-only options without a client are a mistake, not silently ignored.
   assert.throws(() => createAdapter({ heartbeatInterval: 1000 }), /"heartbeatInterval" must be given only with the redis option/);
   assert.doesNotThrow(() => createAdapter({ redis: client as never, heartbeatInterval: 100, heartbeatTimeout: 300, streamCount: 4 }));
+});
+
+test("cluster option: a boolean, not with redis or its options, heartbeats checked as in Redis mode, only in a process with IPC", () => {
+  const client = { duplicate: () => client, sendCommand: async () => null, connect: async () => undefined, on: () => client };
+  const bad: [string, Record<string, unknown>][] = [
+    ["cluster", { cluster: "yes" }],
+    ["cluster", { cluster: 1 }],
+    ["cluster", { cluster: true, redis: client }],
+    ["streamName", { cluster: true, streamName: "s" }],
+    ["maxLen", { cluster: true, maxLen: 10 }],
+    ["heartbeatInterval", { cluster: true, heartbeatInterval: 0 }],
+    ["heartbeatTimeout", { cluster: true, heartbeatTimeout: "10s" }],
+    ["heartbeatTimeout", { cluster: true, heartbeatInterval: 5000, heartbeatTimeout: 5000 }],
+  ];
+  for (const [option, options] of bad) {
+    assert.throws(
+      () => createAdapter(options as never),
+      (err: unknown) => err instanceof InvalidOptionError && err.option === option && err.message.includes(`"${option}"`),
+      JSON.stringify(options, (key, value) => (key === "redis" ? "<client>" : value)),
+    );
+  }
+  assert.doesNotThrow(() => createAdapter({ cluster: false }));
+  // node --test runs each file without an IPC channel: no primary to link to.
+  assert.equal(typeof process.send, "undefined");
+  assert.throws(() => createAdapter({ cluster: true }), /"cluster" must be used in a process with an IPC channel to its primary \(a Node\.js cluster worker\)/);
+});
+
+test("setupPrimary: options checked; stats start at zero; close() removes its listeners", () => {
+  assert.throws(() => setupPrimary({ maxQueued: 0 }), (err: unknown) => err instanceof InvalidOptionError && err.option === "maxQueued");
+  assert.throws(() => setupPrimary({ maxInFlight: 1.5 }), (err: unknown) => err instanceof InvalidOptionError && err.option === "maxInFlight");
+  assert.throws(() => setupPrimary({ roomRouting: "yes" as never }), (err: unknown) => err instanceof InvalidOptionError && err.option === "roomRouting");
+  const listeners = cluster.listenerCount("message");
+  const primary = setupPrimary({ maxQueued: 10 });
+  assert.equal(cluster.listenerCount("message"), listeners + 1);
+  assert.deepEqual(primary.stats(), { workers: 0, received: 0, forwarded: 0, routedAway: 0, invalid: 0, unroutable: 0, dropped: 0, queued: 0, failed: 0, perWorker: {} });
+  primary.close();
+  assert.equal(cluster.listenerCount("message"), listeners);
 });
