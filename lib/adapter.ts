@@ -328,7 +328,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         roomId = index.roomIdOf(opts.rooms.values().next().value as Room);
         if (roomId === undefined) return;
         const size = index.roomSize(roomId);
-        if (!(inAnyOrder ? size < this.options.offloadThreshold : size <= 1)) roomId = undefined;
+        if (!(inAnyOrder ? size < this.pool.offloadThreshold : size <= 1)) roomId = undefined;
       }
       if (roomId === undefined && !inAnyOrder) {
         const query = index.internQuery(opts.rooms, opts.except);
@@ -344,7 +344,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         } else {
           const query = index.internQuery(opts.rooms, opts.except);
           if (!query.everyone && query.rooms.length === 0) return;
-          if (query.cost >= this.options.offloadThreshold && this.pool.running) count = this.pool.collect(index, query, out);
+          if (query.cost >= this.pool.offloadThreshold && this.pool.running) count = this.pool.collect(index, query, out);
           count ??= index.collectLocally(query, out);
         }
         this.deliver(out, count, callback);
