@@ -28,7 +28,8 @@
  *   --e2e-clients=2000 --storm=3000 --e2e-rounds=2   end to end ("--e2e-clients=0": off)
  *   --cluster=none --cluster-rounds=2 --cluster-payload=200   the cluster part (off; rounds; text bytes per #5226 broadcast)
  *   --only=cluster               the cluster part alone (with workload names: those and the cluster part)
- *   --seed=1 --zipf=1 --workers=2 --offload-threshold=100000
+ *   --seed=1 --zipf=1 --workers=2 --offload-threshold=100000 (default: the pool's calibrated value)
+ *   --shapes=uniform,zipf        workload shapes, each cell runs once per shape (default both)
  *   --no-write                   print only, do not write bench/results/
  * With --cells, --sizes or --only, GC, end to end and cluster are off unless asked for.
  *
@@ -52,6 +53,7 @@ import { e2eClientsMain, e2eServerMain, runEndToEnd, type E2EConfig, type E2ERes
 import {
   ADAPTERS,
   GRID_TASKS,
+  type CrossoverResult,
   TASKS,
   type AdapterKind,
   type GcStormResult,
@@ -80,10 +82,22 @@ import {
 import { runnerMain } from "./runner";
 import { concat, summarize } from "./stats";
 
+/** A workload shape: room popularity uniform (every room about 100 members) or Zipf (a few huge rooms). */
+interface Shape {
+  readonly name: "uniform" | "zipf";
+  /** Zipf exponent of room popularity; 0 is uniform. */
+  readonly zipf: number;
+}
+
 interface Cell {
   readonly n: number;
   readonly k: number;
+  shape: Shape;
   readonly tasks: readonly TaskInfo[];
+  /** A server with connection state recovery on (its own runner pair; its rows join the plain cell's). */
+  recovery: boolean;
+  /** Measure the offload crossover in the sharded runner after the workloads. */
+  crossover: boolean;
   readonly rounds: number;
   readonly timing: Timing;
   /** Run the GC measurement in this cell's runners after its workloads. */
@@ -95,7 +109,9 @@ interface Config {
   cells: Cell[];
   skipped: { label: string; reason: string }[];
   seed: number;
+  /** The Zipf exponent of the zipf shape. */
   zipf: number;
+  shapes: Shape["name"][];
   workers: number;
   offloadThreshold: number | undefined;
   gcDurationMs: number;
@@ -105,6 +121,8 @@ interface Config {
 }
 
 const ALL = TASKS;
+/** Repetitions of each size and way in the crossover measurement. */
+const CROSSOVER_REPS = 15;
 const GRID = TASKS.filter((t) => GRID_TASKS.includes(t.name));
 const pick = (names: string[]) => TASKS.filter((t) => names.includes(t.name));
 
@@ -114,7 +132,40 @@ const GRID_TIMING: Timing = { time: 200, iterations: 5, warmupTime: 50, warmupIt
 const HUGE_TIMING: Timing = { time: 300, iterations: 3, warmupTime: 0, warmupIterations: 1 };
 const QUICK_TIMING: Timing = { time: 100, iterations: 5, warmupTime: 30, warmupIterations: 2 };
 
-const cell = (n: number, k: number, tasks: readonly TaskInfo[], rounds: number, timing: Timing, gc = false): Cell => ({ n, k, tasks, rounds, timing, gc });
+const cell = (n: number, k: number, tasks: readonly TaskInfo[], rounds: number, timing: Timing, gc = false): Cell => ({
+  n,
+  k,
+  shape: { name: "zipf", zipf: 1 },
+  tasks,
+  rounds,
+  timing,
+  gc,
+  recovery: false,
+  crossover: false,
+});
+
+/**
+ * Each cell once per shape, the tasks that need connection state recovery
+ * in a cell of their own (a runner pair whose server has it on), populate
+ * left out at 1M sockets (each iteration refills the whole namespace); the
+ * GC measurement in the zipf cell only; the crossover at N=100k K=10 (quick:
+ * the first cell).
+ */
+function expandCells(cells: readonly Cell[], config: Config): Cell[] {
+  const expanded: Cell[] = [];
+  const crossoverAt = cells.find((c) => c.n === 100_000 && c.k === 10 && c.tasks.length > 0) ?? cells.find((c) => c.tasks.length > 0);
+  for (const name of config.shapes) {
+    const shape: Shape = { name, zipf: name === "zipf" ? config.zipf : 0 };
+    for (const c of cells) {
+      const plain = c.tasks.filter((t) => !t.recovery && !(t.name === "populate" && c.n >= 1_000_000));
+      const recovering = c.tasks.filter((t) => t.recovery);
+      const gc = c.gc && (name === "zipf" || !config.shapes.includes("zipf"));
+      if (plain.length > 0 || gc) expanded.push({ ...c, shape, tasks: plain, gc, crossover: c === crossoverAt });
+      if (recovering.length > 0) expanded.push({ ...c, shape, tasks: recovering, gc: false, recovery: true, crossover: false });
+    }
+  }
+  return expanded;
+}
 
 function e2eDefaults(quick: boolean): E2EConfig {
   return {
@@ -150,6 +201,7 @@ function parseArgs(argv: readonly string[]): Config {
         skipped: [{ label: "every other N×K cell", reason: "quick mode: N=10k K=10 (all workloads) and N=100k K=10 (union, everyone, GC) only; `make bench` runs the grid" }],
         seed: 1,
         zipf: 1,
+        shapes: ["uniform", "zipf"],
         workers: 2,
         offloadThreshold: undefined,
         gcDurationMs: 1000,
@@ -178,6 +230,7 @@ function parseArgs(argv: readonly string[]): Config {
         ],
         seed: 1,
         zipf: 1,
+        shapes: ["uniform", "zipf"],
         workers: 2,
         offloadThreshold: undefined,
         gcDurationMs: 5000,
@@ -257,6 +310,12 @@ function parseArgs(argv: readonly string[]): Config {
       case "zipf":
         config.zipf = num();
         break;
+      case "shapes": {
+        const names = value.split(",");
+        for (const name of names) if (name !== "uniform" && name !== "zipf") throw new Error(`${arg}: shapes are uniform and zipf`);
+        config.shapes = names as Shape["name"][];
+        break;
+      }
       case "workers":
         config.workers = num();
         break;
@@ -300,6 +359,7 @@ function parseArgs(argv: readonly string[]): Config {
       else config.cells.push(cell(gcCell.n, gcCell.k, [], 1, HUGE_TIMING, true));
     }
   }
+  config.cells = expandCells(config.cells, config);
   if (e2eClients !== undefined) config.e2e = e2eClients > 0 ? { ...(config.e2e ?? e2eDefaults(quick)), clients: e2eClients } : undefined;
   if (config.e2e) {
     config.e2e = {
@@ -373,6 +433,14 @@ class RunnerHandle {
     return message;
   }
 
+  async crossover(reps: number): Promise<CrossoverResult> {
+    const reply = this.next();
+    this.child.send({ type: "crossover", reps });
+    const message = await reply;
+    if (message.type !== "crossover") abort(`${this.adapter} runner: expected a crossover result, got ${message.type}`);
+    return message;
+  }
+
   async gcStorm(durationMs: number): Promise<GcStormResult> {
     const reply = this.next();
     this.child.send({ type: "gc-storm", durationMs });
@@ -399,9 +467,9 @@ const live = new Set<{ kill(): void }>();
 /** Whether every runner could read per-thread CPU clocks (Linux /proc). */
 let threadCpuClock = true;
 
-function sizeLabel(n: number, k: number, r: number): string {
+function sizeLabel(n: number, k: number, r: number, shape: Shape): string {
   const short = (x: number) => (x >= 1000 && x % 1000 === 0 ? `${x / 1000}k` : String(x));
-  return `N=${short(n)} K=${k} R=${short(r)}`;
+  return `${shape.name} N=${short(n)} K=${k} R=${short(r)}`;
 }
 
 function checkEqual(what: string, a: unknown, b: unknown): void {
@@ -416,15 +484,15 @@ function roomCount(n: number, k: number): number {
 async function runCell(config: Config, c: Cell, progress: { done: number; total: number }): Promise<{ size: SizeResult; gc?: GcResult }> {
   const { n, k } = c;
   const r = roomCount(n, k);
-  const label = sizeLabel(n, k, r);
+  const label = sizeLabel(n, k, r, c.shape);
   const started = performance.now();
-  const workload = { n, k, r, zipf: config.zipf, seed: config.seed };
+  const workload = { n, k, r, zipf: c.shape.zipf, seed: config.seed };
   const runners = {} as Record<AdapterKind, RunnerHandle>;
   const ready = {} as Record<AdapterKind, ReadyMessage>;
   // Populate one at a time, so that neither measurement competes with the other for the 2 cores.
   for (const adapter of ADAPTERS) {
-    log(`[${label}] ${adapter}: building the workload and populating...`);
-    const handle = new RunnerHandle(adapter, { adapter, workload, workers: config.workers, offloadThreshold: config.offloadThreshold });
+    log(`[${label}] ${adapter}: building the workload and populating${c.recovery ? " (connection state recovery on)" : ""}...`);
+    const handle = new RunnerHandle(adapter, { adapter, workload, workers: config.workers, offloadThreshold: config.offloadThreshold, recovery: c.recovery });
     live.add(handle);
     runners[adapter] = handle;
     ready[adapter] = await handle.ready();
@@ -445,7 +513,7 @@ async function runCell(config: Config, c: Cell, progress: { done: number; total:
     for (let round = 0; round < c.rounds; round++) {
       const order: AdapterKind[] = (t + round) % 2 === 0 ? ["in-memory", "sharded"] : ["sharded", "in-memory"];
       for (const adapter of order) {
-        const result = await runners[adapter].run(task, c.timing);
+        const result = await runners[adapter].run(task, task.timing ?? c.timing);
         runs[adapter].push(result);
         progress.done++;
         const unit = task.unit === "op" ? "op" : "membership";
@@ -506,6 +574,19 @@ async function runCell(config: Config, c: Cell, progress: { done: number; total:
       adapters: { "in-memory": pooled("in-memory"), sharded: pooled("sharded") },
     });
   }
+  let crossover: CrossoverResult | undefined;
+  if (c.crossover) {
+    log(`[${label}] crossover: sharded: offload against main thread alone, by broadcast size...`);
+    crossover = await runners.sharded.crossover(CROSSOVER_REPS);
+    for (const p of crossover.points) {
+      log(`[${label}] crossover: ${formatCount(p.cost)} memberships (${formatCount(p.recipients)} rcpt): main thread alone ${formatNs(p.mainOnlyNs)}, with the workers ${formatNs(p.offloadNs)}`);
+    }
+    const cal = crossover.calibration;
+    log(
+      `[${label}] crossover: measured at ${formatCount(crossover.crossover)} memberships; offloadThreshold in effect ${formatCount(crossover.offloadThreshold)}` +
+        (cal ? ` (calibrated: wake-up ${formatNs(cal.wakeNs)}, ${formatNs(cal.nsPerMembership)} per membership)` : ""),
+    );
+  }
   let gc: GcResult | undefined;
   if (c.gc) {
     // One adapter at a time, the other runner idle.
@@ -526,6 +607,7 @@ async function runCell(config: Config, c: Cell, progress: { done: number; total:
     live.delete(runners[adapter]);
   }
   const setup = (adapter: AdapterKind) => ({
+    populateMainCpuNsPerMembership: ready[adapter].populateMainCpuNsPerMembership,
     populateNsPerMembership: ready[adapter].populateNsPerMembership,
     populateMs: ready[adapter].populateMs,
     memory: ready[adapter].memory,
@@ -544,6 +626,7 @@ async function runCell(config: Config, c: Cell, progress: { done: number; total:
       setup: { "in-memory": setup("in-memory"), sharded: setup("sharded") },
       workerThreads: ready.sharded.workerThreads,
       tasks,
+      crossover,
     },
     gc,
   };
@@ -551,9 +634,11 @@ async function runCell(config: Config, c: Cell, progress: { done: number; total:
 
 const NOTES = [
   "Each adapter runs in its own Node process (forked with --expose-gc --max-old-space-size=8192) holding a real socket.io `Server` (`new Server()` for in-memory, `new Server({ adapter: createAdapter(...) })` for sharded) and `io.of(\"/\")`, whose `nsp.sockets` holds fake sockets: `client.writeToEngine` counts, `notifyOutgoingListeners` is absent, `join()` calls `adapter.addAll(id, new Set(rooms))` as socket.io does. Both processes build the identical seeded workload and stay alive side by side; the parent alternates them per workload and round (A B, then B A).",
-  "Workload: each socket joins its own-id room plus K distinct rooms drawn from R = max(1000, N·K/100) rooms (a mean room of about 100 members; R = N/10 at K=10) with Zipf popularity (P(rank i) ∝ 1/i^s), all in one `addAll(id, new Set([id, ...rooms]))`. The small room is the room whose size is closest to 100; its sender is one of its members; the 100 rooms are drawn at random among rooms of size about N/1000; the biggest room is the most popular one.",
+  "Workload: each socket joins its own-id room plus K distinct rooms drawn from R = max(1000, N·K/100) rooms (a mean room of about 100 members; R = N/10 at K=10), all in one `addAll(id, new Set([id, ...rooms]))`. Two shapes, each cell run once per shape: uniform (every room equally likely: rooms of about 100, binomially spread) and zipf (P(rank i) ∝ 1/i^s, s = 1: a few huge rooms, most small). The small room is the room whose size is closest to 100; its sender is one of its members; the 100 rooms are drawn at random among rooms of size about N/1000; the biggest room is the most popular one.",
   "Broadcasts are real packets: `adapter.broadcast({ type: 2, data: [\"ev\", 1], nsp: \"/\" }, { rooms, except, flags: {} })`, so socket.io's encoding and ws frame precomputation are included, equally for both. The own-id broadcast cycles through 1024 sockets, 32 broadcasts per tinybench iteration (the timer would dominate single sub-microsecond samples); everything else is one op per iteration. fetchSockets and addSockets are the adapter methods `io.fetchSockets()`/`io.socketsJoin()` end in; socketsJoin is undone after each iteration (untimed).",
-  "join / leave: steady-state churn in the populated adapter: each iteration takes the next batch of N/100 sockets (at least 100, at most 2000); join times `addAll` of the batch after an untimed `delAll`, leave times `delAll` of the batch followed by an untimed `addAll`. Reported per membership (batch × (K+1)). `populate from empty` is the one-off first population of the whole namespace, also per membership.",
+  "join / leave: steady-state churn in the populated adapter: each iteration takes the next batch of N/100 sockets (at least 100, at most 2000); join (into existing rooms: the batch's rooms keep their other members) times `addAll` of the batch after an untimed `delAll`, leave times `delAll` of the batch followed by an untimed `addAll`. Reported per membership (batch × (K+1)). Populate from empty: every socket leaves every room (untimed; the rooms are deleted as they empty), then the whole namespace joins again socket by socket, timed (one warm-up and two measured iterations per round; not at N=1M); the tables keep their grown capacity. `populate from empty, cold start` is the one-off first population of the namespace as the runner starts (buffers and Maps growing from nothing), one sample per adapter, wall and main-thread CPU.",
+  "Own-id room: `io.to(socketId).emit()` without connection state recovery, and with it (a server with `connectionStateRecovery: {}`, so socket.io's `SessionAwareAdapter` on the in-memory side; a fresh packet per broadcast, as `socket.emit()` makes, since both adapters append the offset to its data). The recovery row runs in a runner pair of its own (same workload), its row shown in the plain cell's table.",
+  "Offload crossover (one cell per shape): in the sharded runner, on its own index and pool, unions of random rooms of total size 1k, 2k, 5k, ... memberships; the main thread's busy time (wall, Atomics.wait for the workers included) selecting the recipients alone (`collectLocally`) against with the workers (`pool.collect`), alternated, an event-loop turn before each, median of 15. The crossover is the smallest size from which the workers win at every larger size; shown against the `offloadThreshold` the pool calibrated at start (lib/calibration.ts).",
   "Wall time: tinybench (hrtime) samples, one per iteration, pooled over the rounds; `median` and `p99` are percentiles of those per-iteration samples (on a shared, noisy machine the median is the steadiest of the three). Before every iteration the runner yields one event-loop turn (setImmediate, untimed), as a broadcast from an event handler would, so the sharded adapter's worker replies are handled between broadcasts.",
   "Main-thread CPU: process CPU (getrusage, exact) minus the CPU of every other thread of the process (shard workers, V8 helpers; /proc/self/task/<tid>/schedstat, exact while they sleep), from a separate accounting pass after the timed one (same ops, same event-loop turn before each, 30% of the time budget), because reading those clocks costs tens of µs and must stay out of tinybench's samples. Hookless workloads are accounted as one block minus the measured CPU of as many empty event-loop turns (per turn: the smaller of two estimates taken just before and just after the block, each the median of 5 blocks of 400 empty turns, so that a disturbed estimate on a loaded machine does not over-subtract); join, leave and socketsJoin per op (minus the clock reads' own cost). It excludes time asleep in Atomics.wait and time preempted by other processes, and includes V8 work the ops cause between turns (incremental GC), so on a loaded machine it is often below the wall mean and sometimes above it. `performance.eventLoopUtilization()` is recorded in the JSON but is ~1.0 for these synchronous loops (it counts Atomics.wait as busy): there it equals wall time. Process CPU (all threads) is in the details table.",
   "Shard-worker CPU: the CPU clock remembers the process's threads just before the adapter is created (libuv's thread pool started first), and reads the threads that appear after it (the shard workers: Node names every thread \"node\", so this is how they are told apart) separately, in the same accounting pass. Other threads = process − main − shard workers (V8's GC and compiler helpers, libuv).",
@@ -580,7 +665,7 @@ async function main(): Promise<void> {
   const command = ["node", relative(process.cwd(), process.argv[1]) || process.argv[1], ...process.argv.slice(2)].join(" ");
   const progress = { done: 0, total: config.cells.reduce((s, c) => s + c.tasks.length * c.rounds * ADAPTERS.length, 0) };
   log(
-    `bench: ${command} — ${config.cells.map((c) => `${sizeLabel(c.n, c.k, roomCount(c.n, c.k))} (${c.tasks.length} workloads × ${c.rounds} rounds${c.gc ? ", GC" : ""})`).join("; ")}` +
+    `bench: ${command} — ${config.cells.map((c) => `${sizeLabel(c.n, c.k, roomCount(c.n, c.k), c.shape)}${c.recovery ? " with recovery" : ""} (${c.tasks.length} workloads × ${c.rounds} rounds${c.gc ? ", GC" : ""}${c.crossover ? ", crossover" : ""})`).join("; ")}` +
       `${config.e2e ? `; end to end with ${config.e2e.clients} clients` : ""}${config.cluster ? `; cluster (Redis, official vs sharded) × ${config.cluster.rounds} round(s)` : ""}`,
   );
   for (const skip of config.skipped) log(`bench: skipping ${skip.label}: ${skip.reason}`);
@@ -588,7 +673,10 @@ async function main(): Promise<void> {
   let gc: GcResult | undefined;
   for (const c of config.cells) {
     const result = await runCell(config, c, progress);
-    if (c.tasks.length > 0) sizes.push(result.size);
+    // A recovery cell's rows belong with the plain cell of the same size and shape.
+    const plain = c.recovery ? sizes.find((s) => s.label === result.size.label) : undefined;
+    if (plain) plain.tasks.push(...result.size.tasks);
+    else if (c.tasks.length > 0) sizes.push(result.size);
     gc ??= result.gc;
   }
   let e2e: E2EResult | undefined;
@@ -617,6 +705,7 @@ async function main(): Promise<void> {
       offloadThreshold: config.offloadThreshold ?? "default",
       seed: config.seed,
       zipf: config.zipf,
+      shapes: config.shapes,
       threadCpuClock,
       gcDurationMs: config.gcDurationMs,
     },
