@@ -27,6 +27,7 @@
  *   --gc=1000000x10 --gc-time=5000     the GC measurement's cell and length ("--gc=none": off)
  *   --e2e-clients=2000 --storm=3000 --e2e-rounds=2   end to end ("--e2e-clients=0": off)
  *   --cluster=none --cluster-rounds=2 --cluster-payload=200   the cluster part (off; rounds; text bytes per #5226 broadcast)
+ *   --scale-clients=10000 --scale-rooms=100 --scale-time=5000   the storm at scale (storm.ts; "--scale-clients=0": off)
  *   --only=cluster               the cluster part alone (with workload names: those and the cluster part)
  *   --seed=1 --zipf=1 --workers=2 --offload-threshold=100000 (default: the pool's calibrated value)
  *   --shapes=uniform,zipf        workload shapes, each cell runs once per shape (default both)
@@ -50,6 +51,7 @@ import { chartSvg, chartPoints } from "./chart";
 import { redisServerAvailable } from "../test/redis-server";
 import { clusterDefaults, runCluster, type ClusterConfig, type ClusterResult } from "./cluster";
 import { e2eClientsMain, e2eServerMain, runEndToEnd, type E2EConfig, type E2EResult } from "./e2e";
+import { runStorm, stormClientsMain, stormDefaults, stormServerMain, type StormConfig, type StormResult } from "./storm";
 import {
   ADAPTERS,
   GRID_TASKS,
@@ -116,6 +118,8 @@ interface Config {
   offloadThreshold: number | undefined;
   gcDurationMs: number;
   e2e: E2EConfig | undefined;
+  /** The tail-latency storm at about a million memberships (storm.ts). */
+  scale: StormConfig | undefined;
   cluster: ClusterConfig | undefined;
   write: boolean;
 }
@@ -206,6 +210,7 @@ function parseArgs(argv: readonly string[]): Config {
         offloadThreshold: undefined,
         gcDurationMs: 1000,
         e2e: e2eDefaults(true),
+        scale: stormDefaults(true),
         cluster: clusterDefaults(true),
         write: true,
       }
@@ -235,6 +240,7 @@ function parseArgs(argv: readonly string[]): Config {
         offloadThreshold: undefined,
         gcDurationMs: 5000,
         e2e: e2eDefaults(false),
+        scale: stormDefaults(false),
         cluster: clusterDefaults(false),
         write: true,
       };
@@ -249,6 +255,9 @@ function parseArgs(argv: readonly string[]): Config {
   let cluster: boolean | undefined;
   let clusterRounds: number | undefined;
   let clusterPayload: number | undefined;
+  let scaleClients: number | undefined;
+  let scaleRooms: number | undefined;
+  let scaleTime: number | undefined;
   for (const arg of argv) {
     if (arg === "--quick") continue;
     const [key, value = ""] = arg.replace(/^--/, "").split("=");
@@ -303,6 +312,15 @@ function parseArgs(argv: readonly string[]): Config {
         break;
       case "cluster-payload":
         clusterPayload = num();
+        break;
+      case "scale-clients":
+        scaleClients = num();
+        break;
+      case "scale-rooms":
+        scaleRooms = num();
+        break;
+      case "scale-time":
+        scaleTime = num();
         break;
       case "seed":
         config.seed = num();
@@ -360,6 +378,18 @@ function parseArgs(argv: readonly string[]): Config {
     }
   }
   config.cells = expandCells(config.cells, config);
+  if (narrowed && scaleClients === undefined) config.scale = undefined;
+  if (scaleClients !== undefined) config.scale = scaleClients > 0 ? { ...(config.scale ?? stormDefaults(quick)), clients: scaleClients } : undefined;
+  if (config.scale) {
+    config.scale = {
+      ...config.scale,
+      k: scaleRooms ?? config.scale.k,
+      durationMs: scaleTime ?? config.scale.durationMs,
+      workers: config.workers,
+      offloadThreshold: config.offloadThreshold,
+      seed: config.seed,
+    };
+  }
   if (e2eClients !== undefined) config.e2e = e2eClients > 0 ? { ...(config.e2e ?? e2eDefaults(quick)), clients: e2eClients } : undefined;
   if (config.e2e) {
     config.e2e = {
@@ -645,6 +675,7 @@ const NOTES = [
   "Size grid: every workload at N=100k K=10 (the targets' size); the reduced set (join, leave, own-id room, one ~100 room, union of 100 rooms, everyone) at N = 10k, 100k, 1M × K = 1, 10, 50, except the cells listed as not run. Cells of 1M sockets take 1 round with fewer iterations (≥ 3) because a broadcast to everyone takes the in-memory adapter ~0.6 s there. The chart plots main-thread CPU per op divided by recipients per op for everyone and the union of 100 rooms at K=10.",
   "GC: in the runners of the GC cell (N=1M K=10 in the full run: 11M memberships with the own-id rooms), after its workloads, each adapter in turn broadcasts back to back (everyone, union of 100 rooms, one room, socket.to(room), 32 own-id rooms in rotation, an event-loop turn before each) while a `PerformanceObserver` records the main thread's 'gc' entries; their durations are the pauses.",
   "End to end (bench/e2e.ts): a socket.io server process per adapter, a socket.io-client process with the websocket connections; latency from the server's CLOCK_MONOTONIC stamp in the payload to the client's at receipt; event-loop delay from `monitorEventLoopDelay` on the server's main thread. A delivery count short of the expected one is printed as a warning and shows in \"delivered / sent\".",
+  "Storm at scale (issue 13, bench/storm.ts): per adapter a socket.io server process (websocket only) and one client process of raw `ws` connections speaking engine.io 4 / socket.io 5 by hand (open, CONNECT with `{ i }` as auth, pong, event frames parsed by slicing), far lighter than socket.io-client, so that 10,000 clients in one process are not the bottleneck; client i joins 100 rooms drawn uniformly among clients·100/100 rooms (rooms of ~100; about a million memberships with the own-id rooms). Fixed-rate run: every 10 ms, 1 emit to a random room and 5 sockets each leaving one of its rooms and joining another (memberships constant); latency = client receipt − the server's CLOCK_MONOTONIC stamp in the payload, in a histogram (p50/p99/p99.9); the server records its event-loop delay (`monitorEventLoopDelay`, resolution 1 ms) and every 'gc' entry of its main thread. Saturating run: the same churn, emits back to back (an event-loop turn every 20); delivered per second = messages received / (last receipt − start). One adapter at a time, the other's processes stopped.",
   "Cluster (issue #6, bench/cluster.ts): per adapter kind a redis-server (Debian's binary, started by the bench on a free loopback port, no persistence) and node processes (bench/cluster-node.ts: http + socket.io `Server` with the official `@socket.io/redis-streams-adapter` 0.3.1 `createAdapter(client)`, or ours `createAdapter({ redis: client, workers: 1 })`, both over a node-redis v5 client; heartbeatInterval 60 s, so that heartbeats add no stream entries while measuring), socket.io-client websocket connections in separate processes. Both kinds' clusters are up side by side; their measurements alternate one at a time, round by round (A B, then B A), the idle cluster's readers blocked in XREAD; medians over the rounds. Warm-up (not measured) before the first round of each case. Main-thread CPU of a node: process CPU minus its other threads (bench/cpu.ts), so our shard worker's CPU is apart (reported as worker CPU) and V8/libuv helper threads are excluded for both; on a loaded 2-core machine both CPU and rates move with the other processes' load.",
   "Cluster, two nodes: node A has no client and broadcasts `io.to(room).emit(\"m\", seq, stamp)` to a room whose members, 20 clients, are all connected to node B, so every broadcast goes XADD (A) → XREAD (B) → B's sockets. A keeps at most `window` broadcasts outstanding: the clients' process counts, per sequence number, the clients that got it and acks (over one more connection, to A) how many every client has received. Broadcasts per second = broadcasts / (first emit → last ack, all delivered); latency = client receipt − A's emit (same CLOCK_MONOTONIC), under that saturating load; CPU per broadcast on A and B over the same window. Every client must get every sequence number once and in order. These two nodes are n0 and n1 of the many-rooms case, run after it with the other nodes and their clients stopped.",
   "Cluster, many small rooms (socket.io issue #5226): 4 nodes, each with rooms of 2 clients all connected to it; every node emits its share of the round's broadcasts, `io.to(room).emit(\"b\", id, text)` with 200 bytes of text by default (one event-loop turn every 20 emits) to rooms drawn at random among the OTHER nodes' rooms (seeded: the same plan for both kinds in a round). A node reads every stream entry of the others: `entries read` counts them (ours: `adapter.stats().cluster.entriesRead`; official: calls of its adapter's `onRawMessage` for entries of other nodes); `processed` is what was decoded and applied (official: every entry read; ours: entriesRead − broadcastsSkipped, its broadcasts to rooms without a local member being dropped undecoded). The official adapter also decodes its own entries (then drops them): not counted. Entry handler: that per-entry method (official `onRawMessage`, ours `onStreamEntry`, each wrapped on the adapter instance) timed per call (hrtime; the median per kind of entry — for another node's rooms, for this node's rooms, own entries, told apart by the room names in the entry's data — since a call preempted on a loaded machine takes milliseconds), and the medians × entries per 1000 broadcasts: the part of a node's work that the skip can save; reading the stream (XREAD, reply parsing) is outside it and the same for both. CPU per node covers the node's own emits (XADD), its reading and processing of the stream and its deliveries, from before the first emit until every client has its messages and every node has read every entry; divided by the cluster's broadcasts / 1000. Each client's received ids are checked against the plan: every targeted client exactly once, nobody else.",
@@ -666,7 +697,7 @@ async function main(): Promise<void> {
   const progress = { done: 0, total: config.cells.reduce((s, c) => s + c.tasks.length * c.rounds * ADAPTERS.length, 0) };
   log(
     `bench: ${command} — ${config.cells.map((c) => `${sizeLabel(c.n, c.k, roomCount(c.n, c.k), c.shape)}${c.recovery ? " with recovery" : ""} (${c.tasks.length} workloads × ${c.rounds} rounds${c.gc ? ", GC" : ""}${c.crossover ? ", crossover" : ""})`).join("; ")}` +
-      `${config.e2e ? `; end to end with ${config.e2e.clients} clients` : ""}${config.cluster ? `; cluster (Redis, official vs sharded) × ${config.cluster.rounds} round(s)` : ""}`,
+      `${config.e2e ? `; end to end with ${config.e2e.clients} clients` : ""}${config.scale ? `; storm at scale with ${config.scale.clients} clients × ${config.scale.k} rooms` : ""}${config.cluster ? `; cluster (Redis, official vs sharded) × ${config.cluster.rounds} round(s)` : ""}`,
   );
   for (const skip of config.skipped) log(`bench: skipping ${skip.label}: ${skip.reason}`);
   const sizes: SizeResult[] = [];
@@ -681,6 +712,8 @@ async function main(): Promise<void> {
   }
   let e2e: E2EResult | undefined;
   if (config.e2e) e2e = await runEndToEnd(config.e2e, __filename, log, live);
+  let scale: StormResult | undefined;
+  if (config.scale) scale = await runStorm(config.scale, __filename, log, live);
   let cluster: ClusterResult | undefined;
   if (config.cluster) cluster = await runCluster(config.cluster, log, live);
 
@@ -714,6 +747,7 @@ async function main(): Promise<void> {
     skipped: config.skipped,
     gc,
     e2e,
+    scale,
     cluster,
     rows,
     targets: [],
@@ -755,7 +789,13 @@ function writeAtomic(path: string, text: string): void {
   renameSync(`${path}.tmp`, path);
 }
 
-const childMains: Record<string, (json: string) => Promise<void>> = { "--runner": runnerMain, "--e2e-server": e2eServerMain, "--e2e-clients": e2eClientsMain };
+const childMains: Record<string, (json: string) => Promise<void>> = {
+  "--runner": runnerMain,
+  "--e2e-server": e2eServerMain,
+  "--e2e-clients": e2eClientsMain,
+  "--storm-server": stormServerMain,
+  "--storm-clients": stormClientsMain,
+};
 const childMain = childMains[process.argv[2]];
 if (childMain) {
   childMain(process.argv[3]).catch((err) => {
