@@ -3,8 +3,9 @@
  * sharded adapter, measured side by side and reported as ratios
  * (sharded / in-memory).
  *
- *   node dist/bench/run.js            the size grid, end to end, GC (< 10 minutes on 2 cores)
- *   node dist/bench/run.js --quick    a small version of each (< 1 minute)
+ *   node dist/bench/run.js            the size grid on both shapes, end to end, GC, the storm at scale, cluster
+ *                                     (about 30 minutes on 2 cores: each cell runs twice, once per shape)
+ *   node dist/bench/run.js --quick    a small version of each (a few minutes)
  *
  * The full run:
  *   - every workload at the headline size N=100k K=10;
@@ -148,10 +149,13 @@ const cell = (n: number, k: number, tasks: readonly TaskInfo[], rounds: number, 
   crossover: false,
 });
 
+/** Populate (each iteration empties and refills the whole namespace) runs up to N=100k K=10. */
+const POPULATE_MAX_MEMBERSHIPS = 1_200_000;
+
 /**
  * Each cell once per shape, the tasks that need connection state recovery
  * in a cell of their own (a runner pair whose server has it on), populate
- * left out at 1M sockets (each iteration refills the whole namespace); the
+ * left out above POPULATE_MAX_MEMBERSHIPS; the
  * GC measurement in the zipf cell only; the crossover at N=100k K=10 (quick:
  * the first cell).
  */
@@ -161,7 +165,7 @@ function expandCells(cells: readonly Cell[], config: Config): Cell[] {
   for (const name of config.shapes) {
     const shape: Shape = { name, zipf: name === "zipf" ? config.zipf : 0 };
     for (const c of cells) {
-      const plain = c.tasks.filter((t) => !t.recovery && !(t.name === "populate" && c.n >= 1_000_000));
+      const plain = c.tasks.filter((t) => !t.recovery && !(t.name === "populate" && c.n * (c.k + 1) > POPULATE_MAX_MEMBERSHIPS));
       const recovering = c.tasks.filter((t) => t.recovery);
       const gc = c.gc && (name === "zipf" || !config.shapes.includes("zipf"));
       if (plain.length > 0 || gc) expanded.push({ ...c, shape, tasks: plain, gc, crossover: c === crossoverAt });
@@ -666,7 +670,7 @@ const NOTES = [
   "Each adapter runs in its own Node process (forked with --expose-gc --max-old-space-size=8192) holding a real socket.io `Server` (`new Server()` for in-memory, `new Server({ adapter: createAdapter(...) })` for sharded) and `io.of(\"/\")`, whose `nsp.sockets` holds fake sockets: `client.writeToEngine` counts, `notifyOutgoingListeners` is absent, `join()` calls `adapter.addAll(id, new Set(rooms))` as socket.io does. Both processes build the identical seeded workload and stay alive side by side; the parent alternates them per workload and round (A B, then B A).",
   "Workload: each socket joins its own-id room plus K distinct rooms drawn from R = max(1000, N·K/100) rooms (a mean room of about 100 members; R = N/10 at K=10), all in one `addAll(id, new Set([id, ...rooms]))`. Two shapes, each cell run once per shape: uniform (every room equally likely: rooms of about 100, binomially spread) and zipf (P(rank i) ∝ 1/i^s, s = 1: a few huge rooms, most small). The small room is the room whose size is closest to 100; its sender is one of its members; the 100 rooms are drawn at random among rooms of size about N/1000; the biggest room is the most popular one.",
   "Broadcasts are real packets: `adapter.broadcast({ type: 2, data: [\"ev\", 1], nsp: \"/\" }, { rooms, except, flags: {} })`, so socket.io's encoding and ws frame precomputation are included, equally for both. The own-id broadcast cycles through 1024 sockets, 32 broadcasts per tinybench iteration (the timer would dominate single sub-microsecond samples); everything else is one op per iteration. fetchSockets and addSockets are the adapter methods `io.fetchSockets()`/`io.socketsJoin()` end in; socketsJoin is undone after each iteration (untimed).",
-  "join / leave: steady-state churn in the populated adapter: each iteration takes the next batch of N/100 sockets (at least 100, at most 2000); join (into existing rooms: the batch's rooms keep their other members) times `addAll` of the batch after an untimed `delAll`, leave times `delAll` of the batch followed by an untimed `addAll`. Reported per membership (batch × (K+1)). Populate from empty: every socket leaves every room (untimed; the rooms are deleted as they empty), then the whole namespace joins again socket by socket, timed (one warm-up and two measured iterations per round; not at N=1M); the tables keep their grown capacity. `populate from empty, cold start` is the one-off first population of the namespace as the runner starts (buffers and Maps growing from nothing), one sample per adapter, wall and main-thread CPU.",
+  "join / leave: steady-state churn in the populated adapter: each iteration takes the next batch of N/100 sockets (at least 100, at most 2000); join (into existing rooms: the batch's rooms keep their other members) times `addAll` of the batch after an untimed `delAll`, leave times `delAll` of the batch followed by an untimed `addAll`. Reported per membership (batch × (K+1)). Populate from empty: every socket leaves every room (untimed; the rooms are deleted as they empty), then the whole namespace joins again socket by socket, timed (one warm-up and two measured iterations per round; only in cells of at most 1.2M memberships); the tables keep their grown capacity. `populate from empty, cold start` is the one-off first population of the namespace as the runner starts (buffers and Maps growing from nothing), one sample per adapter, wall and main-thread CPU.",
   "Own-id room: `io.to(socketId).emit()` without connection state recovery, and with it (a server with `connectionStateRecovery: {}`, so socket.io's `SessionAwareAdapter` on the in-memory side; a fresh packet per broadcast, as `socket.emit()` makes, since both adapters append the offset to its data). The recovery row runs in a runner pair of its own (same workload), its row shown in the plain cell's table.",
   "Offload crossover (one cell per shape): in the sharded runner, on its own index and pool, unions of random rooms of total size 1k, 2k, 5k, ... memberships; the main thread's busy time (wall, Atomics.wait for the workers included) selecting the recipients alone (`collectLocally`) against with the workers (`pool.collect`), alternated, an event-loop turn before each, median of 15. The crossover is the smallest size from which the workers win at every larger size; shown against the `offloadThreshold` the pool calibrated at start (lib/calibration.ts).",
   "Wall time: tinybench (hrtime) samples, one per iteration, pooled over the rounds; `median` and `p99` are percentiles of those per-iteration samples (on a shared, noisy machine the median is the steadiest of the three). Before every iteration the runner yields one event-loop turn (setImmediate, untimed), as a broadcast from an event handler would, so the sharded adapter's worker replies are handled between broadcasts.",
