@@ -148,6 +148,8 @@ export interface CrossoverPoint {
   /** Median wall time the main thread is busy (waiting for the workers included), ns. */
   readonly mainOnlyNs: number;
   readonly offloadNs: number;
+  /** Offloaded answers a worker did not finish within workerTimeout (then answered on the main thread, timed in). */
+  readonly timeouts: number;
 }
 
 export interface CrossoverResult {

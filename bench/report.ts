@@ -492,9 +492,16 @@ function gcRows(gc: GcResult): string[][] {
 }
 
 function crossoverRows(c: CrossoverResult): string[][] {
-  return c.points.map((p) => [formatCount(p.cost), formatCount(p.recipients), formatNs(p.mainOnlyNs), formatNs(p.offloadNs), ratio3(p.offloadNs / p.mainOnlyNs)]);
+  return c.points.map((p) => [
+    formatCount(p.cost),
+    formatCount(p.recipients),
+    formatNs(p.mainOnlyNs),
+    formatNs(p.offloadNs),
+    ratio3(p.offloadNs / p.mainOnlyNs),
+    String(p.timeouts),
+  ]);
 }
-const CROSSOVER_HEADER = ["memberships visited", "recipients", "main thread alone", "main thread + workers", "ratio"];
+const CROSSOVER_HEADER = ["memberships visited", "recipients", "main thread alone", "main thread + workers", "ratio", "worker timeouts"];
 
 function crossoverSummary(c: CrossoverResult): string {
   const cal = c.calibration;

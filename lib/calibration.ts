@@ -45,14 +45,14 @@ export interface Calibration {
   readonly threshold: number;
 }
 
-/** A wall clock comparable across threads, in ns (performance.now() is per thread). */
+/** A clock comparable across the threads of a process, in ns: CLOCK_MONOTONIC (performance.now() counts from each thread's start). */
 export function crossThreadNowNs(): number {
-  return (performance.timeOrigin + performance.now()) * 1e6;
+  return Number(process.hrtime.bigint());
 }
 
 export function thresholdFrom(wakeNs: number, nsPerMembership: number, shardCount: number): number {
   const saved = nsPerMembership * (1 - 1 / shardCount);
-  const raw = wakeNs / saved;
+  const raw = Math.max(0, wakeNs) / saved;
   if (!Number.isFinite(raw)) return UNCALIBRATED_THRESHOLD;
   return Math.round(Math.min(MAX_CALIBRATED_THRESHOLD, Math.max(MIN_CALIBRATED_THRESHOLD, raw)));
 }
