@@ -17,6 +17,7 @@ export { ShardedAdapter, type ShardedAdapterStats, type ShardedMembership } from
 export { ShardedClusterAdapter, type ClusterStats, type ShardedClusterAdapterStats } from "./cluster-adapter";
 export { AdapterClosedError, InvalidOptionError, ReadOnlyViewError, ShardedAdapterError } from "./errors";
 export type { IoRedisClient, NodeRedisClient, RedisClient, ShardedAdapterOptions } from "./options";
+export type { Calibration } from "./calibration";
 export type { PoolStats, ShardPool } from "./shard-pool";
 
 /**
