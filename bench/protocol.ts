@@ -8,11 +8,13 @@ export type AdapterKind = "in-memory" | "sharded";
 export const ADAPTERS: readonly AdapterKind[] = ["in-memory", "sharded"];
 
 export type TaskName =
+  | "populate"
   | "join"
   | "leave"
   | "bcast-room"
   | "bcast-to-room"
   | "bcast-own-id"
+  | "bcast-own-id-csr"
   | "bcast-union"
   | "bcast-all"
   | "bcast-all-except"
@@ -27,14 +29,35 @@ export interface TaskInfo {
   readonly unit: "op" | "membership";
   /** What "recipients per op" counts for this workload. */
   readonly recipients: "writes" | "sockets" | "joins" | "memberships";
+  /** Run in a server with connection state recovery on (a runner pair of its own). */
+  readonly recovery?: boolean;
+  /** Iteration budget of its own (populate: each iteration refills the whole namespace). */
+  readonly timing?: Timing;
 }
 
+/** Slow whole-namespace workloads: one warm-up and two measured iterations per round. */
+const WHOLE_NAMESPACE_TIMING: Timing = { time: 0, iterations: 2, warmupTime: 0, warmupIterations: 1 };
+
 export const TASKS: readonly TaskInfo[] = [
-  { name: "join", label: "join (addAll), per membership", unit: "membership", recipients: "memberships" },
+  {
+    name: "populate",
+    label: "populate from empty (addAll into an emptied namespace), per membership",
+    unit: "membership",
+    recipients: "memberships",
+    timing: WHOLE_NAMESPACE_TIMING,
+  },
+  { name: "join", label: "join into existing rooms (addAll), per membership", unit: "membership", recipients: "memberships" },
   { name: "leave", label: "leave all (delAll), per membership", unit: "membership", recipients: "memberships" },
   { name: "bcast-room", label: "broadcast to one room (~100)", unit: "op", recipients: "writes" },
   { name: "bcast-to-room", label: "socket.to(room): ~100 room except sender", unit: "op", recipients: "writes" },
-  { name: "bcast-own-id", label: "own-id room (socket.emit with CSR)", unit: "op", recipients: "writes" },
+  { name: "bcast-own-id", label: "own-id room, io.to(socketId), no recovery", unit: "op", recipients: "writes" },
+  {
+    name: "bcast-own-id-csr",
+    label: "own-id room with connection state recovery (socket.emit)",
+    unit: "op",
+    recipients: "writes",
+    recovery: true,
+  },
   { name: "bcast-union", label: "union of 100 rooms", unit: "op", recipients: "writes" },
   { name: "bcast-all", label: "everyone", unit: "op", recipients: "writes" },
   { name: "bcast-all-except", label: "everyone except 100 rooms", unit: "op", recipients: "writes" },
@@ -47,7 +70,7 @@ export const TASKS: readonly TaskInfo[] = [
  * the headline size only): churn, the cheapest and the smallest broadcasts,
  * and the two big ones whose cost per recipient the chart plots.
  */
-export const GRID_TASKS: readonly TaskName[] = ["join", "leave", "bcast-own-id", "bcast-room", "bcast-union", "bcast-all"];
+export const GRID_TASKS: readonly TaskName[] = ["populate", "join", "leave", "bcast-own-id", "bcast-room", "bcast-union", "bcast-all"];
 
 /** tinybench budgets for one run of one task on one adapter. */
 export interface Timing {
@@ -64,6 +87,8 @@ export interface RunnerArgs {
   readonly workload: WorkloadParams;
   readonly workers: number;
   readonly offloadThreshold: number | undefined;
+  /** The server has connection state recovery on (socket.io then uses SessionAwareAdapter for in-memory). */
+  readonly recovery: boolean;
 }
 
 export interface MemoryReport {
@@ -88,6 +113,8 @@ export interface ReadyMessage {
   /** Initial population from empty, per membership. */
   readonly populateNsPerMembership: number;
   readonly populateMs: number;
+  /** Main-thread CPU of the same initial population, per membership. */
+  readonly populateMainCpuNsPerMembership: number;
   readonly memory: MemoryReport;
   readonly fingerprint: string;
   readonly threadCpuClock: boolean;
@@ -105,6 +132,35 @@ export interface RunCommand {
 export interface GcStormCommand {
   readonly type: "gc-storm";
   readonly durationMs: number;
+}
+
+/** Offload against main thread alone, by broadcast size (sharded runner only). */
+export interface CrossoverCommand {
+  readonly type: "crossover";
+  /** Repetitions of each (size, way) pair, alternating the two ways. */
+  readonly reps: number;
+}
+
+export interface CrossoverPoint {
+  /** Memberships the query visits (its cost, as compared with offloadThreshold). */
+  readonly cost: number;
+  readonly recipients: number;
+  /** Median wall time the main thread is busy (waiting for the workers included), ns. */
+  readonly mainOnlyNs: number;
+  readonly offloadNs: number;
+  /** Offloaded answers a worker did not finish within workerTimeout (then answered on the main thread, timed in). */
+  readonly timeouts: number;
+}
+
+export interface CrossoverResult {
+  readonly type: "crossover";
+  readonly points: readonly CrossoverPoint[];
+  /** The smallest measured cost from which offloading wins at every larger size, or NaN if it never does. */
+  readonly crossover: number;
+  /** offloadThreshold the adapter uses (calibrated at pool start unless given). */
+  readonly offloadThreshold: number;
+  /** What the pool's calibration measured, if it ran. */
+  readonly calibration?: { readonly wakeNs: number; readonly nsPerMembership: number; readonly threshold: number };
 }
 
 export interface GcPauseSummary {
@@ -185,5 +241,5 @@ export interface ErrorMessage {
   readonly message: string;
 }
 
-export type RunnerMessage = ReadyMessage | RunResult | GcStormResult | ErrorMessage;
-export type ParentMessage = RunCommand | GcStormCommand | { readonly type: "exit" };
+export type RunnerMessage = ReadyMessage | RunResult | GcStormResult | CrossoverResult | ErrorMessage;
+export type ParentMessage = RunCommand | GcStormCommand | CrossoverCommand | { readonly type: "exit" };

@@ -3,8 +3,9 @@
  * sharded adapter, measured side by side and reported as ratios
  * (sharded / in-memory).
  *
- *   node dist/bench/run.js            the size grid, end to end, GC (< 10 minutes on 2 cores)
- *   node dist/bench/run.js --quick    a small version of each (< 1 minute)
+ *   node dist/bench/run.js            the size grid on both shapes, end to end, GC, the storm at scale, cluster
+ *                                     (about 30 minutes on 2 cores: each cell runs twice, once per shape)
+ *   node dist/bench/run.js --quick    a small version of each (a few minutes)
  *
  * The full run:
  *   - every workload at the headline size N=100k K=10;
@@ -29,12 +30,14 @@
  *   --gc=1000000x10 --gc-time=5000     the GC measurement's cell and length ("--gc=none": off)
  *   --e2e-clients=2000 --storm=3000 --e2e-rounds=2   end to end ("--e2e-clients=0": off)
  *   --cluster=none --cluster-rounds=2 --cluster-payload=200   the cluster part (off; rounds; text bytes per #5226 broadcast)
+ *   --scale-clients=10000 --scale-rooms=100 --scale-time=5000   the storm at scale (storm.ts; "--scale-clients=0": off)
  *   --only=cluster               the cluster part alone (with workload names: those and the cluster part)
  *   --only=uws                   the uWebSockets.js part alone (likewise; with cluster: both)
  *   --uws-clients=1500 --uws-rounds=2   the uWebSockets.js part ("--uws-clients=0": off)
  *   --only=ipc-cluster           the Node.js cluster part alone (issue #12, bench/ipc-cluster.ts); --ipc-cluster=none: off;
  *   --ipc-cluster-rounds=2       its rounds (storm and locality)
- *   --seed=1 --zipf=1 --workers=2 --offload-threshold=100000
+ *   --seed=1 --zipf=1 --workers=2 --offload-threshold=100000 (default: the pool's calibrated value)
+ *   --shapes=uniform,zipf        workload shapes, each cell runs once per shape (default both)
  *   --no-write                   print only, do not write bench/results/
  * With --cells, --sizes or --only, GC, end to end and cluster are off unless asked for.
  *
@@ -57,9 +60,11 @@ import { clusterDefaults, runCluster, type ClusterConfig, type ClusterResult } f
 import { e2eClientsMain, e2eServerMain, runEndToEnd, type E2EConfig, type E2EResult } from "./e2e";
 import { runUws, uwsDefaults, uwsServerMain, type UwsConfig, type UwsResult } from "./uws";
 import { ipcClusterDefaults, runIpcCluster, type IpcClusterConfig, type IpcClusterResult } from "./ipc-cluster";
+import { runStorm, stormClientsMain, stormDefaults, stormServerMain, type StormConfig, type StormResult } from "./storm";
 import {
   ADAPTERS,
   GRID_TASKS,
+  type CrossoverResult,
   TASKS,
   type AdapterKind,
   type GcStormResult,
@@ -88,10 +93,22 @@ import {
 import { runnerMain } from "./runner";
 import { concat, summarize } from "./stats";
 
+/** A workload shape: room popularity uniform (every room about 100 members) or Zipf (a few huge rooms). */
+interface Shape {
+  readonly name: "uniform" | "zipf";
+  /** Zipf exponent of room popularity; 0 is uniform. */
+  readonly zipf: number;
+}
+
 interface Cell {
   readonly n: number;
   readonly k: number;
+  shape: Shape;
   readonly tasks: readonly TaskInfo[];
+  /** A server with connection state recovery on (its own runner pair; its rows join the plain cell's). */
+  recovery: boolean;
+  /** Measure the offload crossover in the sharded runner after the workloads. */
+  crossover: boolean;
   readonly rounds: number;
   readonly timing: Timing;
   /** Run the GC measurement in this cell's runners after its workloads. */
@@ -103,12 +120,16 @@ interface Config {
   cells: Cell[];
   skipped: { label: string; reason: string }[];
   seed: number;
+  /** The Zipf exponent of the zipf shape. */
   zipf: number;
+  shapes: Shape["name"][];
   workers: number;
   offloadThreshold: number | undefined;
   gcDurationMs: number;
   e2e: E2EConfig | undefined;
   uws: UwsConfig | undefined;
+  /** The tail-latency storm at about a million memberships (storm.ts). */
+  scale: StormConfig | undefined;
   cluster: ClusterConfig | undefined;
   /** Node.js cluster mode (issue #12). */
   ipcCluster: IpcClusterConfig | undefined;
@@ -116,6 +137,8 @@ interface Config {
 }
 
 const ALL = TASKS;
+/** Repetitions of each size and way in the crossover measurement. */
+const CROSSOVER_REPS = 15;
 const GRID = TASKS.filter((t) => GRID_TASKS.includes(t.name));
 const pick = (names: string[]) => TASKS.filter((t) => names.includes(t.name));
 
@@ -125,7 +148,43 @@ const GRID_TIMING: Timing = { time: 200, iterations: 5, warmupTime: 50, warmupIt
 const HUGE_TIMING: Timing = { time: 300, iterations: 3, warmupTime: 0, warmupIterations: 1 };
 const QUICK_TIMING: Timing = { time: 100, iterations: 5, warmupTime: 30, warmupIterations: 2 };
 
-const cell = (n: number, k: number, tasks: readonly TaskInfo[], rounds: number, timing: Timing, gc = false): Cell => ({ n, k, tasks, rounds, timing, gc });
+const cell = (n: number, k: number, tasks: readonly TaskInfo[], rounds: number, timing: Timing, gc = false): Cell => ({
+  n,
+  k,
+  shape: { name: "zipf", zipf: 1 },
+  tasks,
+  rounds,
+  timing,
+  gc,
+  recovery: false,
+  crossover: false,
+});
+
+/** Populate (each iteration empties and refills the whole namespace) runs up to N=100k K=10. */
+const POPULATE_MAX_MEMBERSHIPS = 1_200_000;
+
+/**
+ * Each cell once per shape, the tasks that need connection state recovery
+ * in a cell of their own (a runner pair whose server has it on), populate
+ * left out above POPULATE_MAX_MEMBERSHIPS; the
+ * GC measurement in the zipf cell only; the crossover at N=100k K=10 (quick:
+ * the first cell).
+ */
+function expandCells(cells: readonly Cell[], config: Config): Cell[] {
+  const expanded: Cell[] = [];
+  const crossoverAt = cells.find((c) => c.n === 100_000 && c.k === 10 && c.tasks.length > 0) ?? cells.find((c) => c.tasks.length > 0);
+  for (const name of config.shapes) {
+    const shape: Shape = { name, zipf: name === "zipf" ? config.zipf : 0 };
+    for (const c of cells) {
+      const plain = c.tasks.filter((t) => !t.recovery && !(t.name === "populate" && c.n * (c.k + 1) > POPULATE_MAX_MEMBERSHIPS));
+      const recovering = c.tasks.filter((t) => t.recovery);
+      const gc = c.gc && (name === "zipf" || !config.shapes.includes("zipf"));
+      if (plain.length > 0 || gc) expanded.push({ ...c, shape, tasks: plain, gc, crossover: c === crossoverAt });
+      if (recovering.length > 0) expanded.push({ ...c, shape, tasks: recovering, gc: false, recovery: true, crossover: false });
+    }
+  }
+  return expanded;
+}
 
 function e2eDefaults(quick: boolean): E2EConfig {
   return {
@@ -161,11 +220,13 @@ function parseArgs(argv: readonly string[]): Config {
         skipped: [{ label: "every other N×K cell", reason: "quick mode: N=10k K=10 (all workloads) and N=100k K=10 (union, everyone, GC) only; `make bench` runs the grid" }],
         seed: 1,
         zipf: 1,
+        shapes: ["uniform", "zipf"],
         workers: 2,
         offloadThreshold: undefined,
         gcDurationMs: 1000,
         e2e: e2eDefaults(true),
         uws: uwsDefaults(true),
+        scale: stormDefaults(true),
         cluster: clusterDefaults(true),
         ipcCluster: ipcClusterDefaults(true, e2eDefaults(true)),
         write: true,
@@ -191,11 +252,13 @@ function parseArgs(argv: readonly string[]): Config {
         ],
         seed: 1,
         zipf: 1,
+        shapes: ["uniform", "zipf"],
         workers: 2,
         offloadThreshold: undefined,
         gcDurationMs: 5000,
         e2e: e2eDefaults(false),
         uws: uwsDefaults(false),
+        scale: stormDefaults(false),
         cluster: clusterDefaults(false),
         ipcCluster: ipcClusterDefaults(false, e2eDefaults(false)),
         write: true,
@@ -216,6 +279,9 @@ function parseArgs(argv: readonly string[]): Config {
   let clusterPayload: number | undefined;
   let ipcCluster: boolean | undefined;
   let ipcClusterRounds: number | undefined;
+  let scaleClients: number | undefined;
+  let scaleRooms: number | undefined;
+  let scaleTime: number | undefined;
   for (const arg of argv) {
     if (arg === "--quick") continue;
     const [key, value = ""] = arg.replace(/^--/, "").split("=");
@@ -287,12 +353,27 @@ function parseArgs(argv: readonly string[]): Config {
       case "cluster-payload":
         clusterPayload = num();
         break;
+      case "scale-clients":
+        scaleClients = num();
+        break;
+      case "scale-rooms":
+        scaleRooms = num();
+        break;
+      case "scale-time":
+        scaleTime = num();
+        break;
       case "seed":
         config.seed = num();
         break;
       case "zipf":
         config.zipf = num();
         break;
+      case "shapes": {
+        const names = value.split(",");
+        for (const name of names) if (name !== "uniform" && name !== "zipf") throw new Error(`${arg}: shapes are uniform and zipf`);
+        config.shapes = names as Shape["name"][];
+        break;
+      }
       case "workers":
         config.workers = num();
         break;
@@ -343,6 +424,19 @@ function parseArgs(argv: readonly string[]): Config {
       if (found) found.gc = true;
       else config.cells.push(cell(gcCell.n, gcCell.k, [], 1, HUGE_TIMING, true));
     }
+  }
+  config.cells = expandCells(config.cells, config);
+  if (narrowed && scaleClients === undefined) config.scale = undefined;
+  if (scaleClients !== undefined) config.scale = scaleClients > 0 ? { ...(config.scale ?? stormDefaults(quick)), clients: scaleClients } : undefined;
+  if (config.scale) {
+    config.scale = {
+      ...config.scale,
+      k: scaleRooms ?? config.scale.k,
+      durationMs: scaleTime ?? config.scale.durationMs,
+      workers: config.workers,
+      offloadThreshold: config.offloadThreshold,
+      seed: config.seed,
+    };
   }
   if (e2eClients !== undefined) config.e2e = e2eClients > 0 ? { ...(config.e2e ?? e2eDefaults(quick)), clients: e2eClients } : undefined;
   if (config.e2e) {
@@ -422,6 +516,14 @@ class RunnerHandle {
     return message;
   }
 
+  async crossover(reps: number): Promise<CrossoverResult> {
+    const reply = this.next();
+    this.child.send({ type: "crossover", reps });
+    const message = await reply;
+    if (message.type !== "crossover") abort(`${this.adapter} runner: expected a crossover result, got ${message.type}`);
+    return message;
+  }
+
   async gcStorm(durationMs: number): Promise<GcStormResult> {
     const reply = this.next();
     this.child.send({ type: "gc-storm", durationMs });
@@ -448,9 +550,9 @@ const live = new Set<{ kill(): void }>();
 /** Whether every runner could read per-thread CPU clocks (Linux /proc). */
 let threadCpuClock = true;
 
-function sizeLabel(n: number, k: number, r: number): string {
+function sizeLabel(n: number, k: number, r: number, shape: Shape): string {
   const short = (x: number) => (x >= 1000 && x % 1000 === 0 ? `${x / 1000}k` : String(x));
-  return `N=${short(n)} K=${k} R=${short(r)}`;
+  return `${shape.name} N=${short(n)} K=${k} R=${short(r)}`;
 }
 
 function checkEqual(what: string, a: unknown, b: unknown): void {
@@ -465,15 +567,15 @@ function roomCount(n: number, k: number): number {
 async function runCell(config: Config, c: Cell, progress: { done: number; total: number }): Promise<{ size: SizeResult; gc?: GcResult }> {
   const { n, k } = c;
   const r = roomCount(n, k);
-  const label = sizeLabel(n, k, r);
+  const label = sizeLabel(n, k, r, c.shape);
   const started = performance.now();
-  const workload = { n, k, r, zipf: config.zipf, seed: config.seed };
+  const workload = { n, k, r, zipf: c.shape.zipf, seed: config.seed };
   const runners = {} as Record<AdapterKind, RunnerHandle>;
   const ready = {} as Record<AdapterKind, ReadyMessage>;
   // Populate one at a time, so that neither measurement competes with the other for the 2 cores.
   for (const adapter of ADAPTERS) {
-    log(`[${label}] ${adapter}: building the workload and populating...`);
-    const handle = new RunnerHandle(adapter, { adapter, workload, workers: config.workers, offloadThreshold: config.offloadThreshold });
+    log(`[${label}] ${adapter}: building the workload and populating${c.recovery ? " (connection state recovery on)" : ""}...`);
+    const handle = new RunnerHandle(adapter, { adapter, workload, workers: config.workers, offloadThreshold: config.offloadThreshold, recovery: c.recovery });
     live.add(handle);
     runners[adapter] = handle;
     ready[adapter] = await handle.ready();
@@ -494,7 +596,7 @@ async function runCell(config: Config, c: Cell, progress: { done: number; total:
     for (let round = 0; round < c.rounds; round++) {
       const order: AdapterKind[] = (t + round) % 2 === 0 ? ["in-memory", "sharded"] : ["sharded", "in-memory"];
       for (const adapter of order) {
-        const result = await runners[adapter].run(task, c.timing);
+        const result = await runners[adapter].run(task, task.timing ?? c.timing);
         runs[adapter].push(result);
         progress.done++;
         const unit = task.unit === "op" ? "op" : "membership";
@@ -555,6 +657,19 @@ async function runCell(config: Config, c: Cell, progress: { done: number; total:
       adapters: { "in-memory": pooled("in-memory"), sharded: pooled("sharded") },
     });
   }
+  let crossover: CrossoverResult | undefined;
+  if (c.crossover) {
+    log(`[${label}] crossover: sharded: offload against main thread alone, by broadcast size...`);
+    crossover = await runners.sharded.crossover(CROSSOVER_REPS);
+    for (const p of crossover.points) {
+      log(`[${label}] crossover: ${formatCount(p.cost)} memberships (${formatCount(p.recipients)} rcpt): main thread alone ${formatNs(p.mainOnlyNs)}, with the workers ${formatNs(p.offloadNs)}`);
+    }
+    const cal = crossover.calibration;
+    log(
+      `[${label}] crossover: measured at ${formatCount(crossover.crossover)} memberships; offloadThreshold in effect ${formatCount(crossover.offloadThreshold)}` +
+        (cal ? ` (calibrated: wake-up ${formatNs(cal.wakeNs)}, ${formatNs(cal.nsPerMembership)} per membership)` : ""),
+    );
+  }
   let gc: GcResult | undefined;
   if (c.gc) {
     // One adapter at a time, the other runner idle.
@@ -575,6 +690,7 @@ async function runCell(config: Config, c: Cell, progress: { done: number; total:
     live.delete(runners[adapter]);
   }
   const setup = (adapter: AdapterKind) => ({
+    populateMainCpuNsPerMembership: ready[adapter].populateMainCpuNsPerMembership,
     populateNsPerMembership: ready[adapter].populateNsPerMembership,
     populateMs: ready[adapter].populateMs,
     memory: ready[adapter].memory,
@@ -593,6 +709,7 @@ async function runCell(config: Config, c: Cell, progress: { done: number; total:
       setup: { "in-memory": setup("in-memory"), sharded: setup("sharded") },
       workerThreads: ready.sharded.workerThreads,
       tasks,
+      crossover,
     },
     gc,
   };
@@ -600,9 +717,11 @@ async function runCell(config: Config, c: Cell, progress: { done: number; total:
 
 const NOTES = [
   "Each adapter runs in its own Node process (forked with --expose-gc --max-old-space-size=8192) holding a real socket.io `Server` (`new Server()` for in-memory, `new Server({ adapter: createAdapter(...) })` for sharded) and `io.of(\"/\")`, whose `nsp.sockets` holds fake sockets: `client.writeToEngine` counts, `notifyOutgoingListeners` is absent, `join()` calls `adapter.addAll(id, new Set(rooms))` as socket.io does. Both processes build the identical seeded workload and stay alive side by side; the parent alternates them per workload and round (A B, then B A).",
-  "Workload: each socket joins its own-id room plus K distinct rooms drawn from R = max(1000, N·K/100) rooms (a mean room of about 100 members; R = N/10 at K=10) with Zipf popularity (P(rank i) ∝ 1/i^s), all in one `addAll(id, new Set([id, ...rooms]))`. The small room is the room whose size is closest to 100; its sender is one of its members; the 100 rooms are drawn at random among rooms of size about N/1000; the biggest room is the most popular one.",
+  "Workload: each socket joins its own-id room plus K distinct rooms drawn from R = max(1000, N·K/100) rooms (a mean room of about 100 members; R = N/10 at K=10), all in one `addAll(id, new Set([id, ...rooms]))`. Two shapes, each cell run once per shape: uniform (every room equally likely: rooms of about 100, binomially spread) and zipf (P(rank i) ∝ 1/i^s, s = 1: a few huge rooms, most small). The small room is the room whose size is closest to 100; its sender is one of its members; the 100 rooms are drawn at random among rooms of size about N/1000; the biggest room is the most popular one.",
   "Broadcasts are real packets: `adapter.broadcast({ type: 2, data: [\"ev\", 1], nsp: \"/\" }, { rooms, except, flags: {} })`, so socket.io's encoding and ws frame precomputation are included, equally for both. The own-id broadcast cycles through 1024 sockets, 32 broadcasts per tinybench iteration (the timer would dominate single sub-microsecond samples); everything else is one op per iteration. fetchSockets and addSockets are the adapter methods `io.fetchSockets()`/`io.socketsJoin()` end in; socketsJoin is undone after each iteration (untimed).",
-  "join / leave: steady-state churn in the populated adapter: each iteration takes the next batch of N/100 sockets (at least 100, at most 2000); join times `addAll` of the batch after an untimed `delAll`, leave times `delAll` of the batch followed by an untimed `addAll`. Reported per membership (batch × (K+1)). `populate from empty` is the one-off first population of the whole namespace, also per membership.",
+  "join / leave: steady-state churn in the populated adapter: each iteration takes the next batch of N/100 sockets (at least 100, at most 2000); join (into existing rooms: the batch's rooms keep their other members) times `addAll` of the batch after an untimed `delAll`, leave times `delAll` of the batch followed by an untimed `addAll`. Reported per membership (batch × (K+1)). Populate from empty: every socket leaves every room (untimed; the rooms are deleted as they empty), then the whole namespace joins again socket by socket, timed (one warm-up and two measured iterations per round; only in cells of at most 1.2M memberships); the tables keep their grown capacity. `populate from empty, cold start` is the one-off first population of the namespace as the runner starts (buffers and Maps growing from nothing), one sample per adapter, wall and main-thread CPU.",
+  "Own-id room: `io.to(socketId).emit()` without connection state recovery, and with it (a server with `connectionStateRecovery: {}`, so socket.io's `SessionAwareAdapter` on the in-memory side; a fresh packet per broadcast, as `socket.emit()` makes, since both adapters append the offset to its data). The recovery row runs in a runner pair of its own (same workload), its row shown in the plain cell's table.",
+  "Offload crossover (one cell per shape): in the sharded runner, on its own index and pool, unions of random rooms of total size 1k, 2k, 5k, ... memberships; the main thread's busy time (wall, Atomics.wait for the workers included) selecting the recipients alone (`collectLocally`) against with the workers (`pool.collect`), alternated, an event-loop turn before each, median of 15. The crossover is the smallest size from which the workers win at every larger size; shown against the `offloadThreshold` the pool calibrated at start (lib/calibration.ts).",
   "Wall time: tinybench (hrtime) samples, one per iteration, pooled over the rounds; `median` and `p99` are percentiles of those per-iteration samples (on a shared, noisy machine the median is the steadiest of the three). Before every iteration the runner yields one event-loop turn (setImmediate, untimed), as a broadcast from an event handler would, so the sharded adapter's worker replies are handled between broadcasts.",
   "Main-thread CPU: process CPU (getrusage, exact) minus the CPU of every other thread of the process (shard workers, V8 helpers; /proc/self/task/<tid>/schedstat, exact while they sleep), from a separate accounting pass after the timed one (same ops, same event-loop turn before each, 30% of the time budget), because reading those clocks costs tens of µs and must stay out of tinybench's samples. Hookless workloads are accounted as one block minus the measured CPU of as many empty event-loop turns (per turn: the smaller of two estimates taken just before and just after the block, each the median of 5 blocks of 400 empty turns, so that a disturbed estimate on a loaded machine does not over-subtract); join, leave and socketsJoin per op (minus the clock reads' own cost). It excludes time asleep in Atomics.wait and time preempted by other processes, and includes V8 work the ops cause between turns (incremental GC), so on a loaded machine it is often below the wall mean and sometimes above it. `performance.eventLoopUtilization()` is recorded in the JSON but is ~1.0 for these synchronous loops (it counts Atomics.wait as busy): there it equals wall time. Process CPU (all threads) is in the details table.",
   "Shard-worker CPU: the CPU clock remembers the process's threads just before the adapter is created (libuv's thread pool started first), and reads the threads that appear after it (the shard workers: Node names every thread \"node\", so this is how they are told apart) separately, in the same accounting pass. Other threads = process − main − shard workers (V8's GC and compiler helpers, libuv).",
@@ -610,6 +729,7 @@ const NOTES = [
   "GC: in the runners of the GC cell (N=1M K=10 in the full run: 11M memberships with the own-id rooms), after its workloads, each adapter in turn broadcasts back to back (everyone, union of 100 rooms, one room, socket.to(room), 32 own-id rooms in rotation, an event-loop turn before each) while a `PerformanceObserver` records the main thread's 'gc' entries; their durations are the pauses.",
   "End to end (bench/e2e.ts): a socket.io server process per adapter, a socket.io-client process with the websocket connections; latency from the server's CLOCK_MONOTONIC stamp in the payload to the client's at receipt; event-loop delay from `monitorEventLoopDelay` on the server's main thread. A delivery count short of the expected one is printed as a warning and shows in \"delivered / sent\".",
   "uWebSockets.js (issue #11, bench/uws.ts): the end-to-end clients (same process, same rooms) on `io.attachApp(uWS.App())`, one server process per adapter in turn; per broadcast shape (one room, everyone, own-id room, union of rooms, everyone except a room) a fixed number of broadcasts, a batch per tick, after an unmeasured warm-up of every shape at a fifth of its size; main-thread CPU from the first emit until the clients have everything, per broadcast (uWS's C++ fan-out runs on the main thread and is included). The in-memory adapter is socket.io's, patched by attachApp (it publishes one room and everyone); ours publishes one room, everyone and own-id rooms. Targets: ≤ 1.0 where both publish, ≤ 0.7 on unions and except.",
+  "Storm at scale (issue 13, bench/storm.ts): per adapter a socket.io server process (websocket only) and one client process of raw `ws` connections speaking engine.io 4 / socket.io 5 by hand (open, CONNECT with `{ i }` as auth, pong, event frames parsed by slicing), far lighter than socket.io-client, so that 10,000 clients in one process are not the bottleneck; client i joins 100 rooms drawn uniformly among clients·100/100 rooms (rooms of ~100; about a million memberships with the own-id rooms). Fixed-rate run: every 20 ms (a late tick still yields an event-loop turn), 1 emit to a random room and 5 sockets each leaving one of its rooms and joining another (memberships constant); latency = client receipt − the server's CLOCK_MONOTONIC stamp in the payload, in a histogram (p50/p99/p99.9); the server records its event-loop delay (`monitorEventLoopDelay`, resolution 1 ms) and every 'gc' entry of its main thread. Saturating run: the same churn, emits back to back (an event-loop turn every 20); delivered per second = messages received / (last receipt − start). One adapter at a time, the other's processes stopped.",
   "Cluster (issue #6, bench/cluster.ts): per adapter kind a redis-server (Debian's binary, started by the bench on a free loopback port, no persistence) and node processes (bench/cluster-node.ts: http + socket.io `Server` with the official `@socket.io/redis-streams-adapter` 0.3.1 `createAdapter(client)`, or ours `createAdapter({ redis: client, workers: 1 })`, both over a node-redis v5 client; heartbeatInterval 60 s, so that heartbeats add no stream entries while measuring), socket.io-client websocket connections in separate processes. Both kinds' clusters are up side by side; their measurements alternate one at a time, round by round (A B, then B A), the idle cluster's readers blocked in XREAD; medians over the rounds. Warm-up (not measured) before the first round of each case. Main-thread CPU of a node: process CPU minus its other threads (bench/cpu.ts), so our shard worker's CPU is apart (reported as worker CPU) and V8/libuv helper threads are excluded for both; on a loaded 2-core machine both CPU and rates move with the other processes' load.",
   "Cluster, two nodes: node A has no client and broadcasts `io.to(room).emit(\"m\", seq, stamp)` to a room whose members, 20 clients, are all connected to node B, so every broadcast goes XADD (A) → XREAD (B) → B's sockets. A keeps at most `window` broadcasts outstanding: the clients' process counts, per sequence number, the clients that got it and acks (over one more connection, to A) how many every client has received. Broadcasts per second = broadcasts / (first emit → last ack, all delivered); latency = client receipt − A's emit (same CLOCK_MONOTONIC), under that saturating load; CPU per broadcast on A and B over the same window. Every client must get every sequence number once and in order. These two nodes are n0 and n1 of the many-rooms case, run after it with the other nodes and their clients stopped.",
   "Cluster, many small rooms (socket.io issue #5226): 4 nodes, each with rooms of 2 clients all connected to it; every node emits its share of the round's broadcasts, `io.to(room).emit(\"b\", id, text)` with 200 bytes of text by default (one event-loop turn every 20 emits) to rooms drawn at random among the OTHER nodes' rooms (seeded: the same plan for both kinds in a round). A node reads every stream entry of the others: `entries read` counts them (ours: `adapter.stats().cluster.entriesRead`; official: calls of its adapter's `onRawMessage` for entries of other nodes); `processed` is what was decoded and applied (official: every entry read; ours: entriesRead − broadcastsSkipped, its broadcasts to rooms without a local member being dropped undecoded). The official adapter also decodes its own entries (then drops them): not counted. Entry handler: that per-entry method (official `onRawMessage`, ours `onStreamEntry`, each wrapped on the adapter instance) timed per call (hrtime; the median per kind of entry — for another node's rooms, for this node's rooms, own entries, told apart by the room names in the entry's data — since a call preempted on a loaded machine takes milliseconds), and the medians × entries per 1000 broadcasts: the part of a node's work that the skip can save; reading the stream (XREAD, reply parsing) is outside it and the same for both. CPU per node covers the node's own emits (XADD), its reading and processing of the stream and its deliveries, from before the first emit until every client has its messages and every node has read every entry; divided by the cluster's broadcasts / 1000. Each client's received ids are checked against the plan: every targeted client exactly once, nobody else.",
@@ -630,21 +750,26 @@ async function main(): Promise<void> {
   const command = ["node", relative(process.cwd(), process.argv[1]) || process.argv[1], ...process.argv.slice(2)].join(" ");
   const progress = { done: 0, total: config.cells.reduce((s, c) => s + c.tasks.length * c.rounds * ADAPTERS.length, 0) };
   log(
-    `bench: ${command} — ${config.cells.map((c) => `${sizeLabel(c.n, c.k, roomCount(c.n, c.k))} (${c.tasks.length} workloads × ${c.rounds} rounds${c.gc ? ", GC" : ""})`).join("; ")}` +
-      `${config.e2e ? `; end to end with ${config.e2e.clients} clients` : ""}${config.uws ? `; uWebSockets.js with ${config.uws.clients} clients` : ""}${config.cluster ? `; cluster (Redis, official vs sharded) × ${config.cluster.rounds} round(s)` : ""}`,
+    `bench: ${command} — ${config.cells.map((c) => `${sizeLabel(c.n, c.k, roomCount(c.n, c.k), c.shape)}${c.recovery ? " with recovery" : ""} (${c.tasks.length} workloads × ${c.rounds} rounds${c.gc ? ", GC" : ""}${c.crossover ? ", crossover" : ""})`).join("; ")}` +
+      `${config.e2e ? `; end to end with ${config.e2e.clients} clients` : ""}${config.uws ? `; uWebSockets.js with ${config.uws.clients} clients` : ""}${config.scale ? `; storm at scale with ${config.scale.clients} clients × ${config.scale.k} rooms` : ""}${config.cluster ? `; cluster (Redis, official vs sharded) × ${config.cluster.rounds} round(s)` : ""}`,
   );
   for (const skip of config.skipped) log(`bench: skipping ${skip.label}: ${skip.reason}`);
   const sizes: SizeResult[] = [];
   let gc: GcResult | undefined;
   for (const c of config.cells) {
     const result = await runCell(config, c, progress);
-    if (c.tasks.length > 0) sizes.push(result.size);
+    // A recovery cell's rows belong with the plain cell of the same size and shape.
+    const plain = c.recovery ? sizes.find((s) => s.label === result.size.label) : undefined;
+    if (plain) plain.tasks.push(...result.size.tasks);
+    else if (c.tasks.length > 0) sizes.push(result.size);
     gc ??= result.gc;
   }
   let e2e: E2EResult | undefined;
   if (config.e2e) e2e = await runEndToEnd(config.e2e, __filename, log, live);
   let uws: UwsResult | undefined;
   if (config.uws) uws = await runUws(config.uws, __filename, log, live);
+  let scale: StormResult | undefined;
+  if (config.scale) scale = await runStorm(config.scale, __filename, log, live);
   let cluster: ClusterResult | undefined;
   if (config.cluster) cluster = await runCluster(config.cluster, log, live);
   let ipcCluster: IpcClusterResult | undefined;
@@ -671,6 +796,7 @@ async function main(): Promise<void> {
       offloadThreshold: config.offloadThreshold ?? "default",
       seed: config.seed,
       zipf: config.zipf,
+      shapes: config.shapes,
       threadCpuClock,
       gcDurationMs: config.gcDurationMs,
     },
@@ -680,6 +806,7 @@ async function main(): Promise<void> {
     gc,
     e2e,
     uws,
+    scale,
     cluster,
     ipcCluster,
     rows,
@@ -727,6 +854,8 @@ const childMains: Record<string, (json: string) => Promise<void>> = {
   "--e2e-server": e2eServerMain,
   "--e2e-clients": e2eClientsMain,
   "--uws-server": uwsServerMain,
+  "--storm-server": stormServerMain,
+  "--storm-clients": stormClientsMain,
 };
 const childMain = childMains[process.argv[2]];
 if (childMain) {

@@ -19,7 +19,9 @@ import type { Bench as BenchClass } from "tinybench";
 import { createAdapter, type ShardedAdapter } from "../lib/index";
 import { CpuClock } from "./cpu";
 import { registerFakeSockets, WriteCounter, type FakeSocket } from "./fake-sockets";
-import type { GcPauseSummary, GcStormResult, ParentMessage, ReadyMessage, RunCommand, RunnerArgs, RunResult, TaskName, Timing } from "./protocol";
+import type { MembershipIndex } from "../lib/membership-index";
+import type { ShardPool } from "../lib/shard-pool";
+import type { CrossoverPoint, CrossoverResult, GcPauseSummary, GcStormResult, ParentMessage, ReadyMessage, RunCommand, RunnerArgs, RunResult, TaskName, Timing } from "./protocol";
 import { quantile } from "./stats";
 import { buildWorkload, describeWorkload, Digest, roomsOfSocket, type Workload } from "./workload";
 
@@ -32,7 +34,7 @@ const SOCKETS_JOIN_ROOM = "sockets-join-target";
 
 declare const gc: (() => void) | undefined;
 
-function send(message: RunResult | ReadyMessage | GcStormResult | { type: "error"; message: string }): void {
+function send(message: RunResult | ReadyMessage | GcStormResult | CrossoverResult | { type: "error"; message: string }): void {
   (process as NodeJS.Process & { send: (m: unknown) => boolean }).send(message);
 }
 
@@ -89,10 +91,12 @@ class Runner {
     // Threads started from here on (the sharded adapter's shard workers) are
     // accounted apart; runnerMain has already started libuv's thread pool.
     this.clock.markBaseline();
+    // With recovery on, socket.io gives the in-memory side its SessionAwareAdapter.
+    const recovery = args.recovery ? { connectionStateRecovery: {} } : {};
     this.io =
       args.adapter === "sharded"
-        ? new Server({ adapter: createAdapter({ workers: args.workers, offloadThreshold: args.offloadThreshold }) })
-        : new Server();
+        ? new Server({ ...recovery, adapter: createAdapter({ workers: args.workers, offloadThreshold: args.offloadThreshold }) })
+        : new Server(recovery);
     this.nsp = this.io.of("/");
     this.adapter = this.nsp.adapter;
     this.sockets = registerFakeSockets(this.nsp, w.ids, this.counter);
@@ -120,13 +124,17 @@ class Runner {
     const n = w.params.n;
     const started = nowNs();
     let populateNs = 0;
+    let populateCpuNs = 0;
+    const overhead = this.clockOverhead();
     for (let start = 0; start < n; start += POPULATE_CHUNK) {
       const end = Math.min(n, start + POPULATE_CHUNK);
       const sets: Set<string>[] = [];
       for (let s = start; s < end; s++) sets.push(roomsOfSocket(w, s));
+      const c0 = this.clock.sample();
       const t0 = nowNs();
       for (let s = start; s < end; s++) this.adapter.addAll(w.ids[s], sets[s - start]);
       populateNs += nowNs() - t0;
+      populateCpuNs += this.clock.sample().main - c0.main - overhead;
     }
     const populateMs = (nowNs() - started) / 1e6;
     await fullGc();
@@ -139,6 +147,7 @@ class Runner {
       workload: describeWorkload(w),
       populateNsPerMembership: populateNs / m,
       populateMs,
+      populateMainCpuNsPerMembership: populateCpuNs / m,
       memory: {
         before,
         after,
@@ -219,6 +228,46 @@ class Runner {
           1,
           32,
         );
+      case "bcast-own-id-csr": {
+        if (!this.args.recovery) throw new Error("bcast-own-id-csr needs a runner with recovery on");
+        const optsList = Array.from(w.ownIdSockets, (s) => this.opts([w.ids[s]]));
+        const count = optsList.length;
+        // A fresh packet per broadcast, as socket.io's socket.emit() makes:
+        // both adapters append the offset to packet.data.
+        const fresh = () => ({ type: 2, data: ["ev", 1], nsp: "/" });
+        return {
+          ...this.broadcastDef(optsList, 1, 32),
+          op: (i) => adapter.broadcast(fresh(), optsList[i % count]),
+          check: async () => {
+            this.counter.startRecording();
+            adapter.broadcast(fresh(), optsList[0]);
+            return this.counter.stopRecording();
+          },
+        };
+      }
+      case "populate": {
+        // The whole namespace leaves every room (untimed: the rooms are
+        // deleted as they empty), then joins again from empty, socket by
+        // socket in connection order as on start-up.
+        const sets = Array.from({ length: n }, (_, s) => roomsOfSocket(w, s));
+        const units = w.memberships;
+        return {
+          inner: 1,
+          unitsPerIteration: units,
+          opsPerIteration: 1,
+          beforeEach: () => {
+            for (let s = 0; s < n; s++) adapter.delAll(w.ids[s]);
+            if (adapter.rooms.size !== 0) throw new Error(`populate: ${adapter.rooms.size} rooms left after every socket left`);
+          },
+          op: () => {
+            for (let s = 0; s < n; s++) adapter.addAll(w.ids[s], sets[s]);
+            this.membershipsMoved += 2 * units;
+          },
+          check: async () => ({ count: units, digest: "-" }),
+          expected: units,
+          recipientCounter: () => this.membershipsMoved / 2,
+        };
+      }
       case "bcast-union":
         return this.broadcastDef([this.opts(names(w.hundredRooms))], this.unionOf(w.hundredRooms).size);
       case "bcast-all":
@@ -593,6 +642,71 @@ class Runner {
   }
 
   /**
+   * Where offloading starts to pay (sharded runner only): for unions of
+   * random rooms of growing total size, the main thread's busy time (wall,
+   * waiting for the workers included) of the pool's cooperative answer
+   * against the main thread answering alone, alternated, medians of `reps`.
+   * Only the recipient selection differs between the two ways; delivery is
+   * the same work either way, so it is left out.
+   */
+  async crossover(reps: number): Promise<CrossoverResult> {
+    const sharded = this.sharded;
+    if (!sharded) throw new Error("crossover: sharded runner only");
+    // The adapter's own index and pool (private): what its broadcasts use.
+    const { index, pool } = sharded as unknown as { index: MembershipIndex; pool: ShardPool };
+    const w = this.w;
+    const order = Array.from(w.roomNames.keys()).filter((room) => w.roomSizes[room] > 0);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = (Math.imul(i, 0x9e3779b1) >>> 0) % (i + 1);
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    const total = w.params.n * w.params.k;
+    const sizes: number[] = [];
+    for (let size = 1000; size <= total; size *= size.toString().startsWith("2") ? 2.5 : 2) sizes.push(Math.round(size));
+    const out = index.borrowRecipients();
+    const points: CrossoverPoint[] = [];
+    try {
+      for (const size of sizes) {
+        const names: string[] = [];
+        let cost = 0;
+        for (let i = 0; i < order.length && cost < size; i++) {
+          names.push(w.roomNames[order[i]]);
+          cost += w.roomSizes[order[i]];
+        }
+        const query = index.internQuery(new Set(names), undefined);
+        const mainOnly: number[] = [];
+        const offload: number[] = [];
+        let recipients = 0;
+        let timeouts = 0;
+        for (let r = 0; r < reps; r++) {
+          for (const way of r % 2 === 0 ? [0, 1] : [1, 0]) {
+            await tick();
+            const t0 = nowNs();
+            let count = way === 0 ? index.collectLocally(query, out) : pool.collect(index, query, out);
+            // A worker that did not answer within workerTimeout: the adapter
+            // then answers on the main thread, and so does this, timed in.
+            if (count === undefined) {
+              timeouts++;
+              count = index.collectLocally(query, out);
+            }
+            const dt = nowNs() - t0;
+            recipients = count;
+            (way === 0 ? mainOnly : offload).push(dt);
+          }
+        }
+        const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
+        points.push({ cost: query.cost, recipients, mainOnlyNs: median(mainOnly), offloadNs: median(offload), timeouts });
+      }
+    } finally {
+      index.returnRecipients(out);
+    }
+    let crossover = NaN;
+    for (let i = points.length - 1; i >= 0 && points[i].offloadNs < points[i].mainOnlyNs; i--) crossover = points[i].cost;
+    const stats = pool.stats();
+    return { type: "crossover", points, crossover, offloadThreshold: stats.offloadThreshold, calibration: stats.calibration };
+  }
+
+  /**
    * Main-thread CPU of one empty event-loop turn (setImmediate): the median
    * of 5 blocks of 400 turns, so that one block disturbed by another process
    * (on a loaded machine) does not inflate what is subtracted from the ops.
@@ -645,7 +759,9 @@ export async function runnerMain(json: string): Promise<void> {
         process.exit(0);
       }
       try {
-        send(message.type === "gc-storm" ? await runner.gcStorm(message.durationMs) : await runner.run(message));
+        if (message.type === "gc-storm") send(await runner.gcStorm(message.durationMs));
+        else if (message.type === "crossover") send(await runner.crossover(message.reps));
+        else send(await runner.run(message));
       } catch (err) {
         send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
       }

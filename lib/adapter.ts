@@ -301,7 +301,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       const publisher = uws.publish(roomId, encoded);
       // What the publish does not do: notify outgoing listeners, write the
       // publisher and the sockets not on a uWS websocket.
-      if (roomId === -1 || index.roomSize(roomId) >= this.options.offloadThreshold) {
+      if (roomId === -1 || index.roomSize(roomId) >= this.pool.offloadThreshold) {
         return this.applyToRecipients(opts, (socket, slot) => {
           if (slot === publisher || !uws.publishesTo(slot)) return writeBroadcast(socket, packet, encoded, packetOpts);
           (socket as unknown as SocketInternals).notifyOutgoingListeners?.(packet);
@@ -453,7 +453,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         roomId = index.roomIdOf(opts.rooms.values().next().value as Room);
         if (roomId === undefined) return;
         const size = index.roomSize(roomId);
-        if (!(inAnyOrder ? size < this.options.offloadThreshold : size <= 1)) roomId = undefined;
+        if (!(inAnyOrder ? size < this.pool.offloadThreshold : size <= 1)) roomId = undefined;
       }
       if (roomId === undefined && !inAnyOrder) {
         const query = index.internQuery(opts.rooms, opts.except);
@@ -469,7 +469,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         } else {
           const query = index.internQuery(opts.rooms, opts.except);
           if (!query.everyone && query.rooms.length === 0) return;
-          if (query.cost >= this.options.offloadThreshold && this.pool.running) count = this.pool.collect(index, query, out);
+          if (query.cost >= this.pool.offloadThreshold && this.pool.running) count = this.pool.collect(index, query, out);
           count ??= index.collectLocally(query, out);
         }
         this.deliver(out, count, callback);

@@ -19,6 +19,7 @@ export { ShardedAdapter, type ShardedAdapterStats, type ShardedMembership } from
 export { ShardedClusterAdapter, type ClusterStats, type ShardedClusterAdapterStats } from "./cluster-adapter";
 export { InvalidOptionError, ReadOnlyViewError, ShardedAdapterError } from "./errors";
 export type { IoRedisClient, NodeRedisClient, RedisClient, ShardedAdapterOptions } from "./options";
+export type { Calibration } from "./calibration";
 export type { PoolStats, ShardPool } from "./shard-pool";
 export type { UwsStats } from "./uws-topics";
 // Node.js cluster mode (issue #12): workers linked through the primary over IPC.

@@ -19,8 +19,10 @@ export interface ShardedAdapterOptions {
    * memberships in all is answered by the shard workers in parallel with the
    * main thread; smaller ones are answered on the main thread from shared
    * memory, with no round-trip. fetchSockets, socketsJoin, socketsLeave and
-   * disconnectSockets are never offloaded: their order is visible, so the
-   * main thread computes them. Default: 100000.
+   * disconnectSockets are never offloaded (their order is visible). Default:
+   * calibrated when the workers start, from their measured wake-up latency
+   * and cost per membership, between 10,000 and 1,000,000 (100,000 until the
+   * calibration has run); `adapter.stats().pool` shows the value in effect.
    */
   offloadThreshold?: number;
   /**
@@ -113,20 +115,13 @@ export interface ResolvedClusterOptions {
 /** {@link ShardedAdapterOptions} with every default filled in. */
 export interface ResolvedOptions {
   readonly workers: number;
-  readonly offloadThreshold: number;
+  /** undefined: calibrated by the pool (see `calibration.ts`). */
+  readonly offloadThreshold: number | undefined;
   readonly workerTimeout: number;
   readonly resourceLimits: ResourceLimits | undefined;
   readonly redis: ResolvedRedisOptions | undefined;
   readonly cluster: ResolvedClusterOptions | undefined;
 }
-
-/**
- * Waking a worker thread costs 0.1 to 2 ms on a busy 2-core machine (measured
- * with a bare Atomics.wait loop), about what the main thread needs to select
- * 10k to 100k memberships from the shared tables itself; below this, asking
- * the workers only adds a wait.
- */
-const DEFAULT_OFFLOAD_THRESHOLD = 100_000;
 
 /**
  * Most workers accepted, the same on every machine, so that a configuration
@@ -168,7 +163,7 @@ export function resolveOptions(options: ShardedAdapterOptions | undefined): Reso
   }
   const workers = integerIn("workers", options.workers, 1, MAX_WORKERS, defaultWorkers());
   if (workers > availableParallelism()) debug("%d workers on %d cores: they share the cores", workers, availableParallelism());
-  const offloadThreshold = integerIn("offloadThreshold", options.offloadThreshold, 0, Number.MAX_SAFE_INTEGER, DEFAULT_OFFLOAD_THRESHOLD);
+  const offloadThreshold = options.offloadThreshold === undefined ? undefined : integerIn("offloadThreshold", options.offloadThreshold, 0, Number.MAX_SAFE_INTEGER, 0);
   const workerTimeout = integerIn("workerTimeout", options.workerTimeout, 1, 600_000, 500);
   const resourceLimits = options.resourceLimits;
   if (resourceLimits !== undefined && (typeof resourceLimits !== "object" || resourceLimits === null)) {

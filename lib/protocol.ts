@@ -50,6 +50,15 @@ export interface CollectTask {
 /** What a worker's task resolves with: how many shards it answered. */
 export type CollectTaskResult = number;
 
+/** A task of the pool's start-up calibration (see `calibration.ts`). */
+export interface CalibrateTask {
+  readonly calibrate: true;
+  /** When the main thread posted it (`crossThreadNowNs`). */
+  readonly postedAtNs: number;
+  /** Whether to time the cost per membership too (tens of ms), not only the wake-up. */
+  readonly measureCost: boolean;
+}
+
 export function nextSeq(seq: number): number {
   return (seq + 1) & CLAIM_SEQ_MASK;
 }

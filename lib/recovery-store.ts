@@ -13,12 +13,16 @@
  *
  * ```
  *  packet log (one off-heap Buffer, records appended in broadcast order)
- *  ┌────────┬───────────┬───────┬────────┬──────────────────────────────┬─────
- *  │ length │ emittedAt │ idLen │ id     │ msgpack [rooms, except, wire] │ next
- *  │ u32    │ f64       │ u8    │ ascii  │                              │
- *  └────────┴───────────┴───────┴────────┴──────────────────────────────┴─────
- *  ^start                                                                ^end
+ *  ┌────────┬───────────┬───────┬────────┬────────┬──────────────────────────────┬─────
+ *  │ length │ emittedAt │ idLen │ id     │ format │ [rooms, except, wire]        │ next
+ *  │ u32    │ f64       │ u8    │ ascii  │ u8     │                              │
+ *  └────────┴───────────┴───────┴────────┴────────┴──────────────────────────────┴─────
+ *  ^start                                                                         ^end
  * ```
+ * The payload is written by hand when the rooms and the wire encoding are
+ * all strings (the common case: format PLAIN, each list a u16 count of u32
+ * length-prefixed UTF-8 strings), about twice as fast as msgpack, which
+ * takes every other case (format MSGPACK: numbers, binary attachments).
  * Expiry moves `start` forward; the log is compacted when more than half of
  * it is dead. Sessions sit in a Map from private id to their msgpack bytes.
  * A packet whose rooms msgpack would not give back as the same Map keys
@@ -60,9 +64,15 @@ export interface PacketDecoder {
 interface PendingPacket {
   id: string;
   emittedAt: number;
-  rooms: Room[];
-  except: Room[];
+  /** The broadcast's own Sets, read by recordEncoded in the same synchronous call. */
+  rooms: ReadonlySet<Room>;
+  except: ReadonlySet<Room>;
 }
+
+const FORMAT_PLAIN = 0;
+const FORMAT_MSGPACK = 1;
+const NO_ROOMS: ReadonlySet<Room> = new Set();
+const MAX_LIST = 0xffff;
 
 type Filter = [rooms: Room[], except: Room[]];
 
@@ -123,7 +133,7 @@ export class RecoveryStore {
     if (!(isEvent && withoutAck && notVolatile)) return;
     const id = yeast();
     packet.data.push(id);
-    this.pending = { id, emittedAt: Date.now(), rooms: [...opts.rooms], except: opts.except ? [...opts.except] : [] };
+    this.pending = { id, emittedAt: Date.now(), rooms: opts.rooms, except: opts.except ?? NO_ROOMS };
   }
 
   /** Stores the pending broadcast in its wire encoding (what `_encode` produced for it). */
@@ -131,12 +141,15 @@ export class RecoveryStore {
     const pending = this.pending;
     if (pending === undefined) return;
     this.pending = undefined;
+    if (this.appendPlain(pending, encoded)) return;
+    const rooms = [...pending.rooms];
+    const except = [...pending.except];
     let payload: Uint8Array;
-    if (allPrimitive(pending.rooms) && allPrimitive(pending.except)) {
-      payload = this.packr.pack([pending.rooms, pending.except, encoded]);
+    if (allPrimitive(rooms) && allPrimitive(except)) {
+      payload = this.packr.pack([rooms, except, encoded]);
     } else {
       // Object and symbol rooms compare by identity: msgpack would copy them.
-      this.heapFilters.set(pending.id, [pending.rooms, pending.except]);
+      this.heapFilters.set(pending.id, [rooms, except]);
       payload = this.packr.pack([[], [], encoded]);
     }
     this.append(pending.id, pending.emittedAt, payload);
@@ -218,19 +231,61 @@ export class RecoveryStore {
     return { packets, sessions: this.sessions.size, bytes };
   }
 
+  /** Appends a record whose payload is msgpack. */
   private append(id: string, emittedAt: number, payload: Uint8Array): void {
+    const at = this.beginRecord(id, emittedAt, FORMAT_MSGPACK, payload.length);
+    this.log.set(payload, at);
+    this.endRecord(at + payload.length);
+  }
+
+  /**
+   * Appends the record in the PLAIN format if every room, except room and
+   * wire chunk is a string (and the lists are not huge); false otherwise.
+   */
+  private appendPlain(pending: PendingPacket, encoded: unknown[]): boolean {
+    const { rooms, except } = pending;
+    if (rooms.size > MAX_LIST || except.size > MAX_LIST || encoded.length > MAX_LIST) return false;
+    // An upper bound of the payload: UTF-8 takes at most 3 bytes per UTF-16 unit.
+    let bound = 6;
+    for (const room of rooms) {
+      if (typeof room !== "string") return false;
+      bound += 4 + 3 * room.length;
+    }
+    for (const room of except) {
+      if (typeof room !== "string") return false;
+      bound += 4 + 3 * room.length;
+    }
+    for (const chunk of encoded) {
+      if (typeof chunk !== "string") return false;
+      bound += 4 + 3 * chunk.length;
+    }
+    let at = this.beginRecord(pending.id, pending.emittedAt, FORMAT_PLAIN, bound);
+    const log = this.log;
+    at = writeStrings(log, at, rooms, rooms.size);
+    at = writeStrings(log, at, except, except.size);
+    at = writeStrings(log, at, encoded as string[], encoded.length);
+    this.endRecord(at);
+    return true;
+  }
+
+  /** Writes a record's header at the end of the log (room for `payloadBound` more bytes); returns where its payload starts. */
+  private beginRecord(id: string, emittedAt: number, format: number, payloadBound: number): number {
     const idBytes = Buffer.byteLength(id, "latin1");
-    const length = HEADER_BYTES + idBytes + payload.length;
-    if (this.end + length > this.log.length) this.makeRoom(length);
+    if (this.end + HEADER_BYTES + idBytes + 1 + payloadBound > this.log.length) this.makeRoom(HEADER_BYTES + idBytes + 1 + payloadBound);
     const log = this.log;
     let at = this.end;
-    log.writeUInt32LE(length, at);
     log.writeDoubleLE(emittedAt, at + 4);
-    log.writeUInt8(idBytes, at + 12);
+    log[at + 12] = idBytes;
     at += HEADER_BYTES;
     at += log.write(id, at, "latin1");
-    log.set(payload, at);
-    this.end += length;
+    log[at] = format;
+    return at + 1;
+  }
+
+  /** Closes the record begun at `end`, whose last byte is before `at`. */
+  private endRecord(at: number): void {
+    this.log.writeUInt32LE(at - this.end, this.end);
+    this.end = at;
   }
 
   /** Compacts the dead front away, and grows the log if that is not enough. */
@@ -277,9 +332,38 @@ export class RecoveryStore {
   }
 
   private payloadAt(at: number): unknown {
-    const idBytes = this.log[at + 12];
-    return this.packr.unpack(this.log.subarray(at + HEADER_BYTES + idBytes, this.next(at)));
+    const log = this.log;
+    const start = at + HEADER_BYTES + log[at + 12];
+    if (log[start] === FORMAT_MSGPACK) return this.packr.unpack(log.subarray(start + 1, this.next(at)));
+    const cursor = { at: start + 1 };
+    return [readStrings(log, cursor), readStrings(log, cursor), readStrings(log, cursor)];
   }
+}
+
+/** Writes `count` strings as a u16 count of u32 length-prefixed UTF-8 strings; returns the end. */
+function writeStrings(log: Buffer, at: number, strings: Iterable<string>, count: number): number {
+  log.writeUInt16LE(count, at);
+  at += 2;
+  for (const text of strings) {
+    const length = log.write(text, at + 4, "utf8");
+    log.writeUInt32LE(length, at);
+    at += 4 + length;
+  }
+  return at;
+}
+
+function readStrings(log: Buffer, cursor: { at: number }): string[] {
+  let at = cursor.at;
+  const count = log.readUInt16LE(at);
+  at += 2;
+  const strings = new Array<string>(count);
+  for (let i = 0; i < count; i++) {
+    const length = log.readUInt32LE(at);
+    strings[i] = log.toString("utf8", at + 4, at + 4 + length);
+    at += 4 + length;
+  }
+  cursor.at = at;
+  return strings;
 }
 
 /**

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
 import createDebug from "debug";
 import { Piscina } from "piscina";
+import { crossThreadNowNs, thresholdFrom, UNCALIBRATED_THRESHOLD, type Calibration, type CalibrationSample } from "./calibration";
 import type { MembershipIndex } from "./membership-index";
 import type { ResolvedOptions } from "./options";
 import {
@@ -16,6 +17,7 @@ import {
   markShardDone,
   nextSeq,
   resetControl,
+  type CalibrateTask,
   type CollectTask,
   type CollectTaskResult,
 } from "./protocol";
@@ -34,6 +36,9 @@ const DEGRADED_COOLDOWN_MS = 30_000;
 const TASKS_IN_FLIGHT_PER_WORKER = 16;
 /** Delay after a worker failure before checking that the pool is back to full strength. */
 const HEALTH_CHECK_DELAY_MS = 500;
+/** Wake-ups the calibration measures (one at a time, workers idle in between), and the pause between them. */
+const CALIBRATION_WAKES = 9;
+const CALIBRATION_PAUSE_MS = 10;
 
 /** Counters of one pool, for `adapter.stats()`. */
 export interface PoolStats {
@@ -51,6 +56,10 @@ export interface PoolStats {
    * workers failed FAILURE_LIMIT times within FAILURE_WINDOW_MS.
    */
   readonly degraded: boolean;
+  /** The offloadThreshold in effect: the option if given, else calibrated (see `calibration.ts`). */
+  readonly offloadThreshold: number;
+  /** What the start-up calibration measured; undefined until it has run, or when the option was given. */
+  readonly calibration: Calibration | undefined;
 }
 
 export class ShardPool {
@@ -73,6 +82,8 @@ export class ShardPool {
   private workerFailures = 0;
   private recentFailures: number[] = [];
   private degradedUntil = 0;
+  private calibration: Calibration | undefined;
+  private calibrationStarted = false;
 
   constructor(options: ResolvedOptions) {
     this.options = options;
@@ -87,7 +98,44 @@ export class ShardPool {
     if (this.piscina === undefined) {
       this.piscina = this.startPiscina();
       debug("started %d workers", this.options.workers);
+      if (this.options.offloadThreshold === undefined && !this.calibrationStarted) {
+        this.calibrationStarted = true;
+        this.calibrate(this.piscina).catch((err: unknown) => debug("calibration failed, offloadThreshold stays %d: %O", UNCALIBRATED_THRESHOLD, err));
+      }
     }
+  }
+
+  /**
+   * Broadcasts (and except-filters) visiting at least this many memberships
+   * are offered to the workers: the option when given, else the calibrated
+   * value, else (until calibration ends) UNCALIBRATED_THRESHOLD.
+   */
+  get offloadThreshold(): number {
+    return this.options.offloadThreshold ?? this.calibration?.threshold ?? UNCALIBRATED_THRESHOLD;
+  }
+
+  /**
+   * Measures, once the workers are up, their wake-up latency (one task at a
+   * time, idle workers) and the cost per membership of a selection (timed in
+   * a worker), and sets the threshold from them (see `calibration.ts`). Runs
+   * in the background; broadcasts meanwhile use UNCALIBRATED_THRESHOLD.
+   */
+  private async calibrate(piscina: Piscina): Promise<void> {
+    const task = (measureCost: boolean): CalibrateTask => ({ calibrate: true, postedAtNs: crossThreadNowNs(), measureCost });
+    const pause = () => new Promise<void>((resolve) => setTimeout(resolve, CALIBRATION_PAUSE_MS).unref());
+    // The first tasks wait for the workers to start: not a wake-up.
+    const first = (await Promise.all(Array.from({ length: this.options.workers }, (_, i) => piscina.run(task(i === 0))))) as CalibrationSample[];
+    const nsPerMembership = first[0].nsPerMembership;
+    const wakes: number[] = [];
+    for (let i = 0; i < CALIBRATION_WAKES; i++) {
+      await pause();
+      if (this.piscina !== piscina) return;
+      wakes.push(((await piscina.run(task(false))) as CalibrationSample).wakeNs);
+    }
+    wakes.sort((a, b) => a - b);
+    const wakeNs = wakes[wakes.length >> 1];
+    this.calibration = { wakeNs, nsPerMembership, threshold: thresholdFrom(wakeNs, nsPerMembership, this.shardCount) };
+    debug("calibrated: wake-up %d µs, %s ns per membership: offloadThreshold %d", Math.round(wakeNs / 1e3), nsPerMembership.toFixed(1), this.calibration.threshold);
   }
 
   private startPiscina(): Piscina {
@@ -186,6 +234,8 @@ export class ShardPool {
       timeouts: this.timeouts,
       workerFailures: this.workerFailures,
       degraded: this.isDegraded(performance.now()),
+      offloadThreshold: this.offloadThreshold,
+      calibration: this.calibration,
     };
   }
 

@@ -460,7 +460,8 @@ interface Op {
 test("RecoveryStore: stored packets and restored sessions equal SessionAwareAdapter's over random broadcasts", async () => {
   const random = mulberry32(0x5eed);
   const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)];
-  const ROOMS = ["a", "b", "c", "d", 1, 2, "sid-1", "sid-2"] as unknown as Room[];
+  // Non-ASCII names: string-only broadcasts are stored in a hand-written UTF-8 format (numbers and binary in msgpack).
+  const ROOMS = ["a", "b", "c", "d", 1, 2, "sid-1", "sid-2", "sälle-😀", ""] as unknown as Room[];
   const subset = (max: number) => new Set(Array.from({ length: Math.floor(random() * (max + 1)) }, () => pick(ROOMS)));
   const reference = sessionAwareAdapter(60_000);
   const store = newStore(60_000);

@@ -4,7 +4,8 @@
  * recipients into shared memory (see `lib/protocol.ts`). The worker keeps no
  * membership of its own; it reads the tables the main thread shares with it.
  */
-import { claimShard, markShardDone, type CollectTask, type CollectTaskResult } from "../lib/protocol";
+import { crossThreadNowNs, measureCollectCost, type CalibrationSample } from "../lib/calibration";
+import { claimShard, markShardDone, type CalibrateTask, type CollectTask, type CollectTaskResult } from "../lib/protocol";
 import { collectShard, RecipientMarks, viewTables } from "../lib/shared-tables";
 
 const marks = new RecipientMarks();
@@ -16,7 +17,16 @@ const marks = new RecipientMarks();
  */
 const FAULT = process.env.SOCKET_IO_SHARDED_ADAPTER_FAULT;
 
-export default function collect(task: CollectTask): CollectTaskResult {
+export default function run(task: CollectTask | CalibrateTask): CollectTaskResult | CalibrationSample {
+  return "calibrate" in task ? calibrate(task) : collect(task);
+}
+
+function calibrate(task: CalibrateTask): CalibrationSample {
+  const wakeNs = crossThreadNowNs() - task.postedAtNs;
+  return { wakeNs, nsPerMembership: task.measureCost ? measureCollectCost() : NaN };
+}
+
+function collect(task: CollectTask): CollectTaskResult {
   const control = new Int32Array(task.control);
   const results = new Int32Array(task.results);
   const view = viewTables(task.tables);

@@ -1,0 +1,484 @@
+/**
+ * The tail-latency storm at scale (issue 13): a socket.io server holding
+ * about a million memberships (10,000 websocket clients × 100 rooms each by
+ * default), steady membership churn, and small-room broadcasts at a fixed
+ * offered rate, each carrying its send time; then a saturating run.
+ *
+ * Processes per adapter (the adapters in turn, alternating over rounds):
+ *   - the server (`run.js --storm-server '<json>'`): http + `new Server(http,
+ *     { adapter })`, websocket only. Client i says who it is in its CONNECT
+ *     packet's auth and joins its rooms: K rooms drawn uniformly among
+ *     R = clients·K/roomSize rooms, so rooms of about `roomSize`. During a
+ *     run it measures its main thread's event-loop delay
+ *     (`monitorEventLoopDelay`), GC pauses (a `PerformanceObserver` on 'gc')
+ *     and CPU.
+ *   - the clients (`run.js --storm-clients '<json>'`): raw `ws` connections
+ *     speaking engine.io 4 / socket.io 5 by hand (open, CONNECT with auth,
+ *     pong, event frames parsed by slicing), so that 10,000 of them in one
+ *     process stay far from being the bottleneck: socket.io-client costs
+ *     several times more per connection and per message. Each event's
+ *     latency is the client's CLOCK_MONOTONIC at receipt minus the server's
+ *     at the emit (same machine), in µs in a histogram.
+ *
+ * Fixed-rate run: every `tickMs` the server emits to `roomsPerTick` random
+ * rooms and makes `churnPerTick` random sockets leave one of their rooms and
+ * join another (memberships stay constant). The default offered rate (50
+ * broadcasts of ~100, 5,000 deliveries per second) is about half of what a
+ * loaded 2-core machine saturates at with either adapter: each delivery is
+ * a websocket write, a syscall, which dominates both. Saturating run: emits to random
+ * rooms back to back (an event-loop turn every `saturateBatch` emits, churn
+ * as before) for the same duration; delivered per second = messages
+ * received / (last receipt − start).
+ */
+import { createServer, type Server as HttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { stat } from "node:fs/promises";
+import { createHistogram, monitorEventLoopDelay, performance, PerformanceObserver } from "node:perf_hooks";
+import { Server, type Socket } from "socket.io";
+import WebSocket from "ws";
+import { createAdapter } from "../lib/index";
+import { CpuClock } from "./cpu";
+import { Child } from "./e2e";
+import { ADAPTERS, type AdapterKind } from "./protocol";
+import { quantile } from "./stats";
+import { Rng } from "./workload";
+
+export interface StormConfig {
+  readonly clients: number;
+  /** Rooms per client (besides its own-id room). */
+  readonly k: number;
+  /** Mean room size: rooms = clients · k / roomSize. */
+  readonly roomSize: number;
+  readonly rounds: number;
+  readonly seed: number;
+  readonly workers: number;
+  readonly offloadThreshold: number | undefined;
+  readonly durationMs: number;
+  readonly tickMs: number;
+  readonly roomsPerTick: number;
+  readonly churnPerTick: number;
+  /** Emits per event-loop turn in the saturating run. */
+  readonly saturateBatch: number;
+}
+
+export function stormDefaults(quick: boolean): StormConfig {
+  return quick
+    ? { clients: 1000, k: 20, roomSize: 50, rounds: 1, seed: 1, workers: 2, offloadThreshold: undefined, durationMs: 1500, tickMs: 10, roomsPerTick: 1, churnPerTick: 5, saturateBatch: 20 }
+    : { clients: 10_000, k: 100, roomSize: 100, rounds: 2, seed: 1, workers: 2, offloadThreshold: undefined, durationMs: 5000, tickMs: 20, roomsPerTick: 1, churnPerTick: 5, saturateBatch: 20 };
+}
+
+type RunKind = "fixed" | "saturating";
+
+/** What the server measured during one run. */
+export interface ServerRun {
+  readonly startUs: number;
+  readonly endUs: number;
+  readonly emits: number;
+  readonly expectedDeliveries: number;
+  readonly churned: number;
+  readonly eventLoopDelayP99Ms: number;
+  readonly eventLoopDelayMaxMs: number;
+  readonly gcPauses: number;
+  readonly gcPauseP99Ms: number;
+  readonly gcPauseMaxMs: number;
+  readonly mainCpuMs: number;
+  readonly workerCpuMs: number;
+  readonly memberships: number;
+}
+
+export interface ClientCounts {
+  readonly received: number;
+  readonly lastUs: number;
+  /** Delivery latency, ms. */
+  readonly latency: { readonly p50: number; readonly p99: number; readonly p999: number; readonly max: number };
+  readonly cpuMs: number;
+}
+
+export interface StormRun {
+  readonly adapter: AdapterKind;
+  readonly round: number;
+  readonly kind: RunKind;
+  readonly server: ServerRun;
+  readonly clients: ClientCounts;
+  readonly deliveredPerSecond: number;
+  readonly connectMs: number;
+}
+
+export interface StormSummary {
+  readonly latencyP50Ms: number;
+  readonly latencyP99Ms: number;
+  readonly latencyP999Ms: number;
+  readonly eventLoopDelayP99Ms: number;
+  readonly gcPauseP99Ms: number;
+  readonly fixedDeliveredPerSecond: number;
+  readonly deliveredFraction: number;
+  readonly saturatingDeliveredPerSecond: number;
+}
+
+export interface StormResult {
+  readonly config: StormConfig;
+  readonly rooms: number;
+  readonly memberships: number;
+  readonly offeredPerSecond: number;
+  readonly runs: StormRun[];
+  readonly summary: Record<AdapterKind, StormSummary>;
+  readonly elapsedSeconds: number;
+}
+
+interface ServerArgs {
+  readonly adapter: AdapterKind;
+  readonly config: StormConfig;
+}
+
+const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+function send(message: unknown): void {
+  (process as NodeJS.Process & { send: (m: unknown) => boolean }).send(message);
+}
+
+function roomCount(config: StormConfig): number {
+  return Math.max(config.k, Math.round((config.clients * config.k) / config.roomSize));
+}
+
+/** Client i's rooms: K distinct room indexes, uniform (seeded). */
+function roomsOfClient(config: StormConfig, i: number): number[] {
+  const rng = new Rng(config.seed * 1_000_003 + i);
+  const r = roomCount(config);
+  const rooms = new Set<number>();
+  while (rooms.size < config.k) rooms.add(rng.below(r));
+  return [...rooms];
+}
+
+// ---------------------------------------------------------------- server --
+
+export async function stormServerMain(json: string): Promise<void> {
+  const { adapter, config } = JSON.parse(json) as ServerArgs;
+  await stat(__filename); // libuv's thread pool up before the baseline
+  const clock = new CpuClock();
+  clock.markBaseline();
+  const http: HttpServer = createServer();
+  const io =
+    adapter === "sharded"
+      ? new Server(http, { adapter: createAdapter({ workers: config.workers, offloadThreshold: config.offloadThreshold }), transports: ["websocket"] })
+      : new Server(http, { transports: ["websocket"] });
+  const r = roomCount(config);
+  const name = (room: number) => `r${room}`;
+  const sockets: (Socket | undefined)[] = new Array(config.clients);
+  io.on("connection", (socket: Socket) => {
+    const i = Number((socket.handshake.auth as { i?: unknown }).i);
+    if (!Number.isInteger(i) || i < 0 || i >= config.clients) {
+      socket.disconnect(true);
+      return;
+    }
+    sockets[i] = socket;
+    void socket.join(roomsOfClient(config, i).map(name));
+  });
+  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+  send({ type: "listening", port: (http.address() as AddressInfo).port });
+  const rng = new Rng(config.seed ^ 0x5eed);
+  /** Each client's rooms as churn changed them (filled on first churn). */
+  const current: (number[] | undefined)[] = new Array(config.clients);
+
+  process.on("message", (message: { type: string; kind?: RunKind }) => {
+    if (message.type === "run") {
+      void run(message.kind as RunKind).then(send, (err) => send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) }));
+    } else if (message.type === "memberships") {
+      send({ type: "memberships", memberships: memberships(), connected: io.of("/").sockets.size });
+    } else if (message.type === "exit") {
+      io.close();
+      process.exit(0);
+    }
+  });
+
+  function memberships(): number {
+    let m = 0;
+    for (const [, rooms] of io.of("/").adapter.sids) m += rooms.size;
+    return m;
+  }
+
+  /**
+   * One socket leaves one of its rooms (not its own-id room) and joins
+   * another: memberships stay constant. The rooms are tracked here, not read
+   * from the adapter, so that the bench's own work is the same for both.
+   */
+  function churnOne(): boolean {
+    const i = rng.below(config.clients);
+    const socket = sockets[i];
+    if (!socket) return false;
+    const rooms = (current[i] ??= roomsOfClient(config, i));
+    const j = rng.below(rooms.length);
+    let join = rng.below(r);
+    while (rooms.includes(join)) join = rng.below(r);
+    void socket.leave(name(rooms[j]));
+    void socket.join(name(join));
+    rooms[j] = join;
+    return true;
+  }
+
+  function emitToRandomRoom(): number {
+    const room = name(rng.below(r));
+    const size = io.of("/").adapter.rooms.get(room)?.size ?? 0;
+    io.to(room).emit("m", nowUs());
+    return size;
+  }
+
+  async function run(kind: RunKind): Promise<{ type: "ran"; server: ServerRun }> {
+    const gcPauses: number[] = [];
+    const observer = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) gcPauses.push(entry.duration);
+    });
+    observer.observe({ entryTypes: ["gc"] });
+    clock.refresh();
+    const eld = monitorEventLoopDelay({ resolution: 1 });
+    let emits = 0;
+    let expected = 0;
+    let churned = 0;
+    const c0 = clock.sample();
+    eld.enable();
+    const start = process.hrtime.bigint();
+    const startUs = Number(start / 1000n);
+    const endNs = start + BigInt(config.durationMs) * 1_000_000n;
+    const tickNs = BigInt(config.tickMs) * 1_000_000n;
+    if (kind === "fixed") {
+      for (let due = start; due < endNs; due += tickNs) {
+        // A late tick still yields one event-loop turn: a server that falls
+        // behind keeps writing to its sockets instead of bursting ticks.
+        const wait = Number(due - process.hrtime.bigint()) / 1e6;
+        await new Promise((resolve) => (wait > 0 ? setTimeout(resolve, wait) : setImmediate(resolve)));
+        for (let c = 0; c < config.churnPerTick; c++) if (churnOne()) churned++;
+        for (let e = 0; e < config.roomsPerTick; e++) {
+          expected += emitToRandomRoom();
+          emits++;
+        }
+      }
+    } else {
+      let nextChurn = start;
+      while (process.hrtime.bigint() < endNs) {
+        if (process.hrtime.bigint() >= nextChurn) {
+          for (let c = 0; c < config.churnPerTick; c++) if (churnOne()) churned++;
+          nextChurn += tickNs;
+        }
+        for (let e = 0; e < config.saturateBatch; e++) {
+          expected += emitToRandomRoom();
+          emits++;
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    // The last writes leave the process asynchronously; keep measuring the loop a little.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    eld.disable();
+    const c1 = clock.sample();
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the last 'gc' entries
+    observer.disconnect();
+    const sorted = Float64Array.from(gcPauses).sort();
+    const ms = (ns: number) => ns / 1e6;
+    return {
+      type: "ran",
+      server: {
+        startUs,
+        endUs: nowUs(),
+        emits,
+        expectedDeliveries: expected,
+        churned,
+        eventLoopDelayP99Ms: ms(eld.percentile(99)),
+        eventLoopDelayMaxMs: ms(eld.max),
+        gcPauses: sorted.length,
+        gcPauseP99Ms: sorted.length > 0 ? quantile(sorted, 0.99) : 0,
+        gcPauseMaxMs: sorted.length > 0 ? sorted[sorted.length - 1] : 0,
+        mainCpuMs: ms(c1.main - c0.main),
+        workerCpuMs: ms(c1.added - c0.added),
+        memberships: memberships(),
+      },
+    };
+  }
+}
+
+// --------------------------------------------------------------- clients --
+
+interface ClientsArgs {
+  readonly port: number;
+  readonly clients: number;
+}
+
+/** Raw engine.io/socket.io websocket clients; see the file comment. */
+export async function stormClientsMain(json: string): Promise<void> {
+  const { port, clients } = JSON.parse(json) as ClientsArgs;
+  const url = `ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket`;
+  let latency = createHistogram();
+  let received = 0;
+  let lastUs = 0;
+  let cpu0 = process.cpuUsage();
+  const offsetUs = nowUs() - performance.now() * 1000;
+  const sockets: WebSocket[] = [];
+  const EVENT_PREFIX = '42["m",';
+  let connectErrors = 0;
+  let connectedCount = 0;
+
+  const open = (i: number) =>
+    new Promise<void>((resolve) => {
+      const ws = new WebSocket(url, { perMessageDeflate: false });
+      sockets.push(ws);
+      let connected = false;
+      ws.on("message", (data: Buffer, isBinary: boolean) => {
+        if (isBinary) return;
+        const text = data.toString("latin1");
+        if (text.startsWith(EVENT_PREFIX)) {
+          const now = performance.now() * 1000 + offsetUs;
+          const stamp = Number(text.slice(EVENT_PREFIX.length, -1));
+          received++;
+          lastUs = now;
+          latency.record(Math.max(1, Math.round(now - stamp)));
+        } else if (text === "2") {
+          ws.send("3");
+        } else if (text.startsWith("0")) {
+          ws.send(`40${JSON.stringify({ i })}`);
+        } else if (text.startsWith("40") && !connected) {
+          connected = true;
+          connectedCount++;
+          resolve();
+        } else if (text.startsWith("44")) {
+          connectErrors++;
+          resolve();
+        }
+      });
+      ws.on("error", () => {
+        connectErrors++;
+        resolve();
+      });
+    });
+
+  const started = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < clients) await open(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(100, clients) }, worker));
+  const connectMs = performance.now() - started;
+  send({ type: "connected", connectMs, connected: connectedCount, connectErrors });
+
+  process.on("message", (message: { type: string }) => {
+    if (message.type === "reset") {
+      latency = createHistogram();
+      received = 0;
+      lastUs = 0;
+      cpu0 = process.cpuUsage();
+      send({ type: "reset" });
+    } else if (message.type === "count") {
+      send({ type: "count", received });
+    } else if (message.type === "report") {
+      const cpu = process.cpuUsage(cpu0);
+      const ms = (us: number) => us / 1000;
+      const counts: ClientCounts = {
+        received,
+        lastUs,
+        latency:
+          received > 0
+            ? { p50: ms(latency.percentile(50)), p99: ms(latency.percentile(99)), p999: ms(latency.percentile(99.9)), max: ms(latency.max) }
+            : { p50: NaN, p99: NaN, p999: NaN, max: NaN },
+        cpuMs: (cpu.user + cpu.system) / 1000,
+      };
+      send({ type: "report", counts });
+    } else if (message.type === "exit") {
+      for (const ws of sockets) ws.terminate();
+      setTimeout(() => process.exit(0), 100);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- parent --
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Runs the fixed-rate and the saturating storm with each adapter in turn (alternating order over the rounds). */
+export async function runStorm(config: StormConfig, script: string, log: (line: string) => void, live: Set<{ kill(): void }>): Promise<StormResult> {
+  const started = performance.now();
+  const rooms = roomCount(config);
+  const memberships = config.clients * (config.k + 1);
+  const offeredPerSecond = (config.roomsPerTick * config.roomSize * 1000) / config.tickMs;
+  log(
+    `[storm] ${config.clients} raw websocket clients × ${config.k} rooms of ~${config.roomSize} (${rooms} rooms, ${memberships} memberships with the own-id rooms);` +
+      ` ${config.durationMs} ms at ${(config.roomsPerTick * 1000) / config.tickMs} broadcasts/s (~${Math.round(offeredPerSecond)} deliveries/s) with ${(config.churnPerTick * 1000) / config.tickMs} leave+join/s, then saturating`,
+  );
+  const runs: StormRun[] = [];
+  for (let round = 0; round < config.rounds; round++) {
+    const order = round % 2 === 0 ? ADAPTERS : [...ADAPTERS].reverse();
+    for (const adapter of order) {
+      // A large old space: the in-memory adapter holds ~1M memberships on its heap.
+      const server = new Child("--storm-server", { adapter, config } satisfies ServerArgs, script, ["--max-old-space-size=4096"]);
+      live.add(server);
+      let clients: Child | undefined;
+      try {
+        const { port } = await server.next<{ port: number }>("listening", 60_000);
+        clients = new Child("--storm-clients", { port, clients: config.clients } satisfies ClientsArgs, script);
+        live.add(clients);
+        const conn = await clients.next<{ connectMs: number; connected: number; connectErrors: number }>("connected", 600_000);
+        if (conn.connected !== config.clients) throw new Error(`storm ${adapter}: ${conn.connected} of ${config.clients} clients connected (${conn.connectErrors} errors)`);
+        // Every join landed?
+        for (let waited = 0; ; waited += 100) {
+          server.send({ type: "memberships" });
+          const m = await server.next<{ memberships: number; connected: number }>("memberships");
+          if (m.memberships >= memberships) break;
+          if (waited > 60_000) throw new Error(`storm ${adapter}: ${m.memberships} of ${memberships} memberships after 60 s`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        log(`[storm] round ${round + 1} ${adapter}: ${config.clients} clients connected and joined in ${(conn.connectMs / 1000).toFixed(1)} s`);
+        for (const kind of ["fixed", "saturating"] as const) {
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          clients.send({ type: "reset" });
+          await clients.next("reset");
+          server.send({ type: "run", kind });
+          const { server: srv } = await server.next<{ server: ServerRun }>("ran", config.durationMs + 300_000);
+          // Wait until every delivery arrived, or nothing arrived for 2 s.
+          let last = -1;
+          let idleSince = performance.now();
+          for (;;) {
+            clients.send({ type: "count" });
+            const { received } = await clients.next<{ received: number }>("count");
+            if (received >= srv.expectedDeliveries) break;
+            if (received !== last) {
+              last = received;
+              idleSince = performance.now();
+            } else if (performance.now() - idleSince > 2000) break;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+          clients.send({ type: "report" });
+          const { counts } = await clients.next<{ counts: ClientCounts }>("report");
+          const deliveredPerSecond = counts.received / Math.max(1e-9, (counts.lastUs - srv.startUs) / 1e6);
+          runs.push({ adapter, round, kind, server: srv, clients: counts, deliveredPerSecond, connectMs: conn.connectMs });
+          log(
+            `[storm] round ${round + 1} ${adapter.padEnd(9)} ${kind.padEnd(10)}: ${srv.emits} emits, delivered ${counts.received}/${srv.expectedDeliveries} = ${Math.round(deliveredPerSecond)}/s;` +
+              ` latency p50 ${counts.latency.p50.toFixed(2)} / p99 ${counts.latency.p99.toFixed(2)} / p99.9 ${counts.latency.p999.toFixed(2)} ms;` +
+              ` event-loop delay p99 ${srv.eventLoopDelayP99Ms.toFixed(2)} ms; GC pauses ${srv.gcPauses}, p99 ${srv.gcPauseP99Ms.toFixed(2)} ms;` +
+              ` server main CPU ${srv.mainCpuMs.toFixed(0)} ms, workers ${srv.workerCpuMs.toFixed(0)} ms; clients CPU ${counts.cpuMs.toFixed(0)} ms; ${srv.churned} churned`,
+          );
+          if (counts.received !== srv.expectedDeliveries) log(`[storm] WARNING: ${adapter} ${kind}: ${counts.received} received, ${srv.expectedDeliveries} expected`);
+        }
+      } finally {
+        await clients?.stop();
+        await server.stop();
+        if (clients) live.delete(clients);
+        live.delete(server);
+      }
+    }
+  }
+  const summary = {} as Record<AdapterKind, StormSummary>;
+  for (const adapter of ADAPTERS) {
+    const fixed = runs.filter((r) => r.adapter === adapter && r.kind === "fixed");
+    const saturating = runs.filter((r) => r.adapter === adapter && r.kind === "saturating");
+    summary[adapter] = {
+      latencyP50Ms: median(fixed.map((r) => r.clients.latency.p50)),
+      latencyP99Ms: median(fixed.map((r) => r.clients.latency.p99)),
+      latencyP999Ms: median(fixed.map((r) => r.clients.latency.p999)),
+      eventLoopDelayP99Ms: median(fixed.map((r) => r.server.eventLoopDelayP99Ms)),
+      gcPauseP99Ms: median(fixed.map((r) => r.server.gcPauseP99Ms)),
+      fixedDeliveredPerSecond: median(fixed.map((r) => r.deliveredPerSecond)),
+      deliveredFraction: median(fixed.map((r) => r.clients.received / Math.max(1, r.server.expectedDeliveries))),
+      saturatingDeliveredPerSecond: median(saturating.map((r) => r.deliveredPerSecond)),
+    };
+  }
+  return { config, rooms, memberships, offeredPerSecond, runs, summary, elapsedSeconds: (performance.now() - started) / 1000 };
+}

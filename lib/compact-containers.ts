@@ -1,0 +1,72 @@
+/**
+ * Small containers the membership tables use to keep the JS heap small:
+ * integers in typed arrays, strings in fixed-size chunks.
+ */
+import { NONE } from "./shared-tables";
+
+/** A stack of integers kept off the JS heap (free slot, room and node ids). */
+export class IntStack {
+  private items = new Int32Array(16);
+  private length = 0;
+
+  push(value: number): void {
+    if (this.length === this.items.length) {
+      const grown = new Int32Array(this.items.length * 2);
+      grown.set(this.items);
+      this.items = grown;
+    }
+    this.items[this.length++] = value;
+  }
+
+  /** Returns the last value pushed, or NONE when empty. */
+  pop(): number {
+    return this.length === 0 ? NONE : this.items[--this.length];
+  }
+
+  clear(): void {
+    this.length = 0;
+    this.items = new Int32Array(16);
+  }
+}
+
+const CHUNK_BITS = 12;
+const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
+
+/**
+ * Strings by integer id (room names, socket ids), in chunks of 4096: a plain
+ * array grows by half its size at a time, so up to a third of it can be
+ * unused slack on the heap, where this wastes at most one chunk.
+ */
+export class ChunkedStrings<T extends string> {
+  private chunks: (T | undefined)[][] = [];
+
+  get(id: number): T | undefined {
+    const chunk = this.chunks[id >> CHUNK_BITS];
+    return chunk === undefined ? undefined : chunk[id & CHUNK_MASK];
+  }
+
+  set(id: number, value: T | undefined): void {
+    const index = id >> CHUNK_BITS;
+    while (this.chunks.length <= index) this.chunks.push(new Array<T | undefined>(CHUNK_MASK + 1).fill(undefined));
+    this.chunks[index][id & CHUNK_MASK] = value;
+  }
+
+  clear(): void {
+    this.chunks = [];
+  }
+}
+
+/** `array` at twice its length, the new half filled with `fill`. */
+export function grownInt32(array: Int32Array<ArrayBuffer>, fill = 0): Int32Array<ArrayBuffer> {
+  const bigger = new Int32Array(array.length * 2);
+  if (fill !== 0) bigger.fill(fill, array.length);
+  bigger.set(array);
+  return bigger;
+}
+
+/** `array` at twice its length, the new half zero. */
+export function grownFloat64(array: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> {
+  const bigger = new Float64Array(array.length * 2);
+  bigger.set(array);
+  return bigger;
+}

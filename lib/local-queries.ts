@@ -1,0 +1,118 @@
+/**
+ * Broadcast filters interned against the tables, and answered on the main
+ * thread from shared memory (whole, or the main thread's share of a query
+ * the workers help with). Recipients come in no particular order: this is
+ * for broadcasts, whose order no client can observe (see `ordered-walk.ts`
+ * for the rest).
+ */
+import type { Room } from "socket.io-adapter";
+import type { RoomTable } from "./room-table";
+import { collectAlive, collectShard, markExcluded, type RecipientMarks, type RecipientQuery } from "./shared-tables";
+import type { SlotTable } from "./slot-table";
+import type { TableBuffers } from "./table-buffers";
+
+const EMPTY = new Int32Array(0);
+
+/** A broadcast filter interned against the index, with the work it implies. */
+export interface InternedQuery extends RecipientQuery {
+  /** Memberships and slots the query will visit: decides where it runs. */
+  readonly cost: number;
+}
+
+export class LocalQueries {
+  private readonly buffers: TableBuffers;
+  private readonly slots: SlotTable;
+  private readonly rooms: RoomTable;
+  private readonly marks: RecipientMarks;
+  private readonly singleRoomQuery: RecipientQuery = { everyone: false, rooms: new Int32Array(1), except: EMPTY, slotHighWater: 0 };
+  private spareRecipients: Int32Array | undefined;
+
+  constructor(buffers: TableBuffers, slots: SlotTable, rooms: RoomTable, marks: RecipientMarks) {
+    this.buffers = buffers;
+    this.slots = slots;
+    this.rooms = rooms;
+    this.marks = marks;
+  }
+
+  /**
+   * Interns a broadcast filter. Unknown rooms are dropped: they have no
+   * members. `rooms` empty means every socket, as in socket.io.
+   */
+  intern(rooms: ReadonlySet<Room>, except: ReadonlySet<Room> | undefined): InternedQuery {
+    let cost = 0;
+    const exceptIds = except && except.size > 0 ? this.internExisting(except) : EMPTY;
+    for (let i = 0; i < exceptIds.length; i++) cost += this.rooms.sizeOf(exceptIds[i]);
+    const slotHighWater = this.slots.highWater;
+    if (rooms.size === 0) {
+      cost += slotHighWater;
+      return { everyone: true, rooms: EMPTY, except: exceptIds, slotHighWater, cost };
+    }
+    const roomIds = this.internExisting(rooms);
+    for (let i = 0; i < roomIds.length; i++) cost += this.rooms.sizeOf(roomIds[i]);
+    return { everyone: false, rooms: roomIds, except: exceptIds, slotHighWater, cost };
+  }
+
+  /**
+   * A buffer for one broadcast's recipients, big enough for every slot. The
+   * same one is lent again once returned: a big broadcast allocates nothing
+   * (allocating would grow external memory and bring on full GCs). A
+   * broadcast made from inside a delivery callback gets a fresh buffer.
+   */
+  borrowRecipients(): Int32Array {
+    const spare = this.spareRecipients;
+    this.spareRecipients = undefined;
+    const capacity = this.slots.capacity;
+    return spare !== undefined && spare.length >= capacity ? spare : new Int32Array(capacity);
+  }
+
+  returnRecipients(buffer: Int32Array): void {
+    if (this.spareRecipients === undefined || this.spareRecipients.length < buffer.length) this.spareRecipients = buffer;
+  }
+
+  /** Answers a query into `out`; returns the number of recipient slots. */
+  collect(query: RecipientQuery, out: Int32Array): number {
+    const view = this.buffers.view;
+    if (query.everyone) {
+      // One pass in slot order rather than shard by shard (see mergeAscending).
+      const epoch = this.marks.begin(query.slotHighWater);
+      const seen = this.marks.array;
+      for (let shard = 0; shard < view.shardCount; shard++) markExcluded(view, shard, query.except, seen, epoch);
+      return collectAlive(view.sockets, 0, 1, query.slotHighWater, seen, epoch, out, 0);
+    }
+    let count = 0;
+    for (let shard = 0; shard < view.shardCount; shard++) {
+      count = collectShard(view, shard, query, this.marks, out, count);
+    }
+    return count;
+  }
+
+  /**
+   * The member slots of one room, shard by shard: the fast path of a
+   * broadcast to one room with nothing excluded (a socket's own-id room on
+   * every `socket.emit()` with connection state recovery), with no query to
+   * build and no marks to set.
+   */
+  membersOf(roomId: number, out: Int32Array): number {
+    this.singleRoomQuery.rooms[0] = roomId;
+    return this.collect(this.singleRoomQuery, out);
+  }
+
+  /** Answers one shard (the main thread's share of a cooperative query). */
+  collectShard(shard: number, query: RecipientQuery, out: Int32Array, offset: number): number {
+    return collectShard(this.buffers.view, shard, query, this.marks, out, offset);
+  }
+
+  clear(): void {
+    this.spareRecipients = undefined;
+  }
+
+  private internExisting(rooms: ReadonlySet<Room>): Int32Array {
+    const ids = new Int32Array(rooms.size);
+    let n = 0;
+    for (const room of rooms) {
+      const id = this.rooms.idOf(room);
+      if (id !== undefined) ids[n++] = id;
+    }
+    return n === ids.length ? ids : ids.subarray(0, n);
+  }
+}

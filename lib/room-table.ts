@@ -1,0 +1,213 @@
+/**
+ * Rooms interned to room ids: room name <-> id, the free ids, each room's
+ * size and generation, and the rooms' creation order (the order the
+ * in-memory adapter's `rooms` Map iterates in). A room id indexes the
+ * `rooms` table (`shared-tables.ts`): one member list per shard.
+ */
+import type { Room } from "socket.io-adapter";
+import { ChunkedStrings, grownFloat64, grownInt32, IntStack } from "./compact-containers";
+import { LIST_COUNT, LIST_HEAD, LIST_TAIL, NONE, roomListOffset } from "./shared-tables";
+import type { SlotTable } from "./slot-table";
+import { INITIAL_ROOMS, type TableBuffers } from "./table-buffers";
+
+export class RoomTable {
+  private readonly buffers: TableBuffers;
+  private readonly slots: SlotTable;
+  /**
+   * Room name -> id, for every room but own-id rooms: a room created with the
+   * id of a connected socket as its name (socket.io puts each socket in one)
+   * is found through that socket's slot instead, so that the id string is
+   * keyed once (in the slot table), not twice. When its socket goes while the
+   * room still has members, the room moves here.
+   */
+  private readonly roomIds = new Map<Room, number>();
+  /** Room id -> the slot it is the own-id room of, or NONE. */
+  private ownerSlots = new Int32Array(INITIAL_ROOMS).fill(NONE);
+  private liveRooms = 0;
+  /**
+   * Rooms in creation order (as the in-memory adapter's Map iterates them):
+   * a doubly linked list over room ids, with creation sequence numbers so
+   * that an iterator survives the removal of the room it stands on.
+   */
+  private orderNext = new Int32Array(INITIAL_ROOMS);
+  private orderPrev = new Int32Array(INITIAL_ROOMS);
+  private orderSeqs = new Float64Array(INITIAL_ROOMS);
+  private orderHead = NONE;
+  private orderTail = NONE;
+  private lastRoomSeq = 0;
+  private readonly names = new ChunkedStrings<Room>();
+  private sizes = new Int32Array(INITIAL_ROOMS);
+  private readonly freeRoomIds = new IntStack();
+  private highWater = 0;
+  /** Bumped each time a room id is (re)assigned or freed, so stale views read empty. */
+  private generations = new Int32Array(INITIAL_ROOMS);
+
+  constructor(buffers: TableBuffers, slots: SlotTable) {
+    this.buffers = buffers;
+    this.slots = slots;
+  }
+
+  get count(): number {
+    return this.liveRooms;
+  }
+
+  idOf(room: Room): number | undefined {
+    const roomId = this.roomIds.get(room);
+    if (roomId !== undefined || typeof room !== "string") return roomId;
+    const slot = this.slots.slotOf(room);
+    if (slot === undefined) return undefined;
+    const ownRoom = this.slots.ownRoomOf(slot);
+    return ownRoom === NONE ? undefined : ownRoom;
+  }
+
+  nameOf(roomId: number): Room | undefined {
+    return this.names.get(roomId);
+  }
+
+  /** Members of `roomId`, all shards together. */
+  sizeOf(roomId: number): number {
+    return this.sizes[roomId];
+  }
+
+  /** Counts a member in (the member lists call this on each join). */
+  memberJoined(roomId: number): void {
+    this.sizes[roomId]++;
+  }
+
+  /** Counts a member out (the member lists call this on each leave). */
+  memberLeft(roomId: number): void {
+    this.sizes[roomId]--;
+  }
+
+  /** Changes whenever `roomId` is given to a room or freed. */
+  generation(roomId: number): number {
+    return this.generations[roomId];
+  }
+
+  /** Interns a new, empty room. */
+  add(room: Room): number {
+    let roomId = this.freeRoomIds.pop();
+    if (roomId === NONE) {
+      roomId = this.highWater++;
+      if (roomId >= this.sizes.length) this.grow();
+      const shardCount = this.buffers.shardCount;
+      const rooms = this.buffers.view.rooms;
+      for (let shard = 0; shard < shardCount; shard++) {
+        const at = roomListOffset(shardCount, roomId, shard);
+        rooms[at + LIST_HEAD] = NONE;
+        rooms[at + LIST_TAIL] = NONE;
+        rooms[at + LIST_COUNT] = 0;
+      }
+    }
+    this.sizes[roomId] = 0;
+    this.generations[roomId]++;
+    const owner = typeof room === "string" ? this.slots.slotOf(room) : undefined;
+    if (owner !== undefined && this.slots.ownRoomOf(owner) === NONE) {
+      this.slots.setOwnRoom(owner, roomId);
+      this.ownerSlots[roomId] = owner;
+    } else {
+      this.roomIds.set(room, roomId);
+    }
+    this.names.set(roomId, room);
+    this.liveRooms++;
+    // Append to the creation order.
+    this.orderSeqs[roomId] = ++this.lastRoomSeq;
+    this.orderNext[roomId] = NONE;
+    this.orderPrev[roomId] = this.orderTail;
+    if (this.orderTail === NONE) this.orderHead = roomId;
+    else this.orderNext[this.orderTail] = roomId;
+    this.orderTail = roomId;
+    return roomId;
+  }
+
+  /** Forgets an empty room; its id is reused. */
+  remove(roomId: number): void {
+    const room = this.names.get(roomId);
+    const owner = this.ownerSlots[roomId];
+    if (owner !== NONE) {
+      this.slots.setOwnRoom(owner, NONE);
+      this.ownerSlots[roomId] = NONE;
+    } else {
+      this.roomIds.delete(room as Room);
+    }
+    this.liveRooms--;
+    const prev = this.orderPrev[roomId];
+    const next = this.orderNext[roomId];
+    if (prev === NONE) this.orderHead = next;
+    else this.orderNext[prev] = next;
+    if (next === NONE) this.orderTail = prev;
+    else this.orderPrev[next] = prev;
+    this.names.set(roomId, undefined);
+    this.generations[roomId]++;
+    this.freeRoomIds.push(roomId);
+  }
+
+  /**
+   * The socket whose own-id room `roomId` is, is going while the room still
+   * has members: the room is keyed by its name `room` from now on.
+   */
+  keyByName(roomId: number, room: Room): void {
+    this.roomIds.set(room, roomId);
+    this.ownerSlots[roomId] = NONE;
+  }
+
+  /**
+   * Room names in creation order. Like a Map iterator, it visits rooms
+   * created during the iteration and skips those removed before it reaches them.
+   */
+  *namesInOrder(): IterableIterator<Room> {
+    let last = NONE;
+    let lastSeq = 0;
+    let lastGeneration = 0;
+    // The successor of `last` when it was given out, to resume in O(1) when
+    // `last` is removed meanwhile (iterating and deleting the current room is
+    // common: disconnecting the socket of an own-id room, say).
+    let successor = NONE;
+    let successorSeq = 0;
+    for (;;) {
+      let next: number;
+      if (last === NONE) next = this.orderHead;
+      else if (this.generations[last] === lastGeneration) next = this.orderNext[last];
+      else if (successor !== NONE && this.orderSeqs[successor] === successorSeq && this.names.get(successor) !== undefined) next = successor;
+      else {
+        // Both gone: the first room created after `last`.
+        next = this.orderHead;
+        while (next !== NONE && this.orderSeqs[next] <= lastSeq) next = this.orderNext[next];
+      }
+      if (next === NONE) return;
+      last = next;
+      lastSeq = this.orderSeqs[next];
+      lastGeneration = this.generations[next];
+      successor = this.orderNext[next];
+      successorSeq = successor === NONE ? 0 : this.orderSeqs[successor];
+      yield this.names.get(next) as Room;
+    }
+  }
+
+  clear(): void {
+    this.roomIds.clear();
+    this.names.clear();
+    this.freeRoomIds.clear();
+    this.liveRooms = 0;
+    this.highWater = 0;
+    this.orderHead = NONE;
+    this.orderTail = NONE;
+    // Sized with the tables, which start small again.
+    this.ownerSlots = new Int32Array(INITIAL_ROOMS).fill(NONE);
+    this.orderNext = new Int32Array(INITIAL_ROOMS);
+    this.orderPrev = new Int32Array(INITIAL_ROOMS);
+    this.orderSeqs = new Float64Array(INITIAL_ROOMS);
+    this.sizes = new Int32Array(INITIAL_ROOMS);
+    this.generations = new Int32Array(INITIAL_ROOMS);
+  }
+
+  private grow(): void {
+    this.sizes = grownInt32(this.sizes);
+    this.generations = grownInt32(this.generations);
+    this.ownerSlots = grownInt32(this.ownerSlots, NONE);
+    this.orderNext = grownInt32(this.orderNext);
+    this.orderPrev = grownInt32(this.orderPrev);
+    this.orderSeqs = grownFloat64(this.orderSeqs);
+    this.buffers.grow("rooms");
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Sockets interned to slots: socket id <-> slot, the free slots, and each
+ * slot's generation and own-id room. A slot indexes the `sockets` table
+ * (`shared-tables.ts`) and the shard of its socket is `slot % shardCount`.
+ */
+import type { SocketId } from "socket.io-adapter";
+import { ChunkedStrings, grownInt32, IntStack } from "./compact-containers";
+import { LIST_COUNT, LIST_HEAD, LIST_TAIL, NONE, SOCKET_ALIVE, SOCKET_STRIDE } from "./shared-tables";
+import { INITIAL_SLOTS, type TableBuffers } from "./table-buffers";
+
+export class SlotTable {
+  private readonly buffers: TableBuffers;
+  /** Socket id -> slot; iterates in connection order (the in-memory adapter's `sids` order). */
+  private readonly slotIds = new Map<SocketId, number>();
+  private readonly slotSids = new ChunkedStrings<SocketId>();
+  private readonly freeSlots = new IntStack();
+  private highWaterValue = 0;
+  /** Bumped each time a slot is (re)assigned or freed, so stale views read empty. */
+  private generations = new Int32Array(INITIAL_SLOTS);
+  /** Slot -> its own-id room (see `RoomTable`), or NONE. */
+  private ownRooms = new Int32Array(INITIAL_SLOTS).fill(NONE);
+
+  constructor(buffers: TableBuffers) {
+    this.buffers = buffers;
+  }
+
+  /** Slots below this bound are the only ones that may be alive. */
+  get highWater(): number {
+    return this.highWaterValue;
+  }
+
+  /** Slots the shared tables have room for. */
+  get capacity(): number {
+    return this.buffers.view.sockets.length / SOCKET_STRIDE;
+  }
+
+  get count(): number {
+    return this.slotIds.size;
+  }
+
+  slotOf(id: SocketId): number | undefined {
+    return this.slotIds.get(id);
+  }
+
+  idOf(slot: number): SocketId | undefined {
+    return this.slotSids.get(slot);
+  }
+
+  /** Socket ids in connection order. */
+  ids(): IterableIterator<SocketId> {
+    return this.slotIds.keys();
+  }
+
+  /** Slots in connection order. */
+  slots(): IterableIterator<number> {
+    return this.slotIds.values();
+  }
+
+  /** Gives socket `id` a slot (it must not have one), with an empty list of rooms. */
+  add(id: SocketId): number {
+    let slot = this.freeSlots.pop();
+    if (slot === NONE) {
+      slot = this.highWaterValue++;
+      if (slot >= this.capacity) this.grow();
+    }
+    const base = slot * SOCKET_STRIDE;
+    const sockets = this.buffers.view.sockets;
+    sockets[base + LIST_HEAD] = NONE;
+    sockets[base + LIST_TAIL] = NONE;
+    sockets[base + LIST_COUNT] = 0;
+    sockets[base + SOCKET_ALIVE] = 1;
+    this.generations[slot]++;
+    this.slotIds.set(id, slot);
+    this.slotSids.set(slot, id);
+    return slot;
+  }
+
+  /** Frees the slot of socket `id` (its own-id room, if any, must have been let go). */
+  remove(slot: number, id: SocketId): void {
+    this.ownRooms[slot] = NONE;
+    this.buffers.view.sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] = 0;
+    this.generations[slot]++;
+    this.slotIds.delete(id);
+    this.slotSids.set(slot, undefined);
+    this.freeSlots.push(slot);
+  }
+
+  /** Changes whenever `slot` is given to a socket or freed. */
+  generation(slot: number): number {
+    return this.generations[slot];
+  }
+
+  ownRoomOf(slot: number): number {
+    return this.ownRooms[slot];
+  }
+
+  setOwnRoom(slot: number, roomId: number): void {
+    this.ownRooms[slot] = roomId;
+  }
+
+  clear(): void {
+    this.slotIds.clear();
+    this.slotSids.clear();
+    this.freeSlots.clear();
+    this.highWaterValue = 0;
+    // Sized with the tables, which start small again.
+    this.generations = new Int32Array(INITIAL_SLOTS);
+    this.ownRooms = new Int32Array(INITIAL_SLOTS).fill(NONE);
+  }
+
+  private grow(): void {
+    this.generations = grownInt32(this.generations);
+    this.ownRooms = grownInt32(this.ownRooms, NONE);
+    this.buffers.grow("sockets");
+  }
+}

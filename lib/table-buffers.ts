@@ -1,0 +1,66 @@
+/**
+ * The SharedArrayBuffers of one namespace's tables (layout: `shared-tables.ts`)
+ * and typed views over them, on the main thread. A SharedArrayBuffer never
+ * changes size: growing a table replaces its buffer by one twice as big, and
+ * the workers get the new one with their next task.
+ */
+import { NODE_STRIDE, ROOM_SHARD_STRIDE, SOCKET_STRIDE, viewTables, type SharedTables, type TablesView } from "./shared-tables";
+
+/** Capacities the tables start with (and start again with after `reset`). */
+export const INITIAL_SLOTS = 64;
+export const INITIAL_ROOMS = 64;
+export const INITIAL_NODES = 256;
+
+function newTables(shardCount: number): SharedTables {
+  return {
+    shardCount,
+    nodes: new SharedArrayBuffer(INITIAL_NODES * NODE_STRIDE * 4),
+    rooms: new SharedArrayBuffer(INITIAL_ROOMS * shardCount * ROOM_SHARD_STRIDE * 4),
+    sockets: new SharedArrayBuffer(INITIAL_SLOTS * SOCKET_STRIDE * 4),
+  };
+}
+
+function doubled(old: SharedArrayBuffer): SharedArrayBuffer {
+  const grown = new SharedArrayBuffer(old.byteLength * 2);
+  new Int32Array(grown).set(new Int32Array(old));
+  return grown;
+}
+
+export class TableBuffers {
+  readonly shardCount: number;
+  private tablesValue: SharedTables;
+  private viewValue: TablesView;
+
+  constructor(shardCount: number) {
+    this.shardCount = shardCount;
+    this.tablesValue = newTables(shardCount);
+    this.viewValue = viewTables(this.tablesValue);
+  }
+
+  /** The current buffers, as sent to a worker. */
+  get tables(): SharedTables {
+    return this.tablesValue;
+  }
+
+  /** Views over the current buffers; replaced on growth, so read it again after any write that may grow. */
+  get view(): TablesView {
+    return this.viewValue;
+  }
+
+  get bytes(): number {
+    const t = this.tablesValue;
+    return t.nodes.byteLength + t.rooms.byteLength + t.sockets.byteLength;
+  }
+
+  /** Doubles one table, keeping its content. */
+  grow(table: "nodes" | "rooms" | "sockets"): void {
+    this.tablesValue = { ...this.tablesValue, [table]: doubled(this.tablesValue[table]) };
+    this.viewValue = viewTables(this.tablesValue);
+  }
+
+  /** Fresh buffers at the initial capacities. */
+  reset(): void {
+    this.tablesValue = newTables(this.shardCount);
+    this.viewValue = viewTables(this.tablesValue);
+  }
+}
