@@ -190,6 +190,9 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
 
   protected override doPublish(message: ClusterMessage): Promise<string> {
     (message as IpcAdapterMessage).source = ADAPTER_SOURCE;
+    // Rooms first: a worker told of a join (by serverSideEmit, say) that then
+    // broadcasts to the room must find the primary already routing it here.
+    this.flushRoomChanges();
     this.link.send(message);
     // No offsets: connection state recovery stays in this worker.
     return Promise.resolve("");
@@ -199,6 +202,7 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
     const message = response as IpcAdapterMessage;
     message.source = ADAPTER_SOURCE;
     message.requesterUid = requesterUid;
+    this.flushRoomChanges();
     this.link.send(message);
     return Promise.resolve();
   }
