@@ -90,7 +90,7 @@ export async function ipcPrimaryMain(json: string): Promise<void> {
   process.on("disconnect", () => exit());
   if (args.kind === "sharded") {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    (require("../lib/index") as typeof import("../lib/index")).setupPrimary();
+    (require("../lib/index") as typeof import("../lib/index")).setupPrimary({ roomRouting: true });
   } else {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     (require("@socket.io/cluster-adapter") as typeof import("@socket.io/cluster-adapter")).setupPrimary();

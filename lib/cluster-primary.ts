@@ -46,7 +46,8 @@ export interface PrimaryOptions {
    * here when its worker's update arrives: a broadcast relayed before that
    * misses the new member, as if it had been sent just before the join. Off:
    * every worker gets everything and skips what it has no member for, in the
-   * official primary's order. Default: true.
+   * official primary's order. Default: false (the official primary's
+   * behaviour; turn it on to cut IPC traffic when rooms are local to workers).
    */
   roomRouting?: boolean;
   /** Messages to one worker handed to its channel and not yet written out. Default: 1024. */
@@ -126,7 +127,7 @@ export function setupPrimary(options: PrimaryOptions = {}): ClusterPrimary {
     maxInFlight: limitIn("maxInFlight", options.maxInFlight, DEFAULT_SENDER_LIMITS.maxInFlight),
     maxQueued: limitIn("maxQueued", options.maxQueued, DEFAULT_SENDER_LIMITS.maxQueued),
   };
-  const roomRouting = options.roomRouting ?? true;
+  const roomRouting = options.roomRouting ?? false;
   if (typeof roomRouting !== "boolean") throw new InvalidOptionError("roomRouting", roomRouting, "a boolean");
   return new PrimaryRelay(limits, roomRouting);
 }

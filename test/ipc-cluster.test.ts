@@ -26,7 +26,7 @@ describeClusterOperations(
   "node cluster, this package's primary: sharded + sharded + official workers",
   { nodes: ["sharded-ipc", "sharded-ipc", "official-ipc"], origins: [0, 2] },
   async () => {
-    const started = await startIpcCluster({ primary: "sharded", workers: ["sharded-ipc", "sharded-ipc", "official-ipc"] });
+    const started = await startIpcCluster({ primary: "sharded", workers: ["sharded-ipc", "sharded-ipc", "official-ipc"], primaryOptions: { roomRouting: true } });
     return { cluster: started.cluster, stop: started.stop };
   },
 );
@@ -52,7 +52,7 @@ describe("node cluster: room routing (#5226)", () => {
   let running: IpcCluster;
   let cluster: Cluster;
   before(async () => {
-    running = await startIpcCluster({ primary: "sharded", workers: ["sharded-ipc", "sharded-ipc", "official-ipc"] });
+    running = await startIpcCluster({ primary: "sharded", workers: ["sharded-ipc", "sharded-ipc", "official-ipc"], primaryOptions: { roomRouting: true } });
     cluster = running.cluster;
   });
   after(async () => {
@@ -123,7 +123,7 @@ describe("node cluster: room routing (#5226)", () => {
 
 for (const setup of [
   { label: "official primary", primary: "official", primaryOptions: undefined },
-  { label: "this package's primary with roomRouting: false", primary: "sharded", primaryOptions: { roomRouting: false } },
+  { label: "this package's primary with its default (roomRouting: false)", primary: "sharded", primaryOptions: undefined },
 ] as const) {
   describe(`node cluster: a worker drops unwalked a broadcast to rooms it has no member in (${setup.label})`, () => {
     let running: IpcCluster;
