@@ -128,7 +128,6 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
 
     private readonly index: MembershipIndex;
     private readonly pool: ShardPool;
-    private readonly options: ResolvedOptions;
     private readonly recovery: RecoveryStore | undefined;
     /**
      * False after close() until the next join. socket.io keeps its namespaces
@@ -154,9 +153,8 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       super(...args);
       const nsp = args[0] as Namespace;
       const context = (new.target as { context?: AdapterContext }).context ?? (defaultContext ??= createContext(resolveOptions({})));
-      const { pool, options } = context;
+      const { pool } = context;
       this.pool = pool;
-      this.options = options;
       this.index = new MembershipIndex(pool.shardCount);
       this.rooms = new RoomsView(this.index);
       this.sids = new SidsView(this.index);

@@ -20,12 +20,9 @@
 import { randomBytes } from "node:crypto";
 import createDebug from "debug";
 import {
-  Adapter,
   ClusterAdapter,
-  ClusterAdapterWithHeartbeat,
   MessageType,
   type BroadcastOptions,
-  type ClusterAdapterOptions,
   type ClusterMessage,
   type ClusterResponse,
   type PrivateSessionId,
@@ -34,6 +31,7 @@ import {
 } from "socket.io-adapter";
 import type { Namespace } from "socket.io";
 import { type AdapterContext, type ShardedAdapterStats, withShardedMembership } from "./adapter";
+import { ClusterBase, decodeOptions, encodeOptions, type WireOptions } from "./cluster-base";
 import type { ClusterLink, ClusterMember } from "./cluster-link";
 import {
   decodePubSubPayload,
@@ -103,16 +101,6 @@ interface PendingRequest {
   readonly finish: (error: Error | null) => void;
 }
 
-/** BroadcastOptions as the cluster messages carry them (the typings say string rooms; numbers travel too). */
-type EncodedOptions = { rooms: string[]; except: string[]; flags: NonNullable<BroadcastOptions["flags"]> };
-
-/**
- * ClusterAdapterWithHeartbeat with its constructor made reachable (its typings
- * declare it protected) and Adapter's statics kept, so that the resulting class
- * still fits socket.io's `adapter` option (`typeof Adapter`).
- */
-const ClusterBase = ClusterAdapterWithHeartbeat as unknown as (abstract new (nsp: Namespace, opts: ClusterAdapterOptions) => ClusterAdapterWithHeartbeat) &
-  Omit<typeof Adapter, "prototype">;
 
 /** The parts of ClusterAdapter that its typings keep private. */
 interface ClusterAdapterInternals {
@@ -290,7 +278,7 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
           this.reject("stream entry", check.reason);
           continue;
         }
-        const { packet, opts } = (check.message as { data: { packet: { type: number; data: unknown[] }; opts: EncodedOptions } }).data;
+        const { packet, opts } = (check.message as { data: { packet: { type: number; data: unknown[] }; opts: WireOptions } }).data;
         // Only what got an offset when it was sent (ClusterAdapter's rule, as
         // SessionAwareAdapter stores): events, not volatile. The official
         // adapter replays volatile events too.
@@ -403,7 +391,7 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
         if (message.data.requestId !== undefined) break;
         {
           // A plain broadcast: delivered through the sharded path (in any order, by the workers when big).
-          const { packet, opts } = message.data as { packet: { type: number; data: unknown[] }; opts: EncodedOptions };
+          const { packet, opts } = message.data as { packet: { type: number; data: unknown[] }; opts: WireOptions };
           const decoded = decodeOptions(opts);
           if (offset !== undefined) (this as unknown as ClusterAdapterInternals).addOffsetIfNecessary(packet, decoded, offset);
           super.broadcast(packet, decoded);
@@ -559,14 +547,6 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
       this.completeIfAnswered(requestId, request);
     }
   }
-}
-
-function encodeOptions(opts: BroadcastOptions): EncodedOptions {
-  return { rooms: [...opts.rooms] as string[], except: [...(opts.except ?? [])] as string[], flags: opts.flags ?? {} };
-}
-
-function decodeOptions(opts: EncodedOptions): BroadcastOptions {
-  return { rooms: new Set(opts.rooms), except: new Set(opts.except), flags: opts.flags };
 }
 
 /** Whether a stored broadcast reaches a socket in `rooms` (as the official adapter decides it). */

@@ -20,18 +20,17 @@
  * it stores them for its disconnected clients too.
  */
 import {
-  Adapter,
   ClusterAdapterWithHeartbeat,
   MessageType,
   type BroadcastOptions,
-  type ClusterAdapterOptions,
   type ClusterMessage,
   type ClusterResponse,
 } from "socket.io-adapter";
 import type { Namespace } from "socket.io";
 import { type AdapterContext, type ShardedAdapterStats, withShardedMembership } from "./adapter";
+import { ClusterBase, decodeOptions, encodeOptions, type WireOptions } from "./cluster-base";
 import type { IpcLink, IpcLinkStats, IpcMember } from "./ipc-link";
-import { ADAPTER_SOURCE, SHARDED_SOURCE, type IpcAdapterMessage, type RoomsMessage, type WireOptions } from "./ipc-messages";
+import { ADAPTER_SOURCE, SHARDED_SOURCE, type IpcAdapterMessage, type RoomsMessage } from "./ipc-messages";
 
 /** What every namespace of one `createAdapter({ cluster: true })` result shares. */
 export interface IpcContext extends AdapterContext {
@@ -53,14 +52,6 @@ export interface IpcStats extends IpcLinkStats {
 export interface ShardedIpcAdapterStats extends ShardedAdapterStats {
   readonly ipc: IpcStats;
 }
-
-/**
- * ClusterAdapterWithHeartbeat with its constructor made reachable (its typings
- * declare it protected) and Adapter's statics kept, so that the resulting class
- * still fits socket.io's `adapter` option (`typeof Adapter`).
- */
-const ClusterBase = ClusterAdapterWithHeartbeat as unknown as (abstract new (nsp: Namespace, opts: ClusterAdapterOptions) => ClusterAdapterWithHeartbeat) &
-  Omit<typeof Adapter, "prototype">;
 
 /** The parts of ClusterAdapterWithHeartbeat that its typings keep private. */
 interface HeartbeatInternals {
@@ -239,10 +230,3 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
   }
 }
 
-function encodeOptions(opts: BroadcastOptions): WireOptions {
-  return { rooms: [...opts.rooms], except: [...(opts.except ?? [])], flags: opts.flags ?? {} };
-}
-
-function decodeOptions(opts: WireOptions): BroadcastOptions {
-  return { rooms: new Set(opts.rooms), except: new Set(opts.except), flags: opts.flags ?? {} };
-}

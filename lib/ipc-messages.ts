@@ -23,7 +23,9 @@
  * Everything here arrives from another process: {@link validateAdapterMessage}
  * and {@link validateShardedMessage} check a value before anything reads it.
  */
-import { MessageType, type BroadcastFlags, type ClusterMessage, type ClusterResponse } from "socket.io-adapter";
+import { validateClusterMessage } from "./cluster-validation";
+import type { WireOptions } from "./cluster-base";
+import { MessageType, type ClusterMessage, type ClusterResponse } from "socket.io-adapter";
 
 /** The marker of `@socket.io/cluster-adapter`'s messages. */
 export const ADAPTER_SOURCE = "_sio_adapter";
@@ -57,12 +59,7 @@ export interface RoomsMessage {
 
 export type ShardedMessage = HelloMessage | RoomsMessage;
 
-/** Broadcast options as the messages carry them. */
-export interface WireOptions {
-  rooms: string[];
-  except: string[];
-  flags: BroadcastFlags;
-}
+export type { WireOptions };
 
 /** Responses: sent to the requester's worker only. */
 export const RESPONSE_TYPES: ReadonlySet<number> = new Set([
@@ -89,59 +86,6 @@ function isStringArray(value: unknown): value is string[] {
   return true;
 }
 
-/** Why `opts` is not broadcast options, or null. */
-function optionsProblem(opts: unknown): string | null {
-  if (!isRecord(opts)) return "opts is not an object";
-  if (!isStringArray(opts.rooms)) return "opts.rooms is not an array of strings";
-  if (!isStringArray(opts.except)) return "opts.except is not an array of strings";
-  if (opts.flags !== undefined && opts.flags !== null && !isRecord(opts.flags)) return "opts.flags is not an object";
-  return null;
-}
-
-/** Why `data` does not fit a message of `type`, or null. */
-function dataProblem(type: number, data: unknown): string | null {
-  switch (type) {
-    case MessageType.INITIAL_HEARTBEAT:
-    case MessageType.HEARTBEAT:
-    case MessageType.ADAPTER_CLOSE:
-      return null;
-  }
-  if (!isRecord(data)) return "data is not an object";
-  const requestId = data.requestId;
-  const optionalRequestId = requestId === undefined || isId(requestId) ? null : "data.requestId is not a string id";
-  const requiredRequestId = isId(requestId) ? null : "data.requestId is missing";
-  switch (type) {
-    case MessageType.BROADCAST: {
-      const packet = data.packet;
-      if (!isRecord(packet) || typeof packet.type !== "number" || !Array.isArray(packet.data)) return "data.packet is not a packet";
-      return optionsProblem(data.opts) ?? optionalRequestId;
-    }
-    case MessageType.SOCKETS_JOIN:
-    case MessageType.SOCKETS_LEAVE:
-      return optionsProblem(data.opts) ?? (isStringArray(data.rooms) || typeof data.rooms === "string" ? null : "data.rooms is not rooms");
-    case MessageType.DISCONNECT_SOCKETS:
-      return optionsProblem(data.opts) ?? (data.close === undefined || typeof data.close === "boolean" ? null : "data.close is not a boolean");
-    case MessageType.FETCH_SOCKETS:
-      return optionsProblem(data.opts) ?? requiredRequestId;
-    case MessageType.FETCH_SOCKETS_RESPONSE: {
-      if (!Array.isArray(data.sockets)) return "data.sockets is not an array";
-      for (const socket of data.sockets) {
-        if (!isRecord(socket) || !isId(socket.id) || !isStringArray(socket.rooms) || !isRecord(socket.handshake)) return "data.sockets holds a malformed socket";
-      }
-      return requiredRequestId;
-    }
-    case MessageType.SERVER_SIDE_EMIT:
-      return Array.isArray(data.packet) ? optionalRequestId : "data.packet is not an array";
-    case MessageType.SERVER_SIDE_EMIT_RESPONSE:
-    case MessageType.BROADCAST_ACK:
-      return requiredRequestId;
-    case MessageType.BROADCAST_CLIENT_COUNT:
-      return Number.isSafeInteger(data.clientCount) && (data.clientCount as number) >= 0 ? requiredRequestId : "data.clientCount is not a count";
-    default:
-      return `unknown message type ${type}`;
-  }
-}
-
 /**
  * Why `value` is not a well-formed adapter message, or null when it is one
  * (then it can be read as an {@link IpcAdapterMessage}). `value` must carry
@@ -154,7 +98,9 @@ export function validateAdapterMessage(value: unknown): string | null {
   const type = value.type;
   if (typeof type !== "number" || !Number.isInteger(type)) return "type is not a message type";
   if (RESPONSE_TYPES.has(type) && !isId(value.requesterUid)) return "a response without requesterUid";
-  return dataProblem(type, value.data);
+  // The message itself is socket.io-adapter's, as through Redis: one check for both links.
+  const check = validateClusterMessage(value);
+  return check.valid ? null : check.reason;
 }
 
 /** Why `value` is not one of our room-routing messages, or null. */
