@@ -13,6 +13,8 @@ import { ReadOnlyViewError } from "./errors";
 import type { MembershipIndex } from "./membership-index";
 
 /** The writes that throw, for each view class. */
+const setAdd = Set.prototype.add;
+
 function refuseWrites(prototype: object, what: string, methods: readonly string[]): void {
   for (const method of methods) {
     Object.defineProperty(prototype, method, {
@@ -143,6 +145,12 @@ export class SocketRoomsView extends ReadOnlySetView<Room> {
   ) {
     super();
     this.generation = index.slotGeneration(slot);
+    // The Set's own storage holds the rooms of this moment, for what reads it
+    // directly rather than through the methods: structured clone
+    // (`process.send(socket.rooms)` with advanced serialization, postMessage),
+    // `util.isDeepStrictEqual`. The methods stay live. socket.io makes a new
+    // view each time `socket.rooms` is read.
+    for (const roomId of index.socketRoomIds(slot)) setAdd.call(this, index.roomNameOf(roomId) as Room);
   }
 
   /** Whether the socket is still the one this view was taken from (not gone, not back under the same id). */

@@ -226,3 +226,21 @@ describe("adapter.rooms / adapter.sids / socket.rooms views", () => {
     });
   }
 });
+
+test("socket.rooms survives structured clone (process.send with advanced serialization, postMessage) as a copy of the rooms of that moment, as the in-memory adapter's Set does", async () => {
+  const observed = new Map<string, unknown>();
+  for (const variant of [IN_MEMORY, SHARDED_VARIANTS[0]]) {
+    await withServer(variant, async (server) => {
+      const [client] = await server.connect(1);
+      const socket = serverSocketOf(server.io, client);
+      socket.join(["a", "b"]);
+      const cloned = structuredClone(socket.rooms);
+      socket.join("c");
+      observed.set(variant.name, { cloned: [...cloned].filter((room) => room !== socket.id), isSet: cloned instanceof Set, live: [...socket.rooms].length });
+    });
+  }
+  assert.deepEqual([...observed.values()], [
+    { cloned: ["a", "b"], isSet: true, live: 4 },
+    { cloned: ["a", "b"], isSet: true, live: 4 },
+  ]);
+});
