@@ -51,9 +51,12 @@ export function createAdapter(options?: ShardedAdapterOptions): typeof ShardedAd
   const context = createContext(resolved);
   if (resolved.cluster !== undefined) {
     const ipcContext: IpcContext = { ...context, link: new IpcLink(resolved.cluster) };
-    return class extends ShardedIpcAdapter {
-      protected static override context = ipcContext;
-    };
+    return named(
+      class extends ShardedIpcAdapter {
+        protected static override context = ipcContext;
+      },
+      ShardedIpcAdapter.name,
+    );
   }
   if (resolved.redis !== undefined) {
     const clusterContext: ClusterContext = { ...context, link: new ClusterLink(resolved.redis) };

@@ -99,10 +99,24 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
     this.takesEveryBroadcast = Boolean((nsp.server as unknown as { opts: { connectionStateRecovery?: unknown } }).opts.connectionStateRecovery);
     this.on("create-room", (room: string) => this.noteRoomChange(room, true));
     this.on("delete-room", (room: string) => this.noteRoomChange(room, false));
+    this.linkUp();
+  }
+
+  /** Joins the link, tells a routing primary its rooms, says hello; again when a closed adapter reopens. */
+  private linkUp(): void {
+    this.leaving = false;
+    this.announcing = false;
     this.link.join(this);
     if (this.link.routedByRoom) this.onRoutingPrimary();
     // Tell the others we are here; they answer with a heartbeat.
     this.init();
+  }
+
+  /** A closed adapter that socket.io uses again (after `io.close()`, `io.attach()`) rejoins the other workers. */
+  override reopen(): void {
+    const closed = this.leaving;
+    super.reopen();
+    if (closed) this.linkUp();
   }
 
   /** Sends a broadcast to the other workers, then delivers it to this worker's sockets. */
