@@ -397,6 +397,12 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     reopen(): void {
       if (this.open) return;
       this.open = true;
+      if (this.index.socketCount === 0) {
+        // Decided again against the engine the server serves with now.
+        this.uws?.clear();
+        this.uws = undefined;
+        this.uwsDecided = false;
+      }
       this.pool.acquire();
       this.recovery?.startExpiry();
       debug("reopened adapter of namespace %s", this.nsp.name);

@@ -31,7 +31,7 @@ import {
 } from "socket.io-adapter";
 import type { Namespace } from "socket.io";
 import { type AdapterContext, type ShardedAdapterStats, withShardedMembership } from "./adapter";
-import { ClusterBase, decodeOptions, encodeOptions, type WireOptions } from "./cluster-base";
+import { ClusterBase, decodeOptions, encodeOptions, restartHeartbeat, type WireOptions } from "./cluster-base";
 import type { ClusterLink, ClusterMember } from "./cluster-link";
 import {
   decodePubSubPayload,
@@ -179,7 +179,9 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
   override reopen(): void {
     const closed = this.leaving;
     super.reopen();
-    if (closed) this.linkUp();
+    if (!closed) return;
+    restartHeartbeat(this);
+    this.linkUp();
   }
 
   /**
@@ -220,7 +222,7 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
   /** Sockets of every node that `opts` selects (this node's first, in the in-memory adapter's order). */
   override async fetchSockets(opts: BroadcastOptions): Promise<unknown[]> {
     const local: unknown[] = await super.fetchSockets(opts); // this node's (the mixin's local fetch)
-    if (opts.flags?.local) return local;
+    if (opts.flags?.local || this.leaving) return local;
     return new Promise((resolve, reject) => {
       void this.request(MessageType.FETCH_SOCKETS, opts.flags?.timeout, local, (error, responses) => (error ? reject(error) : resolve(responses)), (requestId) => ({
         type: MessageType.FETCH_SOCKETS,
@@ -232,6 +234,11 @@ export class ShardedClusterAdapter extends withShardedMembership(ClusterBase) im
   /** Emits to the other nodes' `serverSideEmit` listeners; with a trailing callback, collects their answers. */
   override async serverSideEmit(packet: unknown[]): Promise<void> {
     const ack = packet[packet.length - 1];
+    if (this.leaving) {
+      // Closed: no other node to reach (nor a channel to hear answers on).
+      if (typeof ack === "function") ack(null, []);
+      return;
+    }
     if (typeof ack !== "function") {
       this.publish({ type: MessageType.SERVER_SIDE_EMIT, data: { packet } });
       return;

@@ -28,3 +28,34 @@ export function encodeOptions(opts: BroadcastOptions): WireOptions {
 export function decodeOptions(opts: WireOptions): BroadcastOptions {
   return { rooms: new Set(opts.rooms), except: new Set(opts.except), flags: opts.flags ?? {} };
 }
+
+/** The parts of ClusterAdapterWithHeartbeat that its typings keep private. */
+interface HeartbeatState {
+  heartbeatTimer: NodeJS.Timeout | undefined;
+  cleanupTimer: NodeJS.Timeout | undefined;
+  nodesMap: Map<string, number>;
+  _opts: { heartbeatTimeout: number };
+  removeNode(uid: string): void;
+}
+
+/**
+ * Undoes ClusterAdapterWithHeartbeat.close() for an adapter that socket.io
+ * uses again (after `io.close()`, `io.attach()`): close() clears the timers
+ * but keeps them, and a cleared timer's refresh() never fires, so without
+ * this the node would not send another heartbeat. The nodes heard before the
+ * close are forgotten; they answer the next hello.
+ */
+export function restartHeartbeat(adapter: ClusterAdapterWithHeartbeat): void {
+  const state = adapter as unknown as HeartbeatState;
+  clearTimeout(state.heartbeatTimer);
+  state.heartbeatTimer = undefined;
+  clearInterval(state.cleanupTimer);
+  state.nodesMap.clear();
+  // As ClusterAdapterWithHeartbeat's constructor sets it up.
+  state.cleanupTimer = setInterval(() => {
+    const now = Date.now();
+    state.nodesMap.forEach((lastSeen, uid) => {
+      if (now - lastSeen > state._opts.heartbeatTimeout) state.removeNode(uid);
+    });
+  }, 1000);
+}

@@ -28,7 +28,7 @@ import {
 } from "socket.io-adapter";
 import type { Namespace } from "socket.io";
 import { type AdapterContext, type ShardedAdapterStats, withShardedMembership } from "./adapter";
-import { ClusterBase, decodeOptions, encodeOptions, type WireOptions } from "./cluster-base";
+import { ClusterBase, decodeOptions, encodeOptions, restartHeartbeat, type WireOptions } from "./cluster-base";
 import type { IpcLink, IpcLinkStats, IpcMember } from "./ipc-link";
 import { ADAPTER_SOURCE, SHARDED_SOURCE, type IpcAdapterMessage, type RoomsMessage } from "./ipc-messages";
 
@@ -116,7 +116,9 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
   override reopen(): void {
     const closed = this.leaving;
     super.reopen();
-    if (closed) this.linkUp();
+    if (!closed) return;
+    restartHeartbeat(this);
+    this.linkUp();
   }
 
   /** Sends a broadcast to the other workers, then delivers it to this worker's sockets. */

@@ -210,7 +210,7 @@ test("close() settles a fetchSockets still waiting for another node", async (t) 
 
 test("io.close() then io.attach(): the node links up again; broadcasts, fetchSockets and serverCount cross nodes as before", { timeout: 60_000 }, async () => {
   const clients = await Promise.all([connectedClient(), connectedClient()]);
-  const options = { workers: 1, heartbeatInterval: 100, heartbeatTimeout: 400 };
+  const options = { workers: 1, heartbeatInterval: 100, heartbeatTimeout: 1000 };
   const [httpA, httpB] = [createServer(), createServer()];
   const ioA = new Server(httpA, { adapter: createAdapter({ redis: clients[0], ...options }) });
   const ioB = new Server(httpB, { adapter: createAdapter({ redis: clients[1], ...options }) });
@@ -243,6 +243,9 @@ test("io.close() then io.attach(): the node links up again; broadcasts, fetchSoc
     await waitFor(async () => received.length === 1, "B's broadcast reaches A's client");
     assert.deepEqual(received, ["from B"]);
     assert.deepEqual(await ioA.serverSideEmitWithAck("ping"), ["pong"]);
+    // A sends nothing else now: only its heartbeats keep it counted by B past heartbeatTimeout.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    assert.equal(await ioB.of("/").adapter.serverCount(), 2, "the reopened node heartbeats again");
   } finally {
     socket.disconnect();
     await ioA.close();

@@ -27,8 +27,11 @@ async function main(): Promise<void> {
   const client = connect(`http://127.0.0.1:${port}`, { transports: ["websocket"], reconnection: false });
   client.on("news", (text: string) => {
     report("delivered", { text });
-    client.disconnect();
-    void io.close().then(() => process.disconnect());
+    // Long enough for a few heartbeats (heartbeatInterval 100 ms) of the reopened adapter.
+    setTimeout(() => {
+      client.disconnect();
+      void io.close().then(() => process.disconnect());
+    }, 600);
   });
   await new Promise<void>((resolve) => client.on("connect", () => resolve()));
   report("reconnected");

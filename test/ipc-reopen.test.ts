@@ -17,11 +17,12 @@ interface WorkerMessage {
   text?: string;
 }
 
-test("io.close() then io.attach() in a cluster worker: the adapter says hello again and takes the other workers' broadcasts", { timeout: 60_000 }, async () => {
+test("io.close() then io.attach() in a cluster worker: the adapter says hello again, heartbeats again and takes the other workers' broadcasts", { timeout: 60_000 }, async () => {
   const child = fork(join(__dirname, "ipc-reopen-worker.js"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const seen: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   const delivered = new Promise<string>((resolve, reject) => {
-    child.on("exit", (code) => reject(new Error(`the worker exited (${code}) before a delivery; seen: ${seen.join(", ")}`)));
+    void exited.then((code) => reject(new Error(`the worker exited (${code}) before a delivery; seen: ${seen.join(", ")}`)));
     child.on("message", (message: WorkerMessage) => {
       if (message.source === "_sio_adapter" && typeof message.type === "number") {
         seen.push(MessageType[message.type] ?? String(message.type));
@@ -37,12 +38,16 @@ test("io.close() then io.attach() in a cluster worker: the adapter says hello ag
   });
   try {
     assert.equal(await delivered, "from another worker");
+    assert.equal(await exited, 0, "the worker closes and exits by itself");
   } finally {
     child.kill();
   }
-  // Hello, goodbye at io.close(), then hello again when a socket joins after io.attach().
+  // Hello, goodbye at io.close(), then hello again when a socket joins after
+  // io.attach(), and heartbeats after it (the worker stays 600 ms, heartbeatInterval 100 ms).
   const hello = seen.indexOf("INITIAL_HEARTBEAT");
   const goodbye = seen.indexOf("ADAPTER_CLOSE");
   assert.ok(hello !== -1 && goodbye > hello, seen.join(", "));
-  assert.ok(seen.indexOf("INITIAL_HEARTBEAT", goodbye) > goodbye, `hello again after the close: ${seen.join(", ")}`);
+  const helloAgain = seen.indexOf("INITIAL_HEARTBEAT", goodbye);
+  assert.ok(helloAgain > goodbye, `hello again after the close: ${seen.join(", ")}`);
+  assert.ok(seen.indexOf("HEARTBEAT", helloAgain) > helloAgain, `heartbeats after the reopen: ${seen.join(", ")}`);
 });
