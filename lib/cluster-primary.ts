@@ -286,7 +286,8 @@ class PrimaryRelay implements ClusterPrimary {
     const table = this.roomTable.get(nsp);
     if (table === undefined) return targets;
     for (const room of rooms) {
-      const uids = table.get(room);
+      // Keyed as the workers announce them (number rooms travel as numbers in broadcasts).
+      const uids = table.get(String(room));
       if (uids === undefined) continue;
       for (const uid of uids) {
         const adapter = this.adapters.get(uid);

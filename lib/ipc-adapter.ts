@@ -80,6 +80,12 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
   private announcing = false;
   /** Room changes not yet sent: true = got its first member, false = lost its last. */
   private readonly roomChanges = new Map<string, boolean>();
+  /**
+   * Rooms by routing key (`String(room)`: the messages carry strings), with
+   * how many of this adapter's rooms share it (the rooms 5 and "5" do): a key
+   * is announced with its first room and withdrawn with its last.
+   */
+  private readonly roomsByKey = new Map<string, number>();
   private flushScheduled = false;
   private leaving = false;
   /**
@@ -97,8 +103,8 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
     this.link = context.link;
     this.namespace = nsp.name;
     this.takesEveryBroadcast = Boolean((nsp.server as unknown as { opts: { connectionStateRecovery?: unknown } }).opts.connectionStateRecovery);
-    this.on("create-room", (room: string) => this.noteRoomChange(room, true));
-    this.on("delete-room", (room: string) => this.noteRoomChange(room, false));
+    this.on("create-room", (room: unknown) => this.countRoom(String(room), 1));
+    this.on("delete-room", (room: unknown) => this.countRoom(String(room), -1));
     this.linkUp();
   }
 
@@ -192,7 +198,12 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
     if (this.announcing || this.leaving || this.takesEveryBroadcast) return;
     this.announcing = true;
     this.roomChanges.clear();
-    this.sendRooms(true, [...this.rooms.keys()], []);
+    this.roomsByKey.clear();
+    for (const room of this.rooms.keys()) {
+      const key = String(room);
+      this.roomsByKey.set(key, (this.roomsByKey.get(key) ?? 0) + 1);
+    }
+    this.sendRooms(true, [...this.roomsByKey.keys()], []);
   }
 
   protected override doPublish(message: ClusterMessage): Promise<string> {
@@ -212,6 +223,14 @@ export class ShardedIpcAdapter extends withShardedMembership(ClusterBase) implem
     this.flushRoomChanges();
     this.link.send(message);
     return Promise.resolve();
+  }
+
+  private countRoom(key: string, delta: 1 | -1): void {
+    if (!this.announcing || this.leaving) return;
+    const count = (this.roomsByKey.get(key) ?? 0) + delta;
+    if (count > 0) this.roomsByKey.set(key, count);
+    else this.roomsByKey.delete(key);
+    if (delta === 1 ? count === 1 : count === 0) this.noteRoomChange(key, delta === 1);
   }
 
   /**

@@ -5,16 +5,19 @@
  *
  * They extend the built-in `Map` and `Set` so that `instanceof`, TypeScript's
  * `Map<Room, Set<SocketId>>` and code that iterates or calls `.get()/.has()/
- * .size` keep working. The built-in storage underneath is never used.
+ * .size` keep working. The built-in storage underneath is not read by the
+ * views' own methods; only `socket.rooms` fills it, with the rooms of the
+ * moment it was read, for structured clone.
  */
 import { inspect } from "node:util";
 import type { Room, SocketId } from "socket.io-adapter";
 import { ReadOnlyViewError } from "./errors";
 import type { MembershipIndex } from "./membership-index";
 
-/** The writes that throw, for each view class. */
+/** The built-in Set's add, which the views themselves refuse (refuseWrites). */
 const setAdd = Set.prototype.add;
 
+/** The writes that throw, for each view class. */
 function refuseWrites(prototype: object, what: string, methods: readonly string[]): void {
   for (const method of methods) {
     Object.defineProperty(prototype, method, {
@@ -148,7 +151,7 @@ export class SocketRoomsView extends ReadOnlySetView<Room> {
     // The Set's own storage holds the rooms of this moment, for what reads it
     // directly rather than through the methods: structured clone
     // (`process.send(socket.rooms)` with advanced serialization, postMessage),
-    // `util.isDeepStrictEqual`. The methods stay live. socket.io makes a new
+    // The methods stay live. socket.io makes a new
     // view each time `socket.rooms` is read.
     for (const roomId of index.socketRoomIds(slot)) setAdd.call(this, index.roomNameOf(roomId) as Room);
   }

@@ -107,6 +107,21 @@ describe("node cluster: room routing (#5226)", () => {
     );
   });
 
+  test("a number room is routed as its string (the rooms messages carry String(room)); nothing is rejected", async () => {
+    const [n0] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    const room = 700_000 + Math.floor(Math.random() * 100_000);
+    // The harness types rooms as strings; socket.io takes numbers too.
+    await cluster.client("n1c0").join(room as unknown as string);
+    const tag = unique("number-room");
+    await n0.request({ op: "broadcast", event: "news", args: [tag], rooms: [room as unknown as string] });
+    await waitUntil(() => cluster.client("n1c0").count("news", tag) === 1, { message: "the broadcast to a number room reaches n1c0" });
+    await cluster.fence(n0);
+    assert.deepEqual(
+      cluster.clients.filter((client) => client.count("news", tag) > 0).map((client) => client.name),
+      ["n1c0"],
+    );
+  });
+
   test("a room left by its last member is forgotten by the primary", async () => {
     const [n0, n1] = cluster.nodes as [ClusterNode, ClusterNode];
     const room = unique("brief");
