@@ -100,7 +100,11 @@ export class ShardPool {
       debug("started %d workers", this.options.workers);
       if (this.options.offloadThreshold === undefined && !this.calibrationStarted) {
         this.calibrationStarted = true;
-        this.calibrate(this.piscina).catch((err: unknown) => debug("calibration failed, offloadThreshold stays %d: %O", UNCALIBRATED_THRESHOLD, err));
+        this.calibrate(this.piscina).catch((err: unknown) => {
+          // A pool released mid-calibration (close()) rejects its tasks: the next pool calibrates.
+          this.calibrationStarted = this.calibration !== undefined;
+          debug("calibration failed, offloadThreshold stays %d: %O", UNCALIBRATED_THRESHOLD, err);
+        });
       }
     }
   }
@@ -129,7 +133,10 @@ export class ShardPool {
     const wakes: number[] = [];
     for (let i = 0; i < CALIBRATION_WAKES; i++) {
       await pause();
-      if (this.piscina !== piscina) return;
+      if (this.piscina !== piscina) {
+        this.calibrationStarted = false; // released meanwhile: the next pool calibrates
+        return;
+      }
       wakes.push(((await piscina.run(task(false))) as CalibrationSample).wakeNs);
     }
     wakes.sort((a, b) => a - b);
