@@ -145,6 +145,26 @@ function send(message: unknown): void {
   (process as NodeJS.Process & { send: (m: unknown) => boolean }).send(message);
 }
 
+/**
+ * On each connection, client `i` (its `auth.i`) joins its K rooms of `w`;
+ * returns the socket ids by client index, filled as they connect.
+ */
+export function joinClientsToTheirRooms(io: Server, w: Workload, config: { clients: number; k: number }): string[] {
+  const ids: string[] = new Array(config.clients).fill("");
+  io.on("connection", (socket: Socket) => {
+    const i = Number((socket.handshake.auth as { i?: unknown }).i);
+    if (!Number.isInteger(i) || i < 0 || i >= config.clients) {
+      socket.disconnect(true);
+      return;
+    }
+    ids[i] = socket.id;
+    const rooms: string[] = [];
+    for (let j = 0; j < config.k; j++) rooms.push(w.roomNames[w.roomsOf[i * config.k + j]]);
+    void socket.join(rooms);
+  });
+  return ids;
+}
+
 export function e2eWorkload(config: E2EConfig): Workload {
   // Mean room size 100 (as in the adapter benchmark), at least 20 rooms.
   const r = Math.max(20, Math.round((config.clients * config.k) / 100));
@@ -214,18 +234,7 @@ export async function e2eServerMain(json: string): Promise<void> {
   /** Whether this process sends the `ordinal`-th emit of the plan (always, but in a cluster). */
   const mine = (emit: Emit, ordinal: number) =>
     cluster === undefined || (typeof emit.rooms === "object" && !Array.isArray(emit.rooms) ? emit.rooms.ownId % cluster.count === cluster.index : ordinal % cluster.count === cluster.index);
-  const ids: string[] = new Array(config.clients).fill("");
-  io.on("connection", (socket: Socket) => {
-    const i = Number((socket.handshake.auth as { i?: unknown }).i);
-    if (!Number.isInteger(i) || i < 0 || i >= config.clients) {
-      socket.disconnect(true);
-      return;
-    }
-    ids[i] = socket.id;
-    const rooms: string[] = [];
-    for (let j = 0; j < config.k; j++) rooms.push(w.roomNames[w.roomsOf[i * config.k + j]]);
-    void socket.join(rooms);
-  });
+  const ids = joinClientsToTheirRooms(io, w, config);
   // A cluster worker on port 0 would share the primary's port: `exclusive` gives it one of its own.
   await new Promise<void>((resolve) => http.listen({ port: 0, host: "127.0.0.1", exclusive: true }, resolve));
   send({ type: "listening", port: (http.address() as AddressInfo).port });

@@ -16,11 +16,11 @@
  */
 import { stat } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
-import { Server, type Socket } from "socket.io";
+import { Server } from "socket.io";
 import * as uWS from "uWebSockets.js";
 import { createAdapter, type ShardedAdapter } from "../lib/index";
 import { CpuClock } from "./cpu";
-import { Child, e2eWorkload, type E2EConfig } from "./e2e";
+import { Child, e2eWorkload, joinClientsToTheirRooms, type E2EConfig } from "./e2e";
 import { ADAPTERS, type AdapterKind } from "./protocol";
 import { Rng, type Workload } from "./workload";
 
@@ -172,18 +172,7 @@ export async function uwsServerMain(json: string): Promise<void> {
       ? new Server({ adapter: createAdapter({ workers: config.workers }), transports: ["websocket"] })
       : new Server({ transports: ["websocket"] });
   io.attachApp(app);
-  const ids: string[] = new Array(config.clients).fill("");
-  io.on("connection", (socket: Socket) => {
-    const i = Number((socket.handshake.auth as { i?: unknown }).i);
-    if (!Number.isInteger(i) || i < 0 || i >= config.clients) {
-      socket.disconnect(true);
-      return;
-    }
-    ids[i] = socket.id;
-    const rooms: string[] = [];
-    for (let j = 0; j < config.k; j++) rooms.push(w.roomNames[w.roomsOf[i * config.k + j]]);
-    void socket.join(rooms);
-  });
+  const ids = joinClientsToTheirRooms(io, w, config);
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) =>
     app.listen("127.0.0.1", 0, (socket) => (socket ? resolve(socket) : reject(new Error("uWS could not listen on 127.0.0.1")))),
   );
