@@ -52,6 +52,7 @@ import {
 } from "./cluster-node";
 import { Child } from "./e2e";
 import { Rng } from "./workload";
+import { median, mean } from "./stats";
 
 export interface ClusterConfig {
   readonly rounds: number;
@@ -193,11 +194,6 @@ export interface ClusterResult {
 
 type Live = Set<{ kill(): void }>;
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const TRACE = process.env.CLUSTER_TRACE === "1";
 let traceT0 = performance.now();
 const trace = (what: string) => {

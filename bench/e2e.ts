@@ -31,6 +31,7 @@ import { createAdapter, type ShardedAdapter } from "../lib/index";
 import { CpuClock } from "./cpu";
 import { ADAPTERS, type AdapterKind } from "./protocol";
 import { buildWorkload, Rng, type Workload } from "./workload";
+import { median } from "./stats";
 
 export interface StormSchedule {
   /** Length of the storm, ms. */
@@ -437,25 +438,26 @@ export class Child {
   }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
-/** Waits until every expected delivery arrived at the clients (or nothing arrived for 2 s), then asks for their report. */
-export async function clientsReport(clients: Child, expectedDeliveries: number): Promise<ClientReport> {
+/** Waits until every expected delivery arrived at a clients process (asked with "count"), or nothing arrived for 2 s. */
+export async function awaitDeliveries(clients: Child, expectedDeliveries: number): Promise<void> {
   let last = -1;
   let idleSince = performance.now();
   for (;;) {
     clients.send({ type: "count" });
     const { received } = await clients.next<{ received: number }>("count");
-    if (received >= expectedDeliveries) break;
+    if (received >= expectedDeliveries) return;
     if (received !== last) {
       last = received;
       idleSince = performance.now();
-    } else if (performance.now() - idleSince > 2000) break;
+    } else if (performance.now() - idleSince > 2000) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** Waits for the deliveries (see {@link awaitDeliveries}), then asks the clients for their report. */
+export async function clientsReport(clients: Child, expectedDeliveries: number): Promise<ClientReport> {
+  await awaitDeliveries(clients, expectedDeliveries);
   clients.send({ type: "report" });
   const { report } = await clients.next<{ report: ClientReport }>("report");
   return report;

@@ -27,6 +27,7 @@ import { payloadOf, roomName, roomsPlan, type Plan } from "./cluster";
 import type { ClusterClientsArgs, RoomsCheck } from "./cluster-node";
 import { Child, clientsReport, e2eWorkload, type ClientArgs, type ClientReport, type E2EConfig, type ServerArgs, type ServerStorm } from "./e2e";
 import { IPC_KINDS, type ClusterStorm, type IpcClusterSample, type IpcKind, type IpcPrimaryArgs, type IpcPrimaryCommand } from "./ipc-cluster-node";
+import { median, mean } from "./stats";
 
 export type StormKind = "process" | "cluster";
 const STORM_KINDS: readonly StormKind[] = ["process", "cluster"];
@@ -114,11 +115,6 @@ export interface IpcClusterResult {
 
 type Live = Set<{ kill(): void }>;
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const NODE_SCRIPT = join(__dirname, "ipc-cluster-node.js");
 const CLIENTS_SCRIPT = join(__dirname, "cluster-node.js");

@@ -38,9 +38,9 @@ import { Server, type Socket } from "socket.io";
 import WebSocket from "ws";
 import { createAdapter } from "../lib/index";
 import { CpuClock } from "./cpu";
-import { Child } from "./e2e";
+import { awaitDeliveries, Child } from "./e2e";
 import { ADAPTERS, type AdapterKind } from "./protocol";
-import { quantile } from "./stats";
+import { median, quantile } from "./stats";
 import { Rng } from "./workload";
 
 export interface StormConfig {
@@ -388,10 +388,6 @@ export async function stormClientsMain(json: string): Promise<void> {
 
 // ---------------------------------------------------------------- parent --
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** Runs the fixed-rate and the saturating storm with each adapter in turn (alternating order over the rounds). */
 export async function runStorm(config: StormConfig, script: string, log: (line: string) => void, live: Set<{ kill(): void }>): Promise<StormResult> {
@@ -432,19 +428,7 @@ export async function runStorm(config: StormConfig, script: string, log: (line: 
           await clients.next("reset");
           server.send({ type: "run", kind });
           const { server: srv } = await server.next<{ server: ServerRun }>("ran", config.durationMs + 300_000);
-          // Wait until every delivery arrived, or nothing arrived for 2 s.
-          let last = -1;
-          let idleSince = performance.now();
-          for (;;) {
-            clients.send({ type: "count" });
-            const { received } = await clients.next<{ received: number }>("count");
-            if (received >= srv.expectedDeliveries) break;
-            if (received !== last) {
-              last = received;
-              idleSince = performance.now();
-            } else if (performance.now() - idleSince > 2000) break;
-            await new Promise((resolve) => setTimeout(resolve, 50));
-          }
+          await awaitDeliveries(clients, srv.expectedDeliveries);
           clients.send({ type: "report" });
           const { counts } = await clients.next<{ counts: ClientCounts }>("report");
           const deliveredPerSecond = counts.received / Math.max(1e-9, (counts.lastUs - srv.startUs) / 1e6);

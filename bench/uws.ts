@@ -23,6 +23,7 @@ import { CpuClock } from "./cpu";
 import { Child, e2eWorkload, joinClientsToTheirRooms, type E2EConfig } from "./e2e";
 import { ADAPTERS, type AdapterKind } from "./protocol";
 import { Rng, type Workload } from "./workload";
+import { median } from "./stats";
 
 export const UWS_SHAPES = ["one room", "everyone", "own id", "union", "except"] as const;
 export type UwsShape = (typeof UWS_SHAPES)[number];
@@ -232,10 +233,6 @@ export async function uwsServerMain(json: string): Promise<void> {
 
 // ---------------------------------------------------------------- parent --
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** Runs every shape with each adapter in turn (alternating order over the rounds). */
 export async function runUws(config: UwsConfig, script: string, log: (line: string) => void, live: Set<{ kill(): void }>): Promise<UwsResult> {
