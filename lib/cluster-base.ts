@@ -3,7 +3,7 @@
  * cluster, lib/ipc-adapter.ts) share: their base class and the wire form of
  * BroadcastOptions in socket.io-adapter's cluster messages.
  */
-import { Adapter, ClusterAdapterWithHeartbeat, type BroadcastFlags, type BroadcastOptions, type ClusterAdapterOptions } from "socket.io-adapter";
+import { Adapter, ClusterAdapterWithHeartbeat, type MessageType, type BroadcastFlags, type BroadcastOptions, type ClusterAdapterOptions } from "socket.io-adapter";
 import type { Namespace } from "socket.io";
 
 /**
@@ -30,10 +30,12 @@ export function decodeOptions(opts: WireOptions): BroadcastOptions {
 }
 
 /** The parts of ClusterAdapterWithHeartbeat that its typings keep private. */
-interface HeartbeatState {
+export interface HeartbeatInternals {
   heartbeatTimer: NodeJS.Timeout | undefined;
   cleanupTimer: NodeJS.Timeout | undefined;
+  /** uid -> when last heard from. */
   nodesMap: Map<string, number>;
+  customRequests: Map<string, { type: MessageType; timeout: NodeJS.Timeout; resolve: (...args: unknown[]) => void; responses: unknown[] }>;
   _opts: { heartbeatTimeout: number };
   removeNode(uid: string): void;
 }
@@ -46,7 +48,7 @@ interface HeartbeatState {
  * close are forgotten; they answer the next hello.
  */
 export function restartHeartbeat(adapter: ClusterAdapterWithHeartbeat): void {
-  const state = adapter as unknown as HeartbeatState;
+  const state = adapter as unknown as HeartbeatInternals;
   clearTimeout(state.heartbeatTimer);
   state.heartbeatTimer = undefined;
   clearInterval(state.cleanupTimer);

@@ -28,7 +28,7 @@ import {
 } from "socket.io-adapter";
 import type { Namespace } from "socket.io";
 import { type AdapterContext, type ShardedAdapterStats, withShardedMembership } from "./adapter";
-import { ClusterBase, decodeOptions, encodeOptions, restartHeartbeat, type WireOptions } from "./cluster-base";
+import { ClusterBase, decodeOptions, encodeOptions, restartHeartbeat, type HeartbeatInternals, type WireOptions } from "./cluster-base";
 import type { IpcLink, IpcLinkStats, IpcMember } from "./ipc-link";
 import { ADAPTER_SOURCE, SHARDED_SOURCE, type IpcAdapterMessage, type RoomsMessage } from "./ipc-messages";
 
@@ -51,15 +51,6 @@ export interface IpcStats extends IpcLinkStats {
 
 export interface ShardedIpcAdapterStats extends ShardedAdapterStats {
   readonly ipc: IpcStats;
-}
-
-/** The parts of ClusterAdapterWithHeartbeat that its typings keep private. */
-interface HeartbeatInternals {
-  nodesMap: Map<string, number>;
-  customRequests: Map<
-    string,
-    { type: MessageType; timeout: NodeJS.Timeout; resolve: (...args: unknown[]) => void; responses: unknown[] }
-  >;
 }
 
 const heartbeatFetchSockets = ClusterAdapterWithHeartbeat.prototype.fetchSockets as (this: ShardedIpcAdapter, opts: BroadcastOptions) => Promise<unknown[]>;
