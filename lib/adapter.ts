@@ -6,7 +6,8 @@ import { MembershipIndex } from "./membership-index";
 import { resolveOptions, type ResolvedOptions } from "./options";
 import { RecoveryStore, type PacketDecoder, type SessionToPersist } from "./recovery-store";
 import { ShardPool, type PoolStats } from "./shard-pool";
-import { isUwsEngine, UwsTopics, type EngineConnection, type UwsStats } from "./uws-topics";
+import { attachedApp, watchAttachApp } from "./uws-app";
+import { isUwsEngine, UwsTopics, type TrackedSocket, type UwsStats } from "./uws-topics";
 import { RoomsView, SidsView, SocketRoomsView } from "./views";
 
 const debug = createDebug("socket.io-sharded-adapter");
@@ -159,6 +160,8 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       this.rooms = new RoomsView(this.index);
       this.sids = new SidsView(this.index);
       const server = nsp.server as unknown as ServerInternals;
+      // Before `attachApp`, as socket.io builds the main namespace's adapter in its constructor.
+      watchAttachApp(server);
       const recovery = server.opts.connectionStateRecovery;
       this.recovery = recovery && !context.clustered
         ? new RecoveryStore(recovery.maxDisconnectionDuration ?? 2 * 60 * 1000, () => new server._parser.Decoder())
@@ -179,7 +182,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       if (uws !== undefined && !uws.isTracked(slot)) {
         // Subscribed once registered in the namespace (its own-id join), as only registered sockets are written to.
         const socket = this.nsp.sockets.get(id);
-        if (socket !== undefined) uws.track(slot, socket.conn as unknown as EngineConnection);
+        if (socket !== undefined) uws.track(slot, socket as unknown as TrackedSocket);
       }
       if (rooms.size > 1) index.warmJoins(slot, rooms);
       for (const room of rooms) {
@@ -260,7 +263,8 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
      * its own (and a cluster base's would publish to the other nodes again).
      * On `attachApp` (see uws-topics.ts), a broadcast without acks or
      * `volatile` is one uWS publish, and only the sockets it cannot reach
-     * (polling, base64, the publisher itself) are written here.
+     * (polling, base64, a publisher socket) are written here, and those with
+     * outgoing listeners visited.
      */
     private deliverBroadcast(packet: BroadcastPacket, opts: BroadcastOptions): void {
       const flags = opts.flags ?? {};
@@ -298,7 +302,10 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       // The uWS websocket transport never compresses, so the publish need not either.
       const publisher = uws.publish(roomId, encoded);
       // What the publish does not do: notify outgoing listeners, write the
-      // publisher and the sockets not on a uWS websocket.
+      // publisher and the sockets not on a uWS websocket. Most often there
+      // is none of them among the recipients (counted as they join), and the
+      // publish was all: no recipient is visited.
+      if (!uws.leavesWorkIn(roomId)) return;
       if (roomId === -1 || index.roomSize(roomId) >= this.pool.offloadThreshold) {
         return this.applyToRecipients(opts, (socket, slot) => {
           if (slot === publisher || !uws.publishesTo(slot)) return writeBroadcast(socket, packet, encoded, packetOpts);
@@ -418,7 +425,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         sharedMemoryBytes: this.index.sharedBytes,
         recovery: this.recovery?.size ?? { packets: 0, sessions: 0, bytes: 0 },
         pool: this.pool.stats(),
-        uws: this.uws?.stats() ?? { publishes: 0, subscribedSockets: 0 },
+        uws: this.uws?.stats() ?? { publishes: 0, subscribedSockets: 0, throughApp: false },
       };
     }
 
@@ -529,7 +536,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       const engine = (this.nsp.server as unknown as ServerInternals).engine;
       if (engine === undefined) return undefined;
       this.uwsDecided = true;
-      return (this.uws = isUwsEngine(engine) ? new UwsTopics(this.index) : undefined);
+      return (this.uws = isUwsEngine(engine) ? new UwsTopics(this.index, attachedApp(this.nsp.server)) : undefined);
     }
 
     /** Packet encoding as socket.io-adapter's, recording the result for connection state recovery. */

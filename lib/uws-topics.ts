@@ -20,13 +20,21 @@
  * - a socket is subscribed only once registered in the namespace, as the
  *   in-memory adapter writes only to registered sockets.
  *
- * The app itself is not reachable from socket.io or engine.io once attached,
- * so the publish goes through one subscribed websocket of the namespace (the
- * "publisher"); uWS never echoes a publish to its publisher, so the adapter
- * writes that one socket itself when it is a recipient.
+ * The publish goes through the uWS app, recorded when `attachApp` was called
+ * (uws-app.ts). An adapter set after `attachApp` cannot know the app: it
+ * publishes through one subscribed websocket of the namespace (the
+ * "publisher"), and as uWS never echoes a publish to its publisher, writes
+ * that one socket itself when it is a recipient.
+ *
+ * A publish does all there is to do for a room whose members are all on uWS
+ * websockets and have no `onAnyOutgoing` listeners: the members that need
+ * the adapter after a publish are counted per room (and in the namespace),
+ * so that the adapter visits a room's members only when one of them does.
  */
 import type { EventEmitter } from "node:events";
 import type { MembershipIndex } from "./membership-index";
+import { hasOutgoingListeners, watchOutgoingListeners, type OutgoingListenerSocket } from "./outgoing-listeners";
+import type { UwsApp } from "./uws-app";
 
 /** The part of a uWebSockets.js WebSocket used here. */
 export interface UwsWebSocket {
@@ -54,6 +62,8 @@ export interface UwsStats {
   readonly publishes: number;
   /** Sockets of this namespace subscribed to topics (on a uWS websocket). */
   readonly subscribedSockets: number;
+  /** Whether publishes go through the uWS app (recorded at `attachApp`), not through one subscribed websocket. */
+  readonly throughApp: boolean;
 }
 
 /**
@@ -82,6 +92,12 @@ let adapterSerial = 0;
 /** Engine.IO's "message" packet type, in front of a text frame. */
 const MESSAGE_PREFIX = "4";
 
+
+/** A socket as {@link UwsTopics.track} takes it: socket.io's Socket, as far as read here. */
+export interface TrackedSocket extends OutgoingListenerSocket {
+  readonly conn: EngineConnection;
+}
+
 export class UwsTopics {
   private readonly prefix: string;
   private readonly everyoneTopic: string;
@@ -95,11 +111,27 @@ export class UwsTopics {
   /** The connection of each registered slot, tracked or waiting for an upgrade. */
   private readonly connBySlot: (EngineConnection | undefined)[] = [];
   private readonly upgradeListeners = new Map<number, () => void>();
+  /** Stops watching the outgoing listeners of each tracked slot's socket. */
+  private readonly unwatchBySlot: ((() => void) | undefined)[] = [];
+  /** Whether each tracked slot's socket has outgoing listeners. */
+  private readonly listeningBySlot: boolean[] = [];
+  /**
+   * Whether each tracked slot needs the adapter after a publish: the publish
+   * does not reach it (polling, base64), or it has outgoing listeners to call.
+   */
+  private readonly visitBySlot: boolean[] = [];
+  /** How many of each room's members, and of the namespace's sockets, need the adapter after a publish. */
+  private readonly visitsByRoom: number[] = [];
+  private visits = 0;
   private publisherSlot = -1;
   private subscribed = 0;
   private publishes = 0;
 
-  constructor(private readonly index: MembershipIndex) {
+  /** With `app` (recorded at `attachApp`), publishes go through it; otherwise through one subscribed websocket. */
+  constructor(
+    private readonly index: MembershipIndex,
+    private readonly app: UwsApp | undefined,
+  ) {
     this.prefix = `\x1esharded${adapterSerial++}\x1f`;
     this.everyoneTopic = `${this.prefix}*`;
     this.oneOffTopic = `${this.prefix}~`;
@@ -115,25 +147,44 @@ export class UwsTopics {
   }
 
   /**
+   * Whether, after a publish to `roomId` (to everyone with -1), some socket
+   * needs the adapter: one to write (not on a uWS websocket, or the publisher)
+   * or one with outgoing listeners. Otherwise the publish did everything.
+   */
+  leavesWorkIn(roomId: number): boolean {
+    if (this.app === undefined) return true; // the publisher, if a recipient, is written per socket
+    return roomId === -1 ? this.visits > 0 : (this.visitsByRoom[roomId] ?? 0) > 0;
+  }
+
+  /**
    * Starts keeping `slot`'s subscriptions, once its socket is registered in
    * the namespace: subscribes it now on a uWS websocket, or at the upgrade of
    * its polling connection.
    */
-  track(slot: number, conn: EngineConnection): void {
+  track(slot: number, socket: TrackedSocket): void {
+    const conn = socket.conn;
     this.connBySlot[slot] = conn;
-    if (this.subscribeAll(slot, conn.transport)) return;
-    if (conn.transport.name === "websocket") return; // a websocket publish cannot reach (base64)
-    const onUpgrade = (): void => {
-      this.upgradeListeners.delete(slot);
-      if (this.connBySlot[slot] === conn) this.subscribeAll(slot, conn.transport);
-    };
-    this.upgradeListeners.set(slot, onUpgrade);
-    conn.once("upgrade", onUpgrade);
+    this.listeningBySlot[slot] = hasOutgoingListeners(socket);
+    this.unwatchBySlot[slot] = watchOutgoingListeners(socket, (listening) => {
+      this.listeningBySlot[slot] = listening;
+      this.updateVisit(slot);
+    });
+    // Not on a websocket a publish can reach (base64), or waiting for an upgrade.
+    if (!this.subscribeAll(slot, conn.transport) && conn.transport.name !== "websocket") {
+      const onUpgrade = (): void => {
+        this.upgradeListeners.delete(slot);
+        if (this.connBySlot[slot] === conn && this.subscribeAll(slot, conn.transport)) this.updateVisit(slot);
+      };
+      this.upgradeListeners.set(slot, onUpgrade);
+      conn.once("upgrade", onUpgrade);
+    }
+    this.updateVisit(slot);
   }
 
   /** `slot` joined `roomId` (called before listeners hear of it). */
   joined(slot: number, roomId: number): void {
     this.wsBySlot[slot]?.subscribe(this.topicOf(roomId));
+    if (this.visitBySlot[slot] === true) this.visitsByRoom[roomId] = (this.visitsByRoom[roomId] ?? 0) + 1;
   }
 
   /** `slot` left `roomId` (called before the room id can be freed and reused). */
@@ -141,6 +192,7 @@ export class UwsTopics {
     const ws = this.wsBySlot[slot];
     // uWS drops a closed websocket's subscriptions itself, and throws if it is used.
     if (ws !== undefined && this.isOpen(slot)) ws.unsubscribe(this.topicOf(roomId));
+    if (this.visitBySlot[slot] === true) this.visitsByRoom[roomId]--;
   }
 
   /** `slot`'s socket leaves the namespace (after leaving its rooms). */
@@ -152,6 +204,9 @@ export class UwsTopics {
       conn.off("upgrade", onUpgrade);
       this.upgradeListeners.delete(slot);
     }
+    this.unwatchBySlot[slot]?.();
+    this.unwatchBySlot[slot] = undefined;
+    this.listeningBySlot[slot] = false;
     const ws = this.wsBySlot[slot];
     if (ws !== undefined) {
       if (this.isOpen(slot)) ws.unsubscribe(this.everyoneTopic);
@@ -160,19 +215,28 @@ export class UwsTopics {
       this.subscribed--;
     }
     this.connBySlot[slot] = undefined;
+    this.updateVisit(slot);
     if (slot === this.publisherSlot) this.publisherSlot = -1;
   }
 
   /**
    * Publishes `encoded` (socket.io-parser's output for one packet) to the
-   * subscribers of `roomId` (of everyone with -1). Returns the publisher's
-   * slot, which the publish does not reach, or -1 if nothing was published
-   * (no socket of the namespace is subscribed).
+   * subscribers of `roomId` (of everyone with -1). Returns the slot of the
+   * publisher socket, which the publish does not reach, or -1 (published
+   * through the app, or nothing published: no socket of the namespace is
+   * subscribed).
    */
   publish(roomId: number, encoded: readonly unknown[]): number {
+    const topic = roomId === -1 ? this.everyoneTopic : this.topicOf(roomId);
+    if (this.app !== undefined) {
+      if (this.subscribed === 0) return -1;
+      this.send(this.app, topic, encoded);
+      this.publishes++;
+      return -1;
+    }
     const publisher = this.publisher();
     if (publisher === -1) return -1;
-    this.send(publisher, roomId === -1 ? this.everyoneTopic : this.topicOf(roomId), encoded);
+    this.send(this.wsBySlot[publisher] as UwsWebSocket, topic, encoded);
     this.publishes++;
     return publisher;
   }
@@ -189,15 +253,15 @@ export class UwsTopics {
   publishToEach(slots: readonly number[], count: number, encoded: readonly unknown[]): number[] {
     const missed: number[] = [];
     if (count === 0) return missed;
-    const publisher = this.publisher();
-    if (publisher === -1) return slots.slice(0, count);
+    const publisher = this.app === undefined ? this.publisher() : -1;
+    if (this.app === undefined && publisher === -1) return slots.slice(0, count);
     const topic = this.oneOffTopic;
     for (let i = 0; i < count; i++) {
       const slot = slots[i];
       if (slot === publisher || !this.isOpen(slot)) missed.push(slot);
       else (this.wsBySlot[slot] as UwsWebSocket).subscribe(topic);
     }
-    this.send(publisher, topic, encoded);
+    this.send(this.app ?? (this.wsBySlot[publisher] as UwsWebSocket), topic, encoded);
     for (let i = 0; i < count; i++) {
       const slot = slots[i];
       if (slot !== publisher && this.isOpen(slot)) (this.wsBySlot[slot] as UwsWebSocket).unsubscribe(topic);
@@ -207,26 +271,28 @@ export class UwsTopics {
   }
 
   stats(): UwsStats {
-    return { publishes: this.publishes, subscribedSockets: this.subscribed };
+    return { publishes: this.publishes, subscribedSockets: this.subscribed, throughApp: this.app !== undefined };
   }
 
   /** Drops every subscription (the adapter closes; its sockets are gone or going). */
   clear(): void {
     for (const [slot, onUpgrade] of this.upgradeListeners) this.connBySlot[slot]?.off("upgrade", onUpgrade);
     this.upgradeListeners.clear();
+    for (const unwatch of this.unwatchBySlot) unwatch?.();
     for (let slot = 0; slot < this.wsBySlot.length; slot++) {
       if (this.wsBySlot[slot] !== undefined && this.isOpen(slot)) this.wsBySlot[slot]?.unsubscribe(this.everyoneTopic);
     }
     this.wsBySlot.length = this.transportBySlot.length = this.connBySlot.length = 0;
+    this.unwatchBySlot.length = this.listeningBySlot.length = this.visitBySlot.length = this.visitsByRoom.length = 0;
+    this.visits = 0;
     this.publisherSlot = -1;
     this.subscribed = 0;
   }
 
-  private send(publisher: number, topic: string, encoded: readonly unknown[]): void {
-    const ws = this.wsBySlot[publisher] as UwsWebSocket;
+  private send(through: UwsApp | UwsWebSocket, topic: string, encoded: readonly unknown[]): void {
     for (const part of encoded) {
-      if (typeof part === "string") ws.publish(topic, MESSAGE_PREFIX + part, false, false);
-      else ws.publish(topic, part as ArrayBuffer | ArrayBufferView, true, false);
+      if (typeof part === "string") through.publish(topic, MESSAGE_PREFIX + part, false, false);
+      else through.publish(topic, part as ArrayBuffer | ArrayBufferView, true, false);
     }
   }
 
@@ -239,6 +305,16 @@ export class UwsTopics {
     ws.subscribe(this.everyoneTopic);
     for (const roomId of this.index.socketRoomIds(slot)) ws.subscribe(this.topicOf(roomId));
     return true;
+  }
+
+  /** Counts `slot` in its rooms' and the namespace's visits if it needs the adapter after a publish, out of them if not. */
+  private updateVisit(slot: number): void {
+    const visit = this.connBySlot[slot] !== undefined && (this.wsBySlot[slot] === undefined || this.listeningBySlot[slot] === true);
+    if (visit === (this.visitBySlot[slot] === true)) return;
+    this.visitBySlot[slot] = visit;
+    const step = visit ? 1 : -1;
+    this.visits += step;
+    for (const roomId of this.index.socketRoomIds(slot)) this.visitsByRoom[roomId] = (this.visitsByRoom[roomId] ?? 0) + step;
   }
 
   /** A subscribed slot whose websocket is open, or -1. */

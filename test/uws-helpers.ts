@@ -243,3 +243,20 @@ export function installWithSecondAdapterCopy(): { packageDir: string; env: NodeJ
     remove: () => rmSync(root, { recursive: true, force: true }),
   };
 }
+
+/**
+ * Counts the packets written to `socket` one by one (through its client's
+ * engine.io connection), as opposed to published to a uWS topic. A broadcast
+ * writes synchronously: read the count right after the emits, before
+ * anything else (such as settle()) writes to the socket.
+ */
+export function countPerSocketWrites(socket: import("socket.io").Socket): () => number {
+  const client = socket.client as unknown as { writeToEngine(...args: unknown[]): void };
+  const write = client.writeToEngine;
+  let writes = 0;
+  client.writeToEngine = function (this: unknown, ...args: unknown[]): void {
+    writes++;
+    write.apply(this, args);
+  };
+  return () => writes;
+}

@@ -7,8 +7,9 @@
  *
  * Prints one JSON line: the scenario result, whether socket.io's
  * `Adapter.prototype.broadcast` was already patched when the adapter package
- * loaded, whether it was not loaded before (nothing here imports it), and
- * whether the package uses socket.io's copy of socket.io-adapter.
+ * loaded, whether it was not loaded before (nothing here imports it),
+ * whether the package uses socket.io's copy of socket.io-adapter, and whether
+ * the adapter of "/" published through the uWS app (null for in-memory).
  */
 import { Adapter } from "socket.io-adapter";
 import { runBroadcastScenario, startUwsServer, type AdapterOption } from "./uws-helpers";
@@ -38,11 +39,12 @@ async function main(): Promise<void> {
       : order === "before"
         ? await startUwsServer(makeAdapter())
         : await startUwsServer(undefined, {}, makeAdapter);
-  const stats = (): number | null => {
-    const adapter = server.io.of("/").adapter as unknown as { stats?: () => { uws?: { publishes: number } } };
-    return typeof adapter.stats === "function" ? (adapter.stats().uws?.publishes ?? null) : null;
+  const uwsStats = (): { publishes: number; throughApp: boolean } | null => {
+    const adapter = server.io.of("/").adapter as unknown as { stats?: () => { uws?: { publishes: number; throughApp: boolean } } };
+    return typeof adapter.stats === "function" ? (adapter.stats().uws ?? null) : null;
   };
-  const result = await runBroadcastScenario(server, stats);
+  const result = await runBroadcastScenario(server, () => uwsStats()?.publishes ?? null);
+  const throughApp = uwsStats()?.throughApp ?? null;
   let sameAdapterCopy: boolean | null = null;
   if (loaded !== undefined) {
     let proto: object | null = loaded.ShardedAdapter.prototype;
@@ -50,7 +52,7 @@ async function main(): Promise<void> {
     sameAdapterCopy = proto === Adapter.prototype;
   }
   await server.close();
-  process.stdout.write(`${JSON.stringify({ result, patchedAtLoad, loadedFresh, sameAdapterCopy })}\n`);
+  process.stdout.write(`${JSON.stringify({ result, patchedAtLoad, loadedFresh, sameAdapterCopy, throughApp })}\n`);
   process.exit(0);
 }
 

@@ -19,8 +19,8 @@ import type { Socket } from "socket.io";
 import { io as connect, type Socket as ClientSocket } from "socket.io-client";
 import { createAdapter, type ShardedAdapter } from "../lib/index";
 import { until } from "./api-helpers";
-import { REPO_ROOT, runNode, settle, waitConnected } from "./helpers";
-import { connectClient, installWithSecondAdapterCopy, startUwsServer, type AdapterOption, type ScenarioResult } from "./uws-helpers";
+import { REPO_ROOT, runNode, serverSocketOf, settle, waitConnected } from "./helpers";
+import { connectClient, countPerSocketWrites, installWithSecondAdapterCopy, startUwsServer, type AdapterOption, type ScenarioResult } from "./uws-helpers";
 
 const CHILD = join(REPO_ROOT, "dist", "test", "uws-scenario-child.js");
 const PACKAGE = join(REPO_ROOT, "dist", "lib", "index.js");
@@ -30,6 +30,7 @@ interface ChildOutput {
   patchedAtLoad: boolean;
   loadedFresh: boolean;
   sameAdapterCopy: boolean | null;
+  throughApp: boolean | null;
 }
 
 async function runScenario(args: string[], env?: NodeJS.ProcessEnv): Promise<ChildOutput> {
@@ -99,6 +100,8 @@ test("uWS: every broadcast shape in every load order, as the in-memory adapter d
         assert.equal(output.loadedFresh, true, "the package was loaded before the child meant to");
         assert.equal(output.patchedAtLoad, order === "after", "socket.io's patch of Adapter.prototype at load time");
         assert.equal(output.sameAdapterCopy, copies === 1, "whether the package uses socket.io's socket.io-adapter");
+        // Set before attachApp, the adapter knows the app; set after, it publishes through a websocket.
+        assert.equal(output.throughApp, order === "before", "whether the adapter publishes through the uWS app");
         const { connectedOn } = output.result;
         assert.equal(connectedOn.upgrade, "polling", "the upgrading client joins its rooms before its upgrade");
         assert.equal(connectedOn.ws, "websocket");
@@ -232,4 +235,97 @@ test("uWS: onAnyOutgoing listeners hear each published broadcast once, as with p
     ["room", "everyone", "union"],
   ]);
   assert.deepEqual(got, heard, "what the listeners heard is what the clients got");
+});
+
+for (const setAfterAttach of [false, true]) {
+  const how = setAfterAttach ? "set after attachApp: through one websocket" : "set before attachApp: through the app";
+  test(`uWS, adapter ${how}; polling clients written once each`, { timeout: 120_000 }, async (t) => {
+    const adapterOption = (): AdapterOption => createAdapter({ workers: 1 }) as unknown as AdapterOption;
+    const server = setAfterAttach ? await startUwsServer(undefined, {}, adapterOption) : await startUwsServer(adapterOption());
+    t.after(() => server.close());
+    const { io } = server;
+    io.on("connection", (socket: Socket) => socket.join("a"));
+    const clients = [connectClient(server.url, "websocket", {}), connectClient(server.url, "websocket", {}), connectClient(server.url, "polling", {})];
+    t.after(() => clients.forEach((client) => client.disconnect()));
+    await Promise.all(clients.map((client) => waitConnected(client)));
+    const adapter = io.of("/").adapter as unknown as ShardedAdapter;
+    await until(() => adapter.stats().uws.subscribedSockets === 2, "both websocket clients subscribed");
+    assert.equal(adapter.stats().uws.throughApp, !setAfterAttach);
+    const got = clients.map(() => [] as unknown[]);
+    clients.forEach((client, i) => client.on("e", (value: unknown) => got[i].push(value)));
+    const writes = clients.map((client) => countPerSocketWrites(serverSocketOf(io, client)));
+
+    const before = adapter.stats().uws.publishes;
+    io.to("a").emit("e", "room");
+    io.emit("e", "everyone");
+    clients.forEach((client, i) => io.to(client.id as string).emit("e", `own ${i}`));
+    const written = writes.map((count) => count());
+    assert.equal(adapter.stats().uws.publishes - before, 5, "each broadcast published once");
+    assert.equal(written[2], 3, "the polling client is written each broadcast");
+    if (setAfterAttach) {
+      // uWS does not send a publish back to its publisher: it is written per socket, each broadcast to it once.
+      assert.deepEqual([...written.slice(0, 2)].sort(), [0, 3], "one websocket (the publisher) written per socket");
+    } else {
+      assert.deepEqual(written.slice(0, 2), [0, 0], "no websocket client written per socket");
+    }
+    await settle(io, clients);
+    assert.deepEqual(got, [0, 1, 2].map((i) => ["room", "everyone", `own ${i}`]), "each client got each broadcast once");
+  });
+}
+
+test("uWS: published broadcasts call onAnyOutgoing listeners added before or after connection, and not once removed", { timeout: 120_000 }, async (t) => {
+  const server = await startUwsServer(createAdapter({ workers: 1 }) as unknown as AdapterOption);
+  t.after(() => server.close());
+  const { io } = server;
+  const heard = new Map<string, unknown[]>();
+  const listenerOf = new Map<string, (event: string, value: unknown) => void>();
+  const listen = (socket: Socket, label: string): void => {
+    heard.set(label, heard.get(label) ?? []);
+    const listener = (event: string, value: unknown): void => {
+      if (event === "e") heard.get(label)?.push(value);
+    };
+    listenerOf.set(label, listener);
+    socket.onAnyOutgoing(listener);
+  };
+  // A listener added before the socket is registered in the namespace (and subscribed).
+  io.use((socket, next) => {
+    if ((socket.handshake.auth as { early?: boolean }).early) listen(socket, "early");
+    next();
+  });
+  io.on("connection", (socket: Socket) => socket.join("a"));
+  const early = connectClient(server.url, "websocket", { early: true });
+  const late = connectClient(server.url, "websocket", {});
+  const clients = [early, late];
+  t.after(() => clients.forEach((client) => client.disconnect()));
+  await Promise.all(clients.map((client) => waitConnected(client)));
+  const adapter = io.of("/").adapter as unknown as ShardedAdapter;
+  await until(() => adapter.stats().uws.subscribedSockets === 2, "both clients subscribed");
+  assert.equal(adapter.stats().uws.throughApp, true);
+  const got = clients.map(() => [] as unknown[]);
+  clients.forEach((client, i) => client.on("e", (value: unknown) => got[i].push(value)));
+  const before = adapter.stats().uws.publishes;
+  const earlySocket = serverSocketOf(io, early);
+  const lateSocket = serverSocketOf(io, late);
+
+  io.to("a").emit("e", 1);
+  io.to(late.id as string).emit("e", "own late 1");
+  listen(lateSocket, "late");
+  io.to("a").emit("e", 2);
+  io.to(late.id as string).emit("e", "own late 2");
+  io.emit("e", "everyone 3");
+  earlySocket.offAnyOutgoing(listenerOf.get("early"));
+  io.to("a").emit("e", 4);
+  lateSocket.offAnyOutgoing();
+  io.to("a").emit("e", 5);
+  io.emit("e", "everyone 6");
+  assert.equal(adapter.stats().uws.publishes - before, 8, "each broadcast published");
+  await settle(io, clients);
+  assert.deepEqual(Object.fromEntries(heard), {
+    early: [1, 2, "everyone 3"],
+    late: [2, "own late 2", "everyone 3", 4],
+  });
+  assert.deepEqual(got, [
+    [1, 2, "everyone 3", 4, 5, "everyone 6"],
+    [1, "own late 1", 2, "own late 2", "everyone 3", 4, 5, "everyone 6"],
+  ]);
 });
