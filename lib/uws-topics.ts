@@ -33,7 +33,7 @@
  */
 import type { EventEmitter } from "node:events";
 import type { MembershipIndex } from "./membership-index";
-import { hasOutgoingListeners, watchOutgoingListeners, type OutgoingListenerSocket } from "./outgoing-listeners";
+import { unwatchOutgoingListeners, watchOutgoingListeners, type OutgoingListenerSocket, type OutgoingListenerWatcher } from "./outgoing-listeners";
 import type { UwsApp } from "./uws-app";
 
 /** The part of a uWebSockets.js WebSocket used here. */
@@ -98,7 +98,7 @@ export interface TrackedSocket extends OutgoingListenerSocket {
   readonly conn: EngineConnection;
 }
 
-export class UwsTopics {
+export class UwsTopics implements OutgoingListenerWatcher {
   private readonly prefix: string;
   private readonly everyoneTopic: string;
   /** The topic of one union or except broadcast, left by all right after its publish. */
@@ -111,8 +111,8 @@ export class UwsTopics {
   /** The connection of each registered slot, tracked or waiting for an upgrade. */
   private readonly connBySlot: (EngineConnection | undefined)[] = [];
   private readonly upgradeListeners = new Map<number, () => void>();
-  /** Stops watching the outgoing listeners of each tracked slot's socket. */
-  private readonly unwatchBySlot: ((() => void) | undefined)[] = [];
+  /** The socket of each tracked slot, whose outgoing listeners are watched. */
+  private readonly socketBySlot: (TrackedSocket | undefined)[] = [];
   /** Whether each tracked slot's socket has outgoing listeners. */
   private readonly listeningBySlot: boolean[] = [];
   /**
@@ -164,11 +164,8 @@ export class UwsTopics {
   track(slot: number, socket: TrackedSocket): void {
     const conn = socket.conn;
     this.connBySlot[slot] = conn;
-    this.listeningBySlot[slot] = hasOutgoingListeners(socket);
-    this.unwatchBySlot[slot] = watchOutgoingListeners(socket, (listening) => {
-      this.listeningBySlot[slot] = listening;
-      this.updateVisit(slot);
-    });
+    this.socketBySlot[slot] = socket;
+    this.listeningBySlot[slot] = watchOutgoingListeners(socket, this, slot);
     // Not on a websocket a publish can reach (base64), or waiting for an upgrade.
     if (!this.subscribeAll(slot, conn.transport) && conn.transport.name !== "websocket") {
       const onUpgrade = (): void => {
@@ -204,8 +201,9 @@ export class UwsTopics {
       conn.off("upgrade", onUpgrade);
       this.upgradeListeners.delete(slot);
     }
-    this.unwatchBySlot[slot]?.();
-    this.unwatchBySlot[slot] = undefined;
+    const socket = this.socketBySlot[slot];
+    if (socket !== undefined) unwatchOutgoingListeners(socket);
+    this.socketBySlot[slot] = undefined;
     this.listeningBySlot[slot] = false;
     const ws = this.wsBySlot[slot];
     if (ws !== undefined) {
@@ -217,6 +215,13 @@ export class UwsTopics {
     this.connBySlot[slot] = undefined;
     this.updateVisit(slot);
     if (slot === this.publisherSlot) this.publisherSlot = -1;
+  }
+
+  /** A tracked socket (`slot` is its slot) got its first outgoing listener, or lost its last. */
+  outgoingListenersChanged(slot: number, listening: boolean): void {
+    if (this.socketBySlot[slot] === undefined) return;
+    this.listeningBySlot[slot] = listening;
+    this.updateVisit(slot);
   }
 
   /**
@@ -278,12 +283,12 @@ export class UwsTopics {
   clear(): void {
     for (const [slot, onUpgrade] of this.upgradeListeners) this.connBySlot[slot]?.off("upgrade", onUpgrade);
     this.upgradeListeners.clear();
-    for (const unwatch of this.unwatchBySlot) unwatch?.();
+    for (const socket of this.socketBySlot) if (socket !== undefined) unwatchOutgoingListeners(socket);
     for (let slot = 0; slot < this.wsBySlot.length; slot++) {
       if (this.wsBySlot[slot] !== undefined && this.isOpen(slot)) this.wsBySlot[slot]?.unsubscribe(this.everyoneTopic);
     }
     this.wsBySlot.length = this.transportBySlot.length = this.connBySlot.length = 0;
-    this.unwatchBySlot.length = this.listeningBySlot.length = this.visitBySlot.length = this.visitsByRoom.length = 0;
+    this.socketBySlot.length = this.listeningBySlot.length = this.visitBySlot.length = this.visitsByRoom.length = 0;
     this.visits = 0;
     this.publisherSlot = -1;
     this.subscribed = 0;

@@ -270,6 +270,19 @@ for (const setAfterAttach of [false, true]) {
     }
     await settle(io, clients);
     assert.deepEqual(got, [0, 1, 2].map((i) => ["room", "everyone", `own ${i}`]), "each client got each broadcast once");
+
+    // A namespace made after attachApp publishes the same way (its adapter finds the app recorded, or not).
+    const otherNsp = io.of("/other");
+    const other = connectClient(`${server.url}/other`, "websocket", {});
+    t.after(() => other.disconnect());
+    await waitConnected(other);
+    const otherGot: unknown[] = [];
+    other.on("e", (value: unknown) => otherGot.push(value));
+    const otherAdapter = otherNsp.adapter as unknown as ShardedAdapter;
+    otherNsp.emit("e", "other");
+    assert.deepEqual(otherAdapter.stats().uws, { publishes: 1, subscribedSockets: 1, throughApp: !setAfterAttach });
+    await settle(io, [other], "/other");
+    assert.deepEqual(otherGot, ["other"]);
   });
 }
 
