@@ -3,6 +3,7 @@ import createDebug from "debug";
 import { Adapter, type BroadcastOptions, type PrivateSessionId, type Room, type Session, type SocketId } from "socket.io-adapter";
 import type { Namespace, Socket } from "socket.io";
 import { MembershipIndex } from "./membership-index";
+import { NONE } from "./shared-tables";
 import { resolveOptions, type ResolvedOptions } from "./options";
 import { RecoveryStore, type PacketDecoder, type SessionToPersist } from "./recovery-store";
 import { ShardPool, type PoolStats } from "./shard-pool";
@@ -64,6 +65,8 @@ interface PacketOptions {
   preEncoded: true;
   volatile: boolean | undefined;
   compress: boolean | undefined;
+  /** The websocket frame socket.io-adapter's `_encode` precomputes (when `ws` is installed). */
+  wsPreEncodedFrame?: unknown;
 }
 
 /** A packet as socket.io hands it to `broadcast` (socket.io-parser's Packet). */
@@ -270,6 +273,12 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       const uws = this.uwsTopics();
       // A volatile packet is dropped for a socket that cannot take it now: only a write per socket can tell.
       if (uws === undefined || flags.volatile) {
+        const sole = this.soleRecipientOf(opts);
+        if (sole !== NONE) {
+          const socket = this.registeredSocketAt(sole);
+          if (socket !== undefined) writeBroadcast(socket, packet, encoded, packetOpts);
+          return;
+        }
         return this.applyToRecipients(opts, (socket) => writeBroadcast(socket, packet, encoded, packetOpts));
       }
       if (opts.rooms.size > 1 || (opts.except?.size ?? 0) > 0) {
@@ -449,6 +458,12 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     applyToRecipients(opts: BroadcastOptions, callback: (socket: Socket, slot: number) => void): void {
       const inAnyOrder = this.nextApplyInAnyOrder;
       this.nextApplyInAnyOrder = false;
+      const sole = this.soleRecipientOf(opts);
+      if (sole !== NONE) {
+        const socket = this.registeredSocketAt(sole);
+        if (socket !== undefined) callback(socket, sole);
+        return;
+      }
       const index = this.index;
       let roomId: number | undefined;
       if (opts.rooms.size === 1 && !opts.except?.size) {
@@ -480,6 +495,30 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       } finally {
         index.returnRecipients(out);
       }
+    }
+
+    /**
+     * The one socket `opts` selects when it names a socket's own-id room whose
+     * only member is that socket (`io.to(socketId)`, `socket.emit()` with
+     * connection state recovery on), else NONE (also when it is excluded,
+     * which the general path then finds): no query, no recipients buffer.
+     */
+    private soleRecipientOf(opts: BroadcastOptions): number {
+      if (opts.rooms.size !== 1) return NONE;
+      const index = this.index;
+      const slot = index.soleOwnerOf(opts.rooms.values().next().value as Room);
+      if (slot === NONE || !opts.except?.size) return slot;
+      for (const room of opts.except) {
+        // Most often a socket id (socket.to(otherId)): its sole member is the one that can be excluded.
+        const owner = index.soleOwnerOf(room);
+        if (owner !== NONE) {
+          if (owner === slot) return NONE;
+          continue;
+        }
+        const roomId = index.roomIdOf(room);
+        if (roomId !== undefined && index.has(slot, roomId)) return NONE;
+      }
+      return slot;
     }
 
     /** Calls `callback` with the Socket of each slot that is registered in the namespace. */
@@ -533,13 +572,13 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     }
 
     /** Packet encoding as socket.io-adapter's, recording the result for connection state recovery. */
-    private encodeAndRecord(packet: BroadcastPacket, packetOpts: object): unknown[] {
+    private encodeAndRecord(packet: BroadcastPacket, packetOpts: PacketOptions): unknown[] {
       // uWS transports ignore the frame socket.io-adapter precomputes for `ws`: encode only.
       const encoded =
         this.uwsTopics() !== undefined
           ? (this.nsp.server as unknown as ServerInternals).encoder.encode(packet)
           : encodeInAdapter.call(this, packet, packetOpts);
-      this.recovery?.recordEncoded(encoded);
+      this.recovery?.recordEncoded(encoded, packetOpts);
       return encoded;
     }
 

@@ -202,12 +202,21 @@ export class MembershipIndex {
 
   /** Adds `slot` to `roomId`; false if it was already there. */
   join(slot: number, roomId: number): boolean {
-    return this.members.join(slot, roomId);
+    if (!this.members.join(slot, roomId)) return false;
+    if (roomId === this.slots.ownRoomOf(slot)) this.slots.setInOwnRoom(slot, true);
+    return true;
   }
 
   /** Removes `slot` from `roomId`; false if it was not there. */
   leave(slot: number, roomId: number): boolean {
-    return this.members.leave(slot, roomId);
+    if (!this.members.leave(slot, roomId)) return false;
+    if (roomId === this.slots.ownRoomOf(slot)) this.slots.setInOwnRoom(slot, false);
+    return true;
+  }
+
+  /** The slot of socket `room` if `room` is its own-id room and it is the only member, else NONE (see RoomTable). */
+  soleOwnerOf(room: Room): number {
+    return this.rooms.soleOwnerOf(room);
   }
 
   // ---- queries ----

@@ -60,6 +60,21 @@ export class RoomTable {
     return ownRoom === NONE ? undefined : ownRoom;
   }
 
+  /**
+   * The slot of the socket whose own-id room `room` is, when that socket is
+   * the room's only member (socket.io's own-id room as it comes), else NONE:
+   * a broadcast to a socket id then writes to that one socket. A room name
+   * is either in `roomIds` or the own-id room of a slot, never both, so the
+   * slot alone decides.
+   */
+  soleOwnerOf(room: Room): number {
+    if (typeof room !== "string") return NONE;
+    const slot = this.slots.slotOf(room);
+    if (slot === undefined) return NONE;
+    const roomId = this.slots.ownRoomIfMember(slot);
+    return roomId !== NONE && this.sizes[roomId] === 1 ? slot : NONE;
+  }
+
   nameOf(roomId: number): Room | undefined {
     return this.names.get(roomId);
   }
