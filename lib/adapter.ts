@@ -12,6 +12,8 @@ import { RoomsView, SidsView, SocketRoomsView } from "./views";
 
 const debug = createDebug("socket.io-sharded-adapter");
 
+const NO_SLOTS = new Int32Array(0);
+
 /** What {@link ShardedAdapter.stats} reports. */
 export interface ShardedAdapterStats {
   readonly namespace: string;
@@ -273,13 +275,26 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       const uws = this.uwsTopics();
       // A volatile packet is dropped for a socket that cannot take it now: only a write per socket can tell.
       if (uws === undefined || flags.volatile) {
+        // No apply() call here: one made by a listener during the writes is in order again.
+        this.nextApplyInAnyOrder = false;
         const sole = this.soleRecipientOf(opts);
         if (sole !== NONE) {
           const socket = this.registeredSocketAt(sole);
           if (socket !== undefined) writeBroadcast(socket, packet, encoded, packetOpts);
           return;
         }
-        return this.applyToRecipients(opts, (socket) => writeBroadcast(socket, packet, encoded, packetOpts));
+        // apply()'s steps with the write in the loop, not in a callback per recipient.
+        const out = this.index.borrowRecipients();
+        try {
+          const count = this.recipientsInAnyOrder(opts, out);
+          for (let i = 0; i < count; i++) {
+            const socket = this.registeredSocketAt(out[i]);
+            if (socket !== undefined) writeBroadcast(socket, packet, encoded, packetOpts);
+          }
+        } finally {
+          this.index.returnRecipients(out);
+        }
+        return;
       }
       if (opts.rooms.size > 1 || (opts.except?.size ?? 0) > 0) {
         // No topic has exactly these recipients: the websocket ones join one for this publish.
@@ -353,23 +368,21 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
 
     /**
      * This process's sockets that `opts` selects, in the in-memory adapter's
-     * order, with the result array made at its final size (an upper bound,
-     * trimmed): pushing a big room's sockets one by one costs more than
-     * finding them.
+     * order, filled in one loop (no callback per socket).
      */
     override fetchSockets(opts: BroadcastOptions): Promise<Socket[]> {
-      const index = this.index;
-      let bound = 0;
-      if (opts.rooms.size === 0) bound = index.socketCount;
-      for (const room of opts.rooms) {
-        const roomId = index.roomIdOf(room);
-        if (roomId !== undefined) bound += index.roomSize(roomId);
+      const sole = this.soleRecipientOf(opts);
+      if (sole !== NONE) {
+        const socket = this.registeredSocketAt(sole);
+        return Promise.resolve(socket === undefined ? [] : [socket]);
       }
-      const sockets = new Array<Socket>(Math.min(bound, index.socketCount));
+      const slots = this.recipientsInOrder(opts);
+      const sockets = new Array<Socket>(slots.length);
       let n = 0;
-      this.applyToRecipients(opts, (socket) => {
-        sockets[n++] = socket;
-      });
+      for (let i = 0; i < slots.length; i++) {
+        const socket = this.registeredSocketAt(slots[i]);
+        if (socket !== undefined) sockets[n++] = socket;
+      }
       sockets.length = n;
       return Promise.resolve(sockets);
     }
@@ -464,37 +477,48 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         if (socket !== undefined) callback(socket, sole);
         return;
       }
-      const index = this.index;
-      let roomId: number | undefined;
-      if (opts.rooms.size === 1 && !opts.except?.size) {
-        // One room, nothing excluded: its list already holds each member once,
-        // in join order within each shard (and the order of one socket is moot).
-        roomId = index.roomIdOf(opts.rooms.values().next().value as Room);
-        if (roomId === undefined) return;
-        const size = index.roomSize(roomId);
-        if (!(inAnyOrder ? size < this.pool.offloadThreshold : size <= 1)) roomId = undefined;
-      }
-      if (roomId === undefined && !inAnyOrder) {
-        const query = index.internQuery(opts.rooms, opts.except);
-        if (!query.everyone && query.rooms.length === 0) return;
-        const slots = index.collectOrdered(query);
+      if (!inAnyOrder) {
+        const slots = this.recipientsInOrder(opts);
         return this.deliver(slots, slots.length, callback);
       }
-      const out = index.borrowRecipients();
+      const out = this.index.borrowRecipients();
       try {
-        let count: number | undefined;
-        if (roomId !== undefined) {
-          count = index.membersOf(roomId, out);
-        } else {
-          const query = index.internQuery(opts.rooms, opts.except);
-          if (!query.everyone && query.rooms.length === 0) return;
-          if (query.cost >= this.pool.offloadThreshold && this.pool.running) count = this.pool.collect(index, query, out);
-          count ??= index.collectLocally(query, out);
-        }
-        this.deliver(out, count, callback);
+        this.deliver(out, this.recipientsInAnyOrder(opts, out), callback);
       } finally {
-        index.returnRecipients(out);
+        this.index.returnRecipients(out);
       }
+    }
+
+    /**
+     * The slots `opts` selects, in the in-memory adapter's order, in a fresh
+     * array (callbacks run while it is read may select again).
+     */
+    private recipientsInOrder(opts: BroadcastOptions): Int32Array {
+      const query = this.index.internQuery(opts.rooms, opts.except);
+      if (!query.everyone && query.rooms.length === 0) return NO_SLOTS;
+      return this.index.collectOrdered(query);
+    }
+
+    /**
+     * Writes the slots `opts` selects into `out` (a borrowed recipients
+     * buffer) in no particular order, computed by the shard workers with the
+     * main thread when the selection is big; returns how many.
+     */
+    private recipientsInAnyOrder(opts: BroadcastOptions, out: Int32Array): number {
+      const index = this.index;
+      if (opts.rooms.size === 1 && !opts.except?.size) {
+        // One room, nothing excluded: its list already holds each member once.
+        const roomId = index.roomIdOf(opts.rooms.values().next().value as Room);
+        if (roomId === undefined) return 0;
+        if (index.roomSize(roomId) < this.pool.offloadThreshold) return index.membersOf(roomId, out);
+      }
+      const query = index.internQuery(opts.rooms, opts.except);
+      if (!query.everyone && query.rooms.length === 0) return 0;
+      if (query.cost >= this.pool.offloadThreshold && this.pool.running) {
+        const count = this.pool.collect(index, query, out);
+        if (count !== undefined) return count;
+      }
+      return index.collectLocally(query, out);
     }
 
     /**
