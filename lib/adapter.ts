@@ -186,11 +186,15 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         const socket = this.nsp.sockets.get(id);
         if (socket !== undefined) uws.track(slot, socket.conn as unknown as EngineConnection);
       }
-      if (rooms.size > 1) index.warmJoins(slot, rooms);
+      // Reading ahead overlaps the cache misses of several joins: worth it from two
+      // rooms that may exist already (not the own-id room of a connecting socket).
+      if (rooms.size - (rooms.has(id) ? 1 : 0) > 1) index.warmJoins(slot, rooms);
       for (const room of rooms) {
-        let roomId = index.roomIdOf(room);
+        // Its own-id room (every connect): found through its slot, no lookup by name.
+        const own = room === id;
+        let roomId = own ? index.ownRoomIdOf(slot, id) : index.roomIdOf(room);
         if (roomId === undefined) {
-          roomId = index.addRoom(room);
+          roomId = index.addRoom(room, own ? slot : undefined);
           this.emit("create-room", room);
         }
         if (index.join(slot, roomId)) {

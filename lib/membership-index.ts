@@ -171,9 +171,14 @@ export class MembershipIndex {
     return this.rooms.sizeOf(roomId);
   }
 
-  /** Interns a new, empty room. */
-  addRoom(room: Room): number {
-    return this.rooms.add(room);
+  /** The id of the room named after socket `id`, whose slot is `slot` (see RoomTable). */
+  ownRoomIdOf(slot: number, id: SocketId): number | undefined {
+    return this.rooms.idOfOwn(slot, id);
+  }
+
+  /** Interns a new, empty room; `ownerSlot`: the slot of the socket named `room`, if the caller knows it. */
+  addRoom(room: Room, ownerSlot?: number): number {
+    return this.rooms.add(room, ownerSlot);
   }
 
   /** Forgets an empty room; its id is reused. */
