@@ -3,6 +3,7 @@ import createDebug from "debug";
 import { Adapter, type BroadcastOptions, type PrivateSessionId, type Room, type Session, type SocketId } from "socket.io-adapter";
 import type { Namespace, Socket } from "socket.io";
 import { MembershipIndex } from "./membership-index";
+import { NONE } from "./shared-tables";
 import { resolveOptions, type ResolvedOptions } from "./options";
 import { RecoveryStore, type PacketDecoder, type SessionToPersist } from "./recovery-store";
 import { ShardPool, type PoolStats } from "./shard-pool";
@@ -11,6 +12,8 @@ import { isUwsEngine, UwsTopics, type TrackedSocket, type UwsStats } from "./uws
 import { RoomsView, SidsView, SocketRoomsView } from "./views";
 
 const debug = createDebug("socket.io-sharded-adapter");
+
+const NO_SLOTS = new Int32Array(0);
 
 /** What {@link ShardedAdapter.stats} reports. */
 export interface ShardedAdapterStats {
@@ -65,6 +68,8 @@ interface PacketOptions {
   preEncoded: true;
   volatile: boolean | undefined;
   compress: boolean | undefined;
+  /** The websocket frame socket.io-adapter's `_encode` precomputes (when `ws` is installed). */
+  wsPreEncodedFrame?: unknown;
 }
 
 /** A packet as socket.io hands it to `broadcast` (socket.io-parser's Packet). */
@@ -184,11 +189,15 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         const socket = this.nsp.sockets.get(id);
         if (socket !== undefined) uws.track(slot, socket as unknown as TrackedSocket);
       }
-      if (rooms.size > 1) index.warmJoins(slot, rooms);
+      // Reading ahead overlaps the cache misses of several joins: worth it from two
+      // rooms that may exist already (not the own-id room of a connecting socket).
+      if (rooms.size - (rooms.has(id) ? 1 : 0) > 1) index.warmJoins(slot, rooms);
       for (const room of rooms) {
-        let roomId = index.roomIdOf(room);
+        // Its own-id room (every connect): found through its slot, no lookup by name.
+        const own = room === id;
+        let roomId = own ? index.ownRoomIdOf(slot, id) : index.roomIdOf(room);
         if (roomId === undefined) {
-          roomId = index.addRoom(room);
+          roomId = index.addRoom(room, own ? slot : undefined);
           this.emit("create-room", room);
         }
         if (index.join(slot, roomId)) {
@@ -274,7 +283,26 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       const uws = this.uwsTopics();
       // A volatile packet is dropped for a socket that cannot take it now: only a write per socket can tell.
       if (uws === undefined || flags.volatile) {
-        return this.applyToRecipients(opts, (socket) => writeBroadcast(socket, packet, encoded, packetOpts));
+        // No apply() call here: one made by a listener during the writes is in order again.
+        this.nextApplyInAnyOrder = false;
+        const sole = this.soleRecipientOf(opts);
+        if (sole !== NONE) {
+          const socket = this.registeredSocketAt(sole);
+          if (socket !== undefined) writeBroadcast(socket, packet, encoded, packetOpts);
+          return;
+        }
+        // apply()'s steps with the write in the loop, not in a callback per recipient.
+        const out = this.index.borrowRecipients();
+        try {
+          const count = this.recipientsInAnyOrder(opts, out);
+          for (let i = 0; i < count; i++) {
+            const socket = this.registeredSocketAt(out[i]);
+            if (socket !== undefined) writeBroadcast(socket, packet, encoded, packetOpts);
+          }
+        } finally {
+          this.index.returnRecipients(out);
+        }
+        return;
       }
       if (opts.rooms.size > 1 || (opts.except?.size ?? 0) > 0) {
         // No topic has exactly these recipients: the websocket ones join one for this publish.
@@ -351,23 +379,21 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
 
     /**
      * This process's sockets that `opts` selects, in the in-memory adapter's
-     * order, with the result array made at its final size (an upper bound,
-     * trimmed): pushing a big room's sockets one by one costs more than
-     * finding them.
+     * order, filled in one loop (no callback per socket).
      */
     override fetchSockets(opts: BroadcastOptions): Promise<Socket[]> {
-      const index = this.index;
-      let bound = 0;
-      if (opts.rooms.size === 0) bound = index.socketCount;
-      for (const room of opts.rooms) {
-        const roomId = index.roomIdOf(room);
-        if (roomId !== undefined) bound += index.roomSize(roomId);
+      const sole = this.soleRecipientOf(opts);
+      if (sole !== NONE) {
+        const socket = this.registeredSocketAt(sole);
+        return Promise.resolve(socket === undefined ? [] : [socket]);
       }
-      const sockets = new Array<Socket>(Math.min(bound, index.socketCount));
+      const slots = this.recipientsInOrder(opts);
+      const sockets = new Array<Socket>(slots.length);
       let n = 0;
-      this.applyToRecipients(opts, (socket) => {
-        sockets[n++] = socket;
-      });
+      for (let i = 0; i < slots.length; i++) {
+        const socket = this.registeredSocketAt(slots[i]);
+        if (socket !== undefined) sockets[n++] = socket;
+      }
       sockets.length = n;
       return Promise.resolve(sockets);
     }
@@ -456,37 +482,78 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     applyToRecipients(opts: BroadcastOptions, callback: (socket: Socket, slot: number) => void): void {
       const inAnyOrder = this.nextApplyInAnyOrder;
       this.nextApplyInAnyOrder = false;
-      const index = this.index;
-      let roomId: number | undefined;
-      if (opts.rooms.size === 1 && !opts.except?.size) {
-        // One room, nothing excluded: its list already holds each member once,
-        // in join order within each shard (and the order of one socket is moot).
-        roomId = index.roomIdOf(opts.rooms.values().next().value as Room);
-        if (roomId === undefined) return;
-        const size = index.roomSize(roomId);
-        if (!(inAnyOrder ? size < this.pool.offloadThreshold : size <= 1)) roomId = undefined;
+      const sole = this.soleRecipientOf(opts);
+      if (sole !== NONE) {
+        const socket = this.registeredSocketAt(sole);
+        if (socket !== undefined) callback(socket, sole);
+        return;
       }
-      if (roomId === undefined && !inAnyOrder) {
-        const query = index.internQuery(opts.rooms, opts.except);
-        if (!query.everyone && query.rooms.length === 0) return;
-        const slots = index.collectOrdered(query);
+      if (!inAnyOrder) {
+        const slots = this.recipientsInOrder(opts);
         return this.deliver(slots, slots.length, callback);
       }
-      const out = index.borrowRecipients();
+      const out = this.index.borrowRecipients();
       try {
-        let count: number | undefined;
-        if (roomId !== undefined) {
-          count = index.membersOf(roomId, out);
-        } else {
-          const query = index.internQuery(opts.rooms, opts.except);
-          if (!query.everyone && query.rooms.length === 0) return;
-          if (query.cost >= this.pool.offloadThreshold && this.pool.running) count = this.pool.collect(index, query, out);
-          count ??= index.collectLocally(query, out);
-        }
-        this.deliver(out, count, callback);
+        this.deliver(out, this.recipientsInAnyOrder(opts, out), callback);
       } finally {
-        index.returnRecipients(out);
+        this.index.returnRecipients(out);
       }
+    }
+
+    /**
+     * The slots `opts` selects, in the in-memory adapter's order, in a fresh
+     * array (callbacks run while it is read may select again).
+     */
+    private recipientsInOrder(opts: BroadcastOptions): Int32Array {
+      const query = this.index.internQuery(opts.rooms, opts.except);
+      if (!query.everyone && query.rooms.length === 0) return NO_SLOTS;
+      return this.index.collectOrdered(query);
+    }
+
+    /**
+     * Writes the slots `opts` selects into `out` (a borrowed recipients
+     * buffer) in no particular order, computed by the shard workers with the
+     * main thread when the selection is big; returns how many.
+     */
+    private recipientsInAnyOrder(opts: BroadcastOptions, out: Int32Array): number {
+      const index = this.index;
+      if (opts.rooms.size === 1 && !opts.except?.size) {
+        // One room, nothing excluded: its list already holds each member once.
+        const roomId = index.roomIdOf(opts.rooms.values().next().value as Room);
+        if (roomId === undefined) return 0;
+        if (index.roomSize(roomId) < this.pool.offloadThreshold) return index.membersOf(roomId, out);
+      }
+      const query = index.internQuery(opts.rooms, opts.except);
+      if (!query.everyone && query.rooms.length === 0) return 0;
+      if (query.cost >= this.pool.offloadThreshold && this.pool.running) {
+        const count = this.pool.collect(index, query, out);
+        if (count !== undefined) return count;
+      }
+      return index.collectLocally(query, out);
+    }
+
+    /**
+     * The one socket `opts` selects when it names a socket's own-id room whose
+     * only member is that socket (`io.to(socketId)`, `socket.emit()` with
+     * connection state recovery on), else NONE (also when it is excluded,
+     * which the general path then finds): no query, no recipients buffer.
+     */
+    private soleRecipientOf(opts: BroadcastOptions): number {
+      if (opts.rooms.size !== 1) return NONE;
+      const index = this.index;
+      const slot = index.soleOwnerOf(opts.rooms.values().next().value as Room);
+      if (slot === NONE || !opts.except?.size) return slot;
+      for (const room of opts.except) {
+        // Most often a socket id (socket.to(otherId)): its sole member is the one that can be excluded.
+        const owner = index.soleOwnerOf(room);
+        if (owner !== NONE) {
+          if (owner === slot) return NONE;
+          continue;
+        }
+        const roomId = index.roomIdOf(room);
+        if (roomId !== undefined && index.has(slot, roomId)) return NONE;
+      }
+      return slot;
     }
 
     /** Calls `callback` with the Socket of each slot that is registered in the namespace. */
@@ -540,13 +607,13 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     }
 
     /** Packet encoding as socket.io-adapter's, recording the result for connection state recovery. */
-    private encodeAndRecord(packet: BroadcastPacket, packetOpts: object): unknown[] {
+    private encodeAndRecord(packet: BroadcastPacket, packetOpts: PacketOptions): unknown[] {
       // uWS transports ignore the frame socket.io-adapter precomputes for `ws`: encode only.
       const encoded =
         this.uwsTopics() !== undefined
           ? (this.nsp.server as unknown as ServerInternals).encoder.encode(packet)
           : encodeInAdapter.call(this, packet, packetOpts);
-      this.recovery?.recordEncoded(encoded);
+      this.recovery?.recordEncoded(encoded, packetOpts);
       return encoded;
     }
 

@@ -171,9 +171,14 @@ export class MembershipIndex {
     return this.rooms.sizeOf(roomId);
   }
 
-  /** Interns a new, empty room. */
-  addRoom(room: Room): number {
-    return this.rooms.add(room);
+  /** The id of the room named after socket `id`, whose slot is `slot` (see RoomTable). */
+  ownRoomIdOf(slot: number, id: SocketId): number | undefined {
+    return this.rooms.idOfOwn(slot, id);
+  }
+
+  /** Interns a new, empty room; `ownerSlot`: the slot of the socket named `room`, if the caller knows it. */
+  addRoom(room: Room, ownerSlot?: number): number {
+    return this.rooms.add(room, ownerSlot);
   }
 
   /** Forgets an empty room; its id is reused. */
@@ -202,12 +207,21 @@ export class MembershipIndex {
 
   /** Adds `slot` to `roomId`; false if it was already there. */
   join(slot: number, roomId: number): boolean {
-    return this.members.join(slot, roomId);
+    if (!this.members.join(slot, roomId)) return false;
+    if (roomId === this.slots.ownRoomOf(slot)) this.slots.setInOwnRoom(slot, true);
+    return true;
   }
 
   /** Removes `slot` from `roomId`; false if it was not there. */
   leave(slot: number, roomId: number): boolean {
-    return this.members.leave(slot, roomId);
+    if (!this.members.leave(slot, roomId)) return false;
+    if (roomId === this.slots.ownRoomOf(slot)) this.slots.setInOwnRoom(slot, false);
+    return true;
+  }
+
+  /** The slot of socket `room` if `room` is its own-id room and it is the only member, else NONE (see RoomTable). */
+  soleOwnerOf(room: Room): number {
+    return this.rooms.soleOwnerOf(room);
   }
 
   // ---- queries ----

@@ -136,12 +136,16 @@ export class RecoveryStore {
     this.pending = { id, emittedAt: Date.now(), rooms: opts.rooms, except: opts.except ?? NO_ROOMS };
   }
 
-  /** Stores the pending broadcast in its wire encoding (what `_encode` produced for it). */
-  recordEncoded(encoded: unknown[]): void {
+  /**
+   * Stores the pending broadcast in its wire encoding (what `_encode` produced
+   * for it). `packetOpts` is what `_encode` filled in: the websocket frame it
+   * precomputed holds the encoding's UTF-8 bytes, copied from there.
+   */
+  recordEncoded(encoded: unknown[], packetOpts?: { wsPreEncodedFrame?: unknown }): void {
     const pending = this.pending;
     if (pending === undefined) return;
     this.pending = undefined;
-    if (this.appendPlain(pending, encoded)) return;
+    if (this.appendPlain(pending, encoded, packetOpts && frameDataOf(packetOpts.wsPreEncodedFrame, encoded))) return;
     const rooms = [...pending.rooms];
     const except = [...pending.except];
     let payload: Uint8Array;
@@ -241,8 +245,9 @@ export class RecoveryStore {
   /**
    * Appends the record in the PLAIN format if every room, except room and
    * wire chunk is a string (and the lists are not huge); false otherwise.
+   * `frameData`, when given, is "4" and the UTF-8 encoding of the one wire chunk.
    */
-  private appendPlain(pending: PendingPacket, encoded: unknown[]): boolean {
+  private appendPlain(pending: PendingPacket, encoded: unknown[], frameData: Uint8Array | undefined): boolean {
     const { rooms, except } = pending;
     if (rooms.size > MAX_LIST || except.size > MAX_LIST || encoded.length > MAX_LIST) return false;
     // An upper bound of the payload: UTF-8 takes at most 3 bytes per UTF-16 unit.
@@ -255,29 +260,42 @@ export class RecoveryStore {
       if (typeof room !== "string") return false;
       bound += 4 + 3 * room.length;
     }
-    for (const chunk of encoded) {
-      if (typeof chunk !== "string") return false;
-      bound += 4 + 3 * chunk.length;
+    if (frameData !== undefined) {
+      bound += 4 + frameData.length;
+    } else {
+      for (const chunk of encoded) {
+        if (typeof chunk !== "string") return false;
+        bound += 4 + 3 * chunk.length;
+      }
     }
     let at = this.beginRecord(pending.id, pending.emittedAt, FORMAT_PLAIN, bound);
     const log = this.log;
-    at = writeStrings(log, at, rooms, rooms.size);
-    at = writeStrings(log, at, except, except.size);
-    at = writeStrings(log, at, encoded as string[], encoded.length);
+    at = writeStringSet(log, at, rooms as ReadonlySet<string>);
+    at = writeStringSet(log, at, except as ReadonlySet<string>);
+    if (frameData !== undefined) {
+      log.writeUInt16LE(1, at);
+      log.writeUInt32LE(frameData.length - 1, at + 2);
+      at = copyBytes(frameData, 1, log, at + 6);
+    } else {
+      log.writeUInt16LE(encoded.length, at);
+      at += 2;
+      for (const chunk of encoded as string[]) at = writeLengthPrefixed(log, at, chunk);
+    }
     this.endRecord(at);
     return true;
   }
 
   /** Writes a record's header at the end of the log (room for `payloadBound` more bytes); returns where its payload starts. */
   private beginRecord(id: string, emittedAt: number, format: number, payloadBound: number): number {
-    const idBytes = Buffer.byteLength(id, "latin1");
+    // Offsets are ASCII (yeast's alphabet): one byte per character.
+    const idBytes = id.length;
     if (this.end + HEADER_BYTES + idBytes + 1 + payloadBound > this.log.length) this.makeRoom(HEADER_BYTES + idBytes + 1 + payloadBound);
     const log = this.log;
     let at = this.end;
     log.writeDoubleLE(emittedAt, at + 4);
     log[at + 12] = idBytes;
     at += HEADER_BYTES;
-    at += log.write(id, at, "latin1");
+    at += writeUtf8(log, at, id);
     log[at] = format;
     return at + 1;
   }
@@ -340,16 +358,62 @@ export class RecoveryStore {
   }
 }
 
-/** Writes `count` strings as a u16 count of u32 length-prefixed UTF-8 strings; returns the end. */
-function writeStrings(log: Buffer, at: number, strings: Iterable<string>, count: number): number {
-  log.writeUInt16LE(count, at);
+/** Writes a Set of strings as a u16 count of u32 length-prefixed UTF-8 strings; returns the end. */
+function writeStringSet(log: Buffer, at: number, strings: ReadonlySet<string>): number {
+  log.writeUInt16LE(strings.size, at);
   at += 2;
-  for (const text of strings) {
-    const length = log.write(text, at + 4, "utf8");
-    log.writeUInt32LE(length, at);
-    at += 4 + length;
-  }
+  for (const text of strings) at = writeLengthPrefixed(log, at, text);
   return at;
+}
+
+/** Writes `text` as a u32 byte length and its UTF-8 bytes; returns the end. */
+function writeLengthPrefixed(log: Buffer, at: number, text: string): number {
+  const length = writeUtf8(log, at + 4, text);
+  log.writeUInt32LE(length, at);
+  return at + 4 + length;
+}
+
+/**
+ * The data of the websocket frame socket.io-adapter's `_encode` precomputed
+ * for `encoded`'s one string (ws's `Sender.frame` of
+ * `Buffer.from("4" + encoded[0])`: [header, data]), or undefined when there is
+ * none or it does not look like that. Past its "4" are the string's UTF-8
+ * bytes, what encoding it again would give.
+ */
+function frameDataOf(frame: unknown, encoded: unknown[]): Uint8Array | undefined {
+  if (!Array.isArray(frame) || frame.length !== 2 || encoded.length !== 1 || typeof encoded[0] !== "string") return undefined;
+  const data: unknown = frame[1];
+  // "4": engine.io's message packet type, the first byte of the data.
+  if (!(data instanceof Uint8Array) || data.length === 0 || data[0] !== 0x34) return undefined;
+  return data;
+}
+
+/** Copies `bytes` from `from` on into `log` at `at`; returns the end. Short ones byte by byte, cheaper than a native call. */
+function copyBytes(bytes: Uint8Array, from: number, log: Buffer, at: number): number {
+  const length = bytes.length - from;
+  if (length > SHORT_TEXT) log.set(bytes.subarray(from), at);
+  else for (let i = 0; i < length; i++) log[at + i] = bytes[from + i];
+  return at + length;
+}
+
+/** Strings up to this length are written by `writeUtf8` itself when ASCII. */
+const SHORT_TEXT = 64;
+
+/**
+ * Writes `text` as UTF-8 at `at` (the caller made room for 3 bytes per
+ * UTF-16 unit); returns the bytes written. A short ASCII string (a room, a
+ * socket id, a small packet: most of what a broadcast stores) is copied
+ * here, cheaper than a call into Buffer's native write.
+ */
+function writeUtf8(log: Buffer, at: number, text: string): number {
+  const length = text.length;
+  if (length > SHORT_TEXT) return log.write(text, at, "utf8");
+  for (let i = 0; i < length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x80) return log.write(text, at, "utf8");
+    log[at + i] = code;
+  }
+  return length;
 }
 
 function readStrings(log: Buffer, cursor: { at: number }): string[] {

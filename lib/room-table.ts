@@ -4,7 +4,7 @@
  * in-memory adapter's `rooms` Map iterates in). A room id indexes the
  * `rooms` table (`shared-tables.ts`): one member list per shard.
  */
-import type { Room } from "socket.io-adapter";
+import type { Room, SocketId } from "socket.io-adapter";
 import { ChunkedStrings, grownFloat64, grownInt32, IntStack } from "./compact-containers";
 import { LIST_COUNT, LIST_HEAD, LIST_TAIL, NONE, roomListOffset } from "./shared-tables";
 import type { SlotTable } from "./slot-table";
@@ -60,6 +60,21 @@ export class RoomTable {
     return ownRoom === NONE ? undefined : ownRoom;
   }
 
+  /**
+   * The slot of the socket whose own-id room `room` is, when that socket is
+   * the room's only member (socket.io's own-id room as it comes), else NONE:
+   * a broadcast to a socket id then writes to that one socket. A room name
+   * is either in `roomIds` or the own-id room of a slot, never both, so the
+   * slot alone decides.
+   */
+  soleOwnerOf(room: Room): number {
+    if (typeof room !== "string") return NONE;
+    const slot = this.slots.slotOf(room);
+    if (slot === undefined) return NONE;
+    const roomId = this.slots.ownRoomIfMember(slot);
+    return roomId !== NONE && this.sizes[roomId] === 1 ? slot : NONE;
+  }
+
   nameOf(roomId: number): Room | undefined {
     return this.names.get(roomId);
   }
@@ -84,8 +99,21 @@ export class RoomTable {
     return this.generations[roomId];
   }
 
-  /** Interns a new, empty room. */
-  add(room: Room): number {
+  /**
+   * The id of the room named after socket `id` (slot `slot`), or undefined:
+   * a socket joining its own-id room (on connect) needs no lookup by name
+   * when the room is keyed through its slot.
+   */
+  idOfOwn(slot: number, id: SocketId): number | undefined {
+    const ownRoom = this.slots.ownRoomOf(slot);
+    return ownRoom === NONE ? this.roomIds.get(id) : ownRoom;
+  }
+
+  /**
+   * Interns a new, empty room. `ownerSlot` is the slot of the socket named
+   * `room` when the caller knows it (else it is looked up).
+   */
+  add(room: Room, ownerSlot?: number): number {
     let roomId = this.freeRoomIds.pop();
     if (roomId === NONE) {
       roomId = this.highWater++;
@@ -101,7 +129,7 @@ export class RoomTable {
     }
     this.sizes[roomId] = 0;
     this.generations[roomId]++;
-    const owner = typeof room === "string" ? this.slots.slotOf(room) : undefined;
+    const owner = ownerSlot ?? (typeof room === "string" ? this.slots.slotOf(room) : undefined);
     if (owner !== undefined && this.slots.ownRoomOf(owner) === NONE) {
       this.slots.setOwnRoom(owner, roomId);
       this.ownerSlots[roomId] = owner;

@@ -8,6 +8,13 @@ import { ChunkedStrings, grownInt32, IntStack } from "./compact-containers";
 import { LIST_COUNT, LIST_HEAD, LIST_TAIL, NONE, SOCKET_ALIVE, SOCKET_STRIDE } from "./shared-tables";
 import { INITIAL_SLOTS, type TableBuffers } from "./table-buffers";
 
+/**
+ * Set in a slot's own-room entry while the socket is a member of its own-id
+ * room: one read tells a broadcast to a socket id that the socket is there
+ * (room ids stay far below 2^30: they index shared tables).
+ */
+const IN_OWN_ROOM = 1 << 30;
+
 export class SlotTable {
   private readonly buffers: TableBuffers;
   /** Socket id -> slot; iterates in connection order (the in-memory adapter's `sids` order). */
@@ -17,7 +24,7 @@ export class SlotTable {
   private highWaterValue = 0;
   /** Bumped each time a slot is (re)assigned or freed, so stale views read empty. */
   private generations = new Int32Array(INITIAL_SLOTS);
-  /** Slot -> its own-id room (see `RoomTable`), or NONE. */
+  /** Slot -> its own-id room (see `RoomTable`), or NONE; with IN_OWN_ROOM while the socket is in it. */
   private ownRooms = new Int32Array(INITIAL_SLOTS).fill(NONE);
 
   constructor(buffers: TableBuffers) {
@@ -91,11 +98,25 @@ export class SlotTable {
   }
 
   ownRoomOf(slot: number): number {
-    return this.ownRooms[slot];
+    const entry = this.ownRooms[slot];
+    return entry === NONE ? NONE : entry & ~IN_OWN_ROOM;
   }
 
+  /** Makes `roomId` (a new, empty room) the own-id room of `slot`, or NONE for none. */
   setOwnRoom(slot: number, roomId: number): void {
     this.ownRooms[slot] = roomId;
+  }
+
+  /** The own-id room of `slot` if the socket is a member of it, else NONE. */
+  ownRoomIfMember(slot: number): number {
+    const entry = this.ownRooms[slot];
+    return entry >= IN_OWN_ROOM ? entry & ~IN_OWN_ROOM : NONE;
+  }
+
+  /** Records that `slot` joined (`member`) or left its own-id room. */
+  setInOwnRoom(slot: number, member: boolean): void {
+    const entry = this.ownRooms[slot];
+    if (entry !== NONE) this.ownRooms[slot] = member ? entry | IN_OWN_ROOM : entry & ~IN_OWN_ROOM;
   }
 
   clear(): void {

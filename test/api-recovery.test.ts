@@ -442,10 +442,22 @@ function sessionAwareAdapter(maxDisconnectionDuration: number): SessionAwareAdap
 /** A RecoveryStore as the adapter makes it: decoding stored packets with socket.io's parser. */
 const newStore = (maxDisconnectionDuration: number) => new RecoveryStore(maxDisconnectionDuration, () => new Decoder() as never);
 
-/** What the adapter does for one broadcast: begin (maybe appending the offset), encode, record the encoding. */
-function recordBroadcast(store: RecoveryStore, packet: { type: number; data: unknown[]; id?: number }, opts: BroadcastOptions): void {
+type Encode = (this: { encoder: Encoder }, packet: object, packetOpts: { wsPreEncodedFrame?: unknown }) => unknown[];
+/** socket.io-adapter's encoding of a broadcast, which precomputes the websocket frame into `packetOpts` (ws is installed). */
+const encodeInAdapter = (SessionAwareAdapter.prototype as unknown as { _encode: Encode })._encode;
+
+/**
+ * What the adapter does for one broadcast: begin (maybe appending the
+ * offset), encode, record the encoding; with `viaFrame`, as socket.io-adapter
+ * encodes it (the record then copies the bytes of the precomputed websocket
+ * frame), otherwise from the encoded strings alone (as on uWebSockets.js).
+ */
+function recordBroadcast(store: RecoveryStore, packet: { type: number; data: unknown[]; id?: number }, opts: BroadcastOptions, viaFrame = true): void {
   store.beginBroadcast(packet, opts);
-  store.recordEncoded(new Encoder().encode({ ...packet, nsp: "/" }));
+  if (!viaFrame) return store.recordEncoded(new Encoder().encode({ ...packet, nsp: "/" }));
+  const packetOpts: { wsPreEncodedFrame?: unknown } = {};
+  const encoded = encodeInAdapter.call({ encoder: new Encoder() }, { ...packet, nsp: "/" }, packetOpts);
+  store.recordEncoded(encoded, packetOpts);
 }
 
 /** What a client receives for an event with `data` (socket.io-parser's encoding, binary parts as bytes), to compare replays. */
@@ -475,7 +487,11 @@ test("RecoveryStore: stored packets and restored sessions equal SessionAwareAdap
       const flags: BroadcastOptions["flags"] = roll < 0.1 ? { volatile: true } : roll < 0.15 ? { volatile: false } : roll < 0.25 ? { compress: false } : {};
       const packet: Op["packet"] = {
         type: random() < 0.95 ? 2 : 3,
-        data: [pick(["ev", "other"]), { i, bin: random() < 0.1 ? Buffer.from([i & 255]) : undefined, list: [i, "x", null] }],
+        // Short and long, ASCII and not: stored from the websocket frame's bytes or from the strings.
+        data: [
+          pick(["ev", "other", "événement"]),
+          { i, bin: random() < 0.1 ? Buffer.from([i & 255]) : undefined, list: [i, "x", null], text: pick(["", "é", "😀".repeat(40), "x".repeat(100), "\ud800 lone"]) },
+        ],
       };
       if (random() < 0.1) packet.id = i;
       ops.push({ packet, opts: { rooms: subset(3), except: subset(2), flags } });
@@ -486,7 +502,7 @@ test("RecoveryStore: stored packets and restored sessions equal SessionAwareAdap
       reference.broadcast(a as never, opts);
       referenceOffsets.push(a.data.length > before ? (a.data[a.data.length - 1] as string) : undefined);
       const b = structuredClone(packet);
-      recordBroadcast(store, b, opts);
+      recordBroadcast(store, b, opts, random() < 0.7);
       storeOffsets.push(b.data.length > before ? (b.data[b.data.length - 1] as string) : undefined);
     }
     assert.deepEqual(

@@ -494,6 +494,52 @@ for (const config of CONFIGURATIONS) {
       await p.disconnect("B");
     });
 
+    scenario("8. broadcasts to one socket id (its one-socket path): alone in its room, excluded, after leaving it, shared, unregistered, gone", async (p) => {
+      for (const id of ["A", "B", "C"]) await p.connect(id);
+      await p.join("A", ["r1"]);
+      const toA: [Room[], Room[]][] = [
+        [["A"], []],
+        [["A"], ["B"]], // socket.to(A) from B
+        [["A"], ["A"]],
+        [["A"], ["r1"]], // A is in r1
+        [["A"], ["r2"]],
+        [["A"], ["B", "r1"]],
+        [["A"], [GHOST, UNKNOWN]],
+        [["B"], ["A"]],
+        [["C"], ["B"]],
+      ];
+      const probeAll = async () => {
+        for (const [rooms, except] of toA) {
+          await p.broadcast(rooms, except);
+          await p.fetch(rooms, except);
+        }
+      };
+      await probeAll();
+      await p.leave("A", "A"); // A's room is gone: nobody
+      await probeAll();
+      await p.join("B", ["A"]); // room A again, B its one member, not A
+      await probeAll();
+      await p.join("A", ["A"]); // A and B
+      await probeAll();
+      await p.leave("B", "A"); // A alone again
+      await probeAll();
+      await p.join("C", ["B"]); // room B holds B and C: except B excludes C
+      await probeAll();
+      // A socket in its own room before it is registered in the namespace (joined in a middleware): not written to.
+      await p.step("addAll(X, {X}) before X is registered", (s) => s.adapter.addAll("X", new Set(["X"])));
+      await p.broadcast(["X"], []);
+      await p.fetch(["X"], []);
+      await p.broadcast(["X"], ["B"]);
+      await p.step("X registered", (s) => void connectFake(s.nsp, "X"));
+      await p.broadcast(["X"], []);
+      await p.broadcast(["X"], ["A"]);
+      await p.disconnect("A"); // gone: nobody
+      await probeAll();
+      await p.connect("A"); // back with the same id
+      await probeAll();
+      for (const id of ["A", "B", "C", "X"]) await p.disconnect(id);
+    });
+
     scenario("7. iterating adapter.rooms while own-id rooms are deleted and re-created (Map iterator semantics)", async (p) => {
       for (const id of ["A", "B", "C"]) await p.connect(id);
       await p.join("B", ["r1", "A"]);
