@@ -12,13 +12,21 @@
  *     run it measures its main thread's event-loop delay
  *     (`monitorEventLoopDelay`), GC pauses (a `PerformanceObserver` on 'gc')
  *     and CPU.
- *   - the clients (`run.js --storm-clients '<json>'`): raw `ws` connections
- *     speaking engine.io 4 / socket.io 5 by hand (open, CONNECT with auth,
- *     pong, event frames parsed by slicing), so that 10,000 of them in one
- *     process stay far from being the bottleneck: socket.io-client costs
- *     several times more per connection and per message. Each event's
- *     latency is the client's CLOCK_MONOTONIC at receipt minus the server's
- *     at the emit (same machine), in µs in a histogram.
+ *   - the clients (`run.js --storm-clients '<json>'`): bare TCP sockets
+ *     speaking websocket, engine.io 4 and socket.io 5 by hand
+ *     (raw-client.ts: frames read in place from one shared read buffer, no
+ *     Buffer or string per message), so that 10,000 of them in one process
+ *     stay far from being the bottleneck: socket.io-client costs several
+ *     times more per connection and per message, and a `ws` client (this
+ *     bench's first version) took about 21 µs of client CPU per message
+ *     against about 14 µs here, most of the rest being the kernel's receive
+ *     path. Each event's latency is the client's CLOCK_MONOTONIC
+ *     at receipt minus the server's at the emit (same machine), in µs in a
+ *     histogram.
+ *
+ * After connecting, an unmeasured warm-up: `warmUpMs` of the fixed-rate run
+ * (the write path compiled, the connect burst's garbage collected), so that
+ * neither adapter's measured tail holds its cold start.
  *
  * Fixed-rate run: every `tickMs` the server emits to `roomsPerTick` random
  * rooms and makes `churnPerTick` random sockets leave one of their rooms and
@@ -32,13 +40,15 @@
  */
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { stat } from "node:fs/promises";
-import { createHistogram, monitorEventLoopDelay, performance, PerformanceObserver } from "node:perf_hooks";
+import { mkdir, stat, writeFile } from "node:fs/promises";
+import { Session } from "node:inspector";
+import { join } from "node:path";
+import { constants as perfConstants, createHistogram, monitorEventLoopDelay, performance, PerformanceObserver } from "node:perf_hooks";
 import { Server, type Socket } from "socket.io";
-import WebSocket from "ws";
 import { createAdapter } from "../lib/index";
 import { CpuClock } from "./cpu";
 import { awaitDeliveries, Child } from "./e2e";
+import { RawSocketIoClient } from "./raw-client";
 import { ADAPTERS, type AdapterKind } from "./protocol";
 import { median, quantile } from "./stats";
 import { Rng } from "./workload";
@@ -54,20 +64,39 @@ export interface StormConfig {
   readonly workers: number;
   readonly offloadThreshold: number | undefined;
   readonly durationMs: number;
+  /**
+   * An unmeasured fixed-rate run of this length before the measured ones:
+   * without it the measured run's first broadcasts ran cold (interpreted
+   * write path) and the connect burst's garbage was still being collected,
+   * both inside the 1% of deliveries that p99 is made of.
+   */
+  readonly warmUpMs: number;
   readonly tickMs: number;
   readonly roomsPerTick: number;
   readonly churnPerTick: number;
   /** Emits per event-loop turn in the saturating run. */
   readonly saturateBatch: number;
+  /** When set, the server writes a CPU profile of its main thread over each measured run to this directory. */
+  readonly profileDir?: string;
 }
 
 export function stormDefaults(quick: boolean): StormConfig {
   return quick
-    ? { clients: 1000, k: 20, roomSize: 50, rounds: 1, seed: 1, workers: 2, offloadThreshold: undefined, durationMs: 1500, tickMs: 10, roomsPerTick: 1, churnPerTick: 5, saturateBatch: 20 }
-    : { clients: 10_000, k: 100, roomSize: 100, rounds: 2, seed: 1, workers: 2, offloadThreshold: undefined, durationMs: 5000, tickMs: 20, roomsPerTick: 1, churnPerTick: 5, saturateBatch: 20 };
+    ? { clients: 1000, k: 20, roomSize: 50, rounds: 1, seed: 1, workers: 2, offloadThreshold: undefined, durationMs: 1500, warmUpMs: 500, tickMs: 10, roomsPerTick: 1, churnPerTick: 5, saturateBatch: 20 }
+    : { clients: 10_000, k: 100, roomSize: 100, rounds: 2, seed: 1, workers: 2, offloadThreshold: undefined, durationMs: 5000, warmUpMs: 2000, tickMs: 20, roomsPerTick: 1, churnPerTick: 5, saturateBatch: 20 };
 }
 
 type RunKind = "fixed" | "saturating";
+
+type GcKind = "minor" | "major" | "incremental" | "weakcb";
+
+/** perf_hooks' `detail.kind` of a 'gc' entry. */
+function gcKindOf(kind: number | undefined): GcKind {
+  if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) return "minor";
+  if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) return "major";
+  if (kind === perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL) return "incremental";
+  return "weakcb";
+}
 
 /** What the server measured during one run. */
 export interface ServerRun {
@@ -81,6 +110,8 @@ export interface ServerRun {
   readonly gcPauses: number;
   readonly gcPauseP99Ms: number;
   readonly gcPauseMaxMs: number;
+  /** GC pauses by kind (scavenge, mark-compact, incremental marking step, weak callbacks): count and total ms. */
+  readonly gcByKind: Readonly<Record<GcKind, { readonly count: number; readonly totalMs: number; readonly maxMs: number }>>;
   readonly mainCpuMs: number;
   readonly workerCpuMs: number;
   readonly memberships: number;
@@ -92,6 +123,8 @@ export interface ClientCounts {
   /** Delivery latency, ms. */
   readonly latency: { readonly p50: number; readonly p99: number; readonly p999: number; readonly max: number };
   readonly cpuMs: number;
+  /** Frames the raw clients could not make sense of (see raw-client.ts). */
+  readonly unexpectedFrames: number;
 }
 
 export interface StormRun {
@@ -179,9 +212,9 @@ export async function stormServerMain(json: string): Promise<void> {
   /** Each client's rooms as churn changed them (filled on first churn). */
   const current: (number[] | undefined)[] = new Array(config.clients);
 
-  process.on("message", (message: { type: string; kind?: RunKind }) => {
+  process.on("message", (message: { type: string; kind?: RunKind; warmUp?: boolean }) => {
     if (message.type === "run") {
-      void run(message.kind as RunKind).then(send, (err) => send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) }));
+      void run(message.kind as RunKind, message.warmUp === true).then(send, (err) => send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) }));
     } else if (message.type === "memberships") {
       send({ type: "memberships", memberships: memberships(), connected: io.of("/").sockets.size });
     } else if (message.type === "exit") {
@@ -222,10 +255,24 @@ export async function stormServerMain(json: string): Promise<void> {
     return size;
   }
 
-  async function run(kind: RunKind): Promise<{ type: "ran"; server: ServerRun }> {
+  /** One run; a warm-up is the same work for `warmUpMs`, its numbers thrown away by the parent. */
+  async function run(kind: RunKind, warmUp: boolean): Promise<{ type: "ran"; server: ServerRun }> {
+    const durationMs = warmUp ? config.warmUpMs : config.durationMs;
     const gcPauses: number[] = [];
+    const gcByKind: Record<GcKind, { count: number; totalMs: number; maxMs: number }> = {
+      minor: { count: 0, totalMs: 0, maxMs: 0 },
+      major: { count: 0, totalMs: 0, maxMs: 0 },
+      incremental: { count: 0, totalMs: 0, maxMs: 0 },
+      weakcb: { count: 0, totalMs: 0, maxMs: 0 },
+    };
     const observer = new PerformanceObserver((list) => {
-      for (const entry of list.getEntries()) gcPauses.push(entry.duration);
+      for (const entry of list.getEntries()) {
+        gcPauses.push(entry.duration);
+        const kind = gcByKind[gcKindOf((entry as { detail?: { kind?: number } }).detail?.kind)];
+        kind.count++;
+        kind.totalMs += entry.duration;
+        kind.maxMs = Math.max(kind.maxMs, entry.duration);
+      }
     });
     observer.observe({ entryTypes: ["gc"] });
     clock.refresh();
@@ -233,11 +280,12 @@ export async function stormServerMain(json: string): Promise<void> {
     let emits = 0;
     let expected = 0;
     let churned = 0;
+    const profiler = config.profileDir === undefined || warmUp ? undefined : await startProfiler();
     const c0 = clock.sample();
     eld.enable();
     const start = process.hrtime.bigint();
     const startUs = Number(start / 1000n);
-    const endNs = start + BigInt(config.durationMs) * 1_000_000n;
+    const endNs = start + BigInt(durationMs) * 1_000_000n;
     const tickNs = BigInt(config.tickMs) * 1_000_000n;
     if (kind === "fixed") {
       for (let due = start; due < endNs; due += tickNs) {
@@ -269,6 +317,7 @@ export async function stormServerMain(json: string): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 200));
     eld.disable();
     const c1 = clock.sample();
+    if (profiler !== undefined) await profiler.stopInto(join(config.profileDir as string, `storm-${adapter}-${kind}-${process.pid}.cpuprofile`));
     await new Promise((resolve) => setTimeout(resolve, 50)); // the last 'gc' entries
     observer.disconnect();
     const sorted = Float64Array.from(gcPauses).sort();
@@ -286,12 +335,32 @@ export async function stormServerMain(json: string): Promise<void> {
         gcPauses: sorted.length,
         gcPauseP99Ms: sorted.length > 0 ? quantile(sorted, 0.99) : 0,
         gcPauseMaxMs: sorted.length > 0 ? sorted[sorted.length - 1] : 0,
+        gcByKind,
         mainCpuMs: ms(c1.main - c0.main),
         workerCpuMs: ms(c1.added - c0.added),
         memberships: memberships(),
       },
     };
   }
+}
+
+/** A CPU profile of this thread (node:inspector), for `--scale-profile`: the measured window only, not the connect phase. */
+async function startProfiler(): Promise<{ stopInto(file: string): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  const post = <T>(method: string, params?: object) =>
+    new Promise<T>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result as T))));
+  await post("Profiler.enable");
+  await post("Profiler.setSamplingInterval", { interval: 100 });
+  await post("Profiler.start");
+  return {
+    async stopInto(file: string) {
+      const { profile } = await post<{ profile: unknown }>("Profiler.stop");
+      session.disconnect();
+      await mkdir(join(file, ".."), { recursive: true });
+      await writeFile(file, JSON.stringify(profile));
+    },
+  };
 }
 
 // --------------------------------------------------------------- clients --
@@ -301,57 +370,32 @@ interface ClientsArgs {
   readonly clients: number;
 }
 
-/** Raw engine.io/socket.io websocket clients; see the file comment. */
+/** Raw engine.io/socket.io websocket clients (raw-client.ts); see the file comment. */
 export async function stormClientsMain(json: string): Promise<void> {
   const { port, clients } = JSON.parse(json) as ClientsArgs;
-  const url = `ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket`;
   let latency = createHistogram();
   let received = 0;
   let lastUs = 0;
   let cpu0 = process.cpuUsage();
   const offsetUs = nowUs() - performance.now() * 1000;
-  const sockets: WebSocket[] = [];
-  const EVENT_PREFIX = '42["m",';
+  const onStamp = (stampUs: number, receivedUs: number) => {
+    received++;
+    lastUs = receivedUs;
+    latency.record(Math.max(1, Math.round(receivedUs - stampUs)));
+  };
+  const sockets: RawSocketIoClient[] = [];
   let connectErrors = 0;
   let connectedCount = 0;
-
-  const open = (i: number) =>
-    new Promise<void>((resolve) => {
-      const ws = new WebSocket(url, { perMessageDeflate: false });
-      sockets.push(ws);
-      let connected = false;
-      ws.on("message", (data: Buffer, isBinary: boolean) => {
-        if (isBinary) return;
-        const text = data.toString("latin1");
-        if (text.startsWith(EVENT_PREFIX)) {
-          const now = performance.now() * 1000 + offsetUs;
-          const stamp = Number(text.slice(EVENT_PREFIX.length, -1));
-          received++;
-          lastUs = now;
-          latency.record(Math.max(1, Math.round(now - stamp)));
-        } else if (text === "2") {
-          ws.send("3");
-        } else if (text.startsWith("0")) {
-          ws.send(`40${JSON.stringify({ i })}`);
-        } else if (text.startsWith("40") && !connected) {
-          connected = true;
-          connectedCount++;
-          resolve();
-        } else if (text.startsWith("44")) {
-          connectErrors++;
-          resolve();
-        }
-      });
-      ws.on("error", () => {
-        connectErrors++;
-        resolve();
-      });
-    });
 
   const started = performance.now();
   let next = 0;
   const worker = async () => {
-    while (next < clients) await open(next++);
+    while (next < clients) {
+      const client = new RawSocketIoClient(port, next++, onStamp, offsetUs);
+      sockets.push(client);
+      if ((await client.opened) === "connected") connectedCount++;
+      else connectErrors++;
+    }
   };
   await Promise.all(Array.from({ length: Math.min(100, clients) }, worker));
   const connectMs = performance.now() - started;
@@ -377,16 +421,25 @@ export async function stormClientsMain(json: string): Promise<void> {
             ? { p50: ms(latency.percentile(50)), p99: ms(latency.percentile(99)), p999: ms(latency.percentile(99.9)), max: ms(latency.max) }
             : { p50: NaN, p99: NaN, p999: NaN, max: NaN },
         cpuMs: (cpu.user + cpu.system) / 1000,
+        unexpectedFrames: sockets.reduce((sum, client) => sum + client.unexpectedFrames, 0),
       };
       send({ type: "report", counts });
     } else if (message.type === "exit") {
-      for (const ws of sockets) ws.terminate();
+      for (const client of sockets) client.close();
       setTimeout(() => process.exit(0), 100);
     }
   });
 }
 
 // ---------------------------------------------------------------- parent --
+
+/** "minor 4 (max 12.1 ms), major 1 (max 30.2 ms)": the kinds that occurred. */
+function gcKindsText(server: ServerRun): string {
+  const parts = Object.entries(server.gcByKind)
+    .filter(([, k]) => k.count > 0)
+    .map(([name, k]) => `${name} ${k.count}, max ${k.maxMs.toFixed(1)} ms`);
+  return parts.length > 0 ? parts.join("; ") : "none";
+}
 
 
 /** Runs the fixed-rate and the saturating storm with each adapter in turn (alternating order over the rounds). */
@@ -422,6 +475,11 @@ export async function runStorm(config: StormConfig, script: string, log: (line: 
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
         log(`[storm] round ${round + 1} ${adapter}: ${config.clients} clients connected and joined in ${(conn.connectMs / 1000).toFixed(1)} s`);
+        if (config.warmUpMs > 0) {
+          server.send({ type: "run", kind: "fixed", warmUp: true });
+          const { server: warm } = await server.next<{ server: ServerRun }>("ran", config.warmUpMs + 300_000);
+          await awaitDeliveries(clients, warm.expectedDeliveries);
+        }
         for (const kind of ["fixed", "saturating"] as const) {
           await new Promise((resolve) => setTimeout(resolve, 500));
           clients.send({ type: "reset" });
@@ -436,9 +494,10 @@ export async function runStorm(config: StormConfig, script: string, log: (line: 
           log(
             `[storm] round ${round + 1} ${adapter.padEnd(9)} ${kind.padEnd(10)}: ${srv.emits} emits, delivered ${counts.received}/${srv.expectedDeliveries} = ${Math.round(deliveredPerSecond)}/s;` +
               ` latency p50 ${counts.latency.p50.toFixed(2)} / p99 ${counts.latency.p99.toFixed(2)} / p99.9 ${counts.latency.p999.toFixed(2)} ms;` +
-              ` event-loop delay p99 ${srv.eventLoopDelayP99Ms.toFixed(2)} ms; GC pauses ${srv.gcPauses}, p99 ${srv.gcPauseP99Ms.toFixed(2)} ms;` +
+              ` event-loop delay p99 ${srv.eventLoopDelayP99Ms.toFixed(2)} ms; GC pauses ${srv.gcPauses}, p99 ${srv.gcPauseP99Ms.toFixed(2)} ms (${gcKindsText(srv)});` +
               ` server main CPU ${srv.mainCpuMs.toFixed(0)} ms, workers ${srv.workerCpuMs.toFixed(0)} ms; clients CPU ${counts.cpuMs.toFixed(0)} ms; ${srv.churned} churned`,
           );
+          if (counts.unexpectedFrames > 0) log(`[storm] WARNING: ${adapter} ${kind}: the clients got ${counts.unexpectedFrames} frames they could not parse`);
           if (counts.received !== srv.expectedDeliveries) log(`[storm] WARNING: ${adapter} ${kind}: ${counts.received} received, ${srv.expectedDeliveries} expected`);
         }
       } finally {
