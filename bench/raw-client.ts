@@ -14,6 +14,8 @@
  *     is copied aside until the rest arrives;
  *   - text frames: `0…` (engine.io open) is answered with socket.io CONNECT
  *     `40{"i":<i>}`, `40…` is the CONNECT reply, `44…` a refused CONNECT,
+ *     `41` a DISCONNECT (the close frame that follows is answered and the
+ *     connection dropped),
  *     `2` (ping) is answered `3`, and `42["m",<integer>]` (the storm's event,
  *     whose argument is the server's clock at the emit, µs) is handed to
  *     `onStamp` with the integer parsed from the bytes (no string made);
@@ -72,6 +74,7 @@ export class RawSocketIoClient {
   /** Bytes of a frame whose end has not arrived yet. */
   private partial: Buffer | undefined;
   private settle: ((outcome: OpenOutcome) => void) | undefined;
+  private connected = false;
   /** Frames this client could not make sense of (counted, not fatal). */
   unexpectedFrames = 0;
 
@@ -81,7 +84,8 @@ export class RawSocketIoClient {
    */
   readonly opened: Promise<OpenOutcome>;
 
-  constructor(port: number, index: number, onStamp: StampListener, clockOffsetUs: number) {
+  /** `onClosed` is called when a connection that had connected closes (the server disconnected it, say). */
+  constructor(port: number, index: number, onStamp: StampListener, clockOffsetUs: number, onClosed?: () => void) {
     this.index = index;
     this.onStamp = onStamp;
     this.clockOffsetUs = clockOffsetUs;
@@ -100,10 +104,15 @@ export class RawSocketIoClient {
       );
     });
     this.socket.on("error", () => this.finish("failed"));
-    this.socket.on("close", () => this.finish("failed"));
+    this.socket.on("close", () => {
+      if (this.connected) onClosed?.();
+      this.connected = false;
+      this.finish("failed");
+    });
   }
 
   close(): void {
+    this.connected = false;
     this.socket.destroy();
   }
 
@@ -167,7 +176,12 @@ export class RawSocketIoClient {
       at = from + length;
       if (opcode === OPCODE_TEXT) this.onText(buffer, from, at, receivedUs);
       else if (opcode === OPCODE_PING) this.socket.write(clientFrame(OPCODE_PONG, Buffer.from(buffer.subarray(from, at))));
-      else if (opcode !== OPCODE_CLOSE) this.unexpectedFrames++;
+      else if (opcode === OPCODE_CLOSE) {
+        // The server closes (it disconnected this socket): answer and let go at once.
+        this.socket.end(clientFrame(OPCODE_CLOSE, Buffer.from(buffer.subarray(from, Math.min(at, from + 2)))));
+        this.socket.destroySoon();
+        return at;
+      } else this.unexpectedFrames++;
     }
     return at;
   }
@@ -188,9 +202,12 @@ export class RawSocketIoClient {
     } else if (first === CHAR_0) {
       this.socket.write(clientFrame(OPCODE_TEXT, Buffer.from(`40${JSON.stringify({ i: this.index })}`, "latin1")));
     } else if (first === CHAR_4 && length >= 2 && buffer[from + 1] === CHAR_0) {
+      this.connected = true;
       this.finish("connected");
     } else if (first === CHAR_4 && length >= 2 && buffer[from + 1] === CHAR_4) {
       this.finish("refused");
+    } else if (first === CHAR_4 && length >= 2 && buffer[from + 1] === 0x31) {
+      // `41`: socket.io DISCONNECT, the server's close frame follows.
     } else {
       this.unexpectedFrames++;
     }

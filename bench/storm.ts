@@ -29,8 +29,10 @@
  * neither adapter's measured tail holds its cold start.
  *
  * Fixed-rate run: every `tickMs` the server emits to `roomsPerTick` random
- * rooms and makes `churnPerTick` random sockets leave one of their rooms and
- * join another (memberships stay constant). The default offered rate (50
+ * rooms, makes `churnPerTick` random sockets leave one of their rooms and
+ * join another, and disconnects `reconnectPerTick` random sockets, whose
+ * clients connect again at once and join their K rooms (memberships stay
+ * about constant). The default offered rate (50
  * broadcasts of ~100, 5,000 deliveries per second) is about half of what a
  * loaded 2-core machine saturates at with either adapter: each delivery is
  * a websocket write, a syscall, which dominates both. Saturating run: emits to random
@@ -74,6 +76,12 @@ export interface StormConfig {
   readonly tickMs: number;
   readonly roomsPerTick: number;
   readonly churnPerTick: number;
+  /**
+   * Sockets per tick the server disconnects; each client reconnects at once
+   * and joins its K rooms again (leave all, connect, join: the connection
+   * churn of the issue's "connecting and disconnecting").
+   */
+  readonly reconnectPerTick: number;
   /** Emits per event-loop turn in the saturating run. */
   readonly saturateBatch: number;
   /** When set, the server writes a CPU profile of its main thread over each measured run to this directory. */
@@ -82,8 +90,8 @@ export interface StormConfig {
 
 export function stormDefaults(quick: boolean): StormConfig {
   return quick
-    ? { clients: 1000, k: 20, roomSize: 50, rounds: 1, seed: 1, workers: 2, offloadThreshold: undefined, durationMs: 1500, warmUpMs: 500, tickMs: 10, roomsPerTick: 1, churnPerTick: 5, saturateBatch: 20 }
-    : { clients: 10_000, k: 100, roomSize: 100, rounds: 2, seed: 1, workers: 2, offloadThreshold: undefined, durationMs: 5000, warmUpMs: 2000, tickMs: 20, roomsPerTick: 1, churnPerTick: 5, saturateBatch: 20 };
+    ? { clients: 1000, k: 20, roomSize: 50, rounds: 1, seed: 1, workers: 2, offloadThreshold: undefined, durationMs: 1500, warmUpMs: 500, tickMs: 10, roomsPerTick: 1, churnPerTick: 5, reconnectPerTick: 1, saturateBatch: 20 }
+    : { clients: 10_000, k: 100, roomSize: 100, rounds: 2, seed: 1, workers: 2, offloadThreshold: undefined, durationMs: 5000, warmUpMs: 2000, tickMs: 20, roomsPerTick: 1, churnPerTick: 5, reconnectPerTick: 1, saturateBatch: 20 };
 }
 
 type RunKind = "fixed" | "saturating";
@@ -105,6 +113,7 @@ export interface ServerRun {
   readonly emits: number;
   readonly expectedDeliveries: number;
   readonly churned: number;
+  readonly reconnects: number;
   readonly eventLoopDelayP99Ms: number;
   readonly eventLoopDelayMaxMs: number;
   readonly gcPauses: number;
@@ -125,6 +134,8 @@ export interface ClientCounts {
   readonly cpuMs: number;
   /** Frames the raw clients could not make sense of (see raw-client.ts). */
   readonly unexpectedFrames: number;
+  /** Connections the server closed that the clients opened again. */
+  readonly reconnected: number;
 }
 
 export interface StormRun {
@@ -197,6 +208,8 @@ export async function stormServerMain(json: string): Promise<void> {
   const r = roomCount(config);
   const name = (room: number) => `r${room}`;
   const sockets: (Socket | undefined)[] = new Array(config.clients);
+  /** Each client's rooms as churn changed them (filled on first churn, emptied when it reconnects). */
+  const current: (number[] | undefined)[] = new Array(config.clients);
   io.on("connection", (socket: Socket) => {
     const i = Number((socket.handshake.auth as { i?: unknown }).i);
     if (!Number.isInteger(i) || i < 0 || i >= config.clients) {
@@ -204,13 +217,12 @@ export async function stormServerMain(json: string): Promise<void> {
       return;
     }
     sockets[i] = socket;
+    current[i] = undefined;
     void socket.join(roomsOfClient(config, i).map(name));
   });
   await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
   send({ type: "listening", port: (http.address() as AddressInfo).port });
   const rng = new Rng(config.seed ^ 0x5eed);
-  /** Each client's rooms as churn changed them (filled on first churn). */
-  const current: (number[] | undefined)[] = new Array(config.clients);
 
   process.on("message", (message: { type: string; kind?: RunKind; warmUp?: boolean }) => {
     if (message.type === "run") {
@@ -248,6 +260,22 @@ export async function stormServerMain(json: string): Promise<void> {
     return true;
   }
 
+  /** One socket is disconnected by the server (its client reconnects at once, and rejoins its rooms on connection). */
+  function disconnectOne(): boolean {
+    const i = rng.below(config.clients);
+    const socket = sockets[i];
+    if (!socket) return false;
+    sockets[i] = undefined;
+    socket.disconnect(true);
+    return true;
+  }
+
+  /** A tick's membership churn: leave+join, then connection churn. */
+  function churnTick(counts: { churned: number; reconnects: number }): void {
+    for (let c = 0; c < config.churnPerTick; c++) if (churnOne()) counts.churned++;
+    for (let c = 0; c < config.reconnectPerTick; c++) if (disconnectOne()) counts.reconnects++;
+  }
+
   function emitToRandomRoom(): number {
     const room = name(rng.below(r));
     const size = io.of("/").adapter.rooms.get(room)?.size ?? 0;
@@ -279,7 +307,7 @@ export async function stormServerMain(json: string): Promise<void> {
     const eld = monitorEventLoopDelay({ resolution: 1 });
     let emits = 0;
     let expected = 0;
-    let churned = 0;
+    const counts = { churned: 0, reconnects: 0 };
     const profiler = config.profileDir === undefined || warmUp ? undefined : await startProfiler();
     const c0 = clock.sample();
     eld.enable();
@@ -293,7 +321,7 @@ export async function stormServerMain(json: string): Promise<void> {
         // behind keeps writing to its sockets instead of bursting ticks.
         const wait = Number(due - process.hrtime.bigint()) / 1e6;
         await new Promise((resolve) => (wait > 0 ? setTimeout(resolve, wait) : setImmediate(resolve)));
-        for (let c = 0; c < config.churnPerTick; c++) if (churnOne()) churned++;
+        churnTick(counts);
         for (let e = 0; e < config.roomsPerTick; e++) {
           expected += emitToRandomRoom();
           emits++;
@@ -303,7 +331,7 @@ export async function stormServerMain(json: string): Promise<void> {
       let nextChurn = start;
       while (process.hrtime.bigint() < endNs) {
         if (process.hrtime.bigint() >= nextChurn) {
-          for (let c = 0; c < config.churnPerTick; c++) if (churnOne()) churned++;
+          churnTick(counts);
           nextChurn += tickNs;
         }
         for (let e = 0; e < config.saturateBatch; e++) {
@@ -329,7 +357,8 @@ export async function stormServerMain(json: string): Promise<void> {
         endUs: nowUs(),
         emits,
         expectedDeliveries: expected,
-        churned,
+        churned: counts.churned,
+        reconnects: counts.reconnects,
         eventLoopDelayP99Ms: ms(eld.percentile(99)),
         eventLoopDelayMaxMs: ms(eld.max),
         gcPauses: sorted.length,
@@ -383,17 +412,27 @@ export async function stormClientsMain(json: string): Promise<void> {
     lastUs = receivedUs;
     latency.record(Math.max(1, Math.round(receivedUs - stampUs)));
   };
-  const sockets: RawSocketIoClient[] = [];
+  const sockets: RawSocketIoClient[] = new Array(clients);
   let connectErrors = 0;
   let connectedCount = 0;
+  let reconnected = 0;
+  let exiting = false;
+  /** Frames not understood by the connections already replaced. */
+  let unexpectedFramesOfClosed = 0;
+  // A connection the server closes (the connection churn) is opened again at once, under the same index.
+  const open = (i: number): RawSocketIoClient =>
+    (sockets[i] = new RawSocketIoClient(port, i, onStamp, offsetUs, () => {
+      if (exiting) return;
+      unexpectedFramesOfClosed += sockets[i].unexpectedFrames;
+      reconnected++;
+      open(i);
+    }));
 
   const started = performance.now();
   let next = 0;
   const worker = async () => {
     while (next < clients) {
-      const client = new RawSocketIoClient(port, next++, onStamp, offsetUs);
-      sockets.push(client);
-      if ((await client.opened) === "connected") connectedCount++;
+      if ((await open(next++).opened) === "connected") connectedCount++;
       else connectErrors++;
     }
   };
@@ -406,6 +445,7 @@ export async function stormClientsMain(json: string): Promise<void> {
       latency = createHistogram();
       received = 0;
       lastUs = 0;
+      reconnected = 0;
       cpu0 = process.cpuUsage();
       send({ type: "reset" });
     } else if (message.type === "count") {
@@ -421,10 +461,12 @@ export async function stormClientsMain(json: string): Promise<void> {
             ? { p50: ms(latency.percentile(50)), p99: ms(latency.percentile(99)), p999: ms(latency.percentile(99.9)), max: ms(latency.max) }
             : { p50: NaN, p99: NaN, p999: NaN, max: NaN },
         cpuMs: (cpu.user + cpu.system) / 1000,
-        unexpectedFrames: sockets.reduce((sum, client) => sum + client.unexpectedFrames, 0),
+        unexpectedFrames: sockets.reduce((sum, client) => sum + client.unexpectedFrames, unexpectedFramesOfClosed),
+        reconnected,
       };
       send({ type: "report", counts });
     } else if (message.type === "exit") {
+      exiting = true;
       for (const client of sockets) client.close();
       setTimeout(() => process.exit(0), 100);
     }
@@ -450,7 +492,7 @@ export async function runStorm(config: StormConfig, script: string, log: (line: 
   const offeredPerSecond = (config.roomsPerTick * config.roomSize * 1000) / config.tickMs;
   log(
     `[storm] ${config.clients} raw websocket clients × ${config.k} rooms of ~${config.roomSize} (${rooms} rooms, ${memberships} memberships with the own-id rooms);` +
-      ` ${config.durationMs} ms at ${(config.roomsPerTick * 1000) / config.tickMs} broadcasts/s (~${Math.round(offeredPerSecond)} deliveries/s) with ${(config.churnPerTick * 1000) / config.tickMs} leave+join/s, then saturating`,
+      ` ${config.durationMs} ms at ${(config.roomsPerTick * 1000) / config.tickMs} broadcasts/s (~${Math.round(offeredPerSecond)} deliveries/s) with ${(config.churnPerTick * 1000) / config.tickMs} leave+join/s and ${(config.reconnectPerTick * 1000) / config.tickMs} disconnect+reconnect/s, then saturating`,
   );
   const runs: StormRun[] = [];
   for (let round = 0; round < config.rounds; round++) {
@@ -495,7 +537,7 @@ export async function runStorm(config: StormConfig, script: string, log: (line: 
             `[storm] round ${round + 1} ${adapter.padEnd(9)} ${kind.padEnd(10)}: ${srv.emits} emits, delivered ${counts.received}/${srv.expectedDeliveries} = ${Math.round(deliveredPerSecond)}/s;` +
               ` latency p50 ${counts.latency.p50.toFixed(2)} / p99 ${counts.latency.p99.toFixed(2)} / p99.9 ${counts.latency.p999.toFixed(2)} ms;` +
               ` event-loop delay p99 ${srv.eventLoopDelayP99Ms.toFixed(2)} ms; GC pauses ${srv.gcPauses}, p99 ${srv.gcPauseP99Ms.toFixed(2)} ms (${gcKindsText(srv)});` +
-              ` server main CPU ${srv.mainCpuMs.toFixed(0)} ms, workers ${srv.workerCpuMs.toFixed(0)} ms; clients CPU ${counts.cpuMs.toFixed(0)} ms; ${srv.churned} churned`,
+              ` server main CPU ${srv.mainCpuMs.toFixed(0)} ms, workers ${srv.workerCpuMs.toFixed(0)} ms; clients CPU ${counts.cpuMs.toFixed(0)} ms; ${srv.churned} leave+join, ${srv.reconnects} reconnects (${counts.reconnected} by the clients)`,
           );
           if (counts.unexpectedFrames > 0) log(`[storm] WARNING: ${adapter} ${kind}: the clients got ${counts.unexpectedFrames} frames they could not parse`);
           if (counts.received !== srv.expectedDeliveries) log(`[storm] WARNING: ${adapter} ${kind}: ${counts.received} received, ${srv.expectedDeliveries} expected`);
