@@ -47,7 +47,7 @@ import { Session } from "node:inspector";
 import { join } from "node:path";
 import { constants as perfConstants, createHistogram, monitorEventLoopDelay, performance, PerformanceObserver } from "node:perf_hooks";
 import { Server, type Socket } from "socket.io";
-import { createAdapter } from "../lib/index";
+import { createAdapter, type ShardedAdapter } from "../lib/index";
 import { CpuClock } from "./cpu";
 import { awaitDeliveries, Child } from "./e2e";
 import { RawSocketIoClient } from "./raw-client";
@@ -124,6 +124,8 @@ export interface ServerRun {
   readonly mainCpuMs: number;
   readonly workerCpuMs: number;
   readonly memberships: number;
+  /** Sharded: broadcasts offered to the workers during the run, and whether the pool had calibrated its threshold before it. */
+  readonly pool?: { readonly offloaded: number; readonly calibratedBefore: boolean; readonly offloadThreshold: number };
 }
 
 export interface ClientCounts {
@@ -308,6 +310,8 @@ export async function stormServerMain(json: string): Promise<void> {
     let emits = 0;
     let expected = 0;
     const counts = { churned: 0, reconnects: 0 };
+    const poolStats = () => (adapter === "sharded" ? (io.of("/").adapter as unknown as ShardedAdapter).stats().pool : undefined);
+    const pool0 = poolStats();
     const profiler = config.profileDir === undefined || warmUp ? undefined : await startProfiler();
     const c0 = clock.sample();
     eld.enable();
@@ -368,6 +372,11 @@ export async function stormServerMain(json: string): Promise<void> {
         mainCpuMs: ms(c1.main - c0.main),
         workerCpuMs: ms(c1.added - c0.added),
         memberships: memberships(),
+        pool: pool0 && {
+          offloaded: (poolStats()?.offloaded ?? 0) - pool0.offloaded,
+          calibratedBefore: pool0.calibration !== undefined,
+          offloadThreshold: pool0.offloadThreshold,
+        },
       },
     };
   }
@@ -537,7 +546,8 @@ export async function runStorm(config: StormConfig, script: string, log: (line: 
             `[storm] round ${round + 1} ${adapter.padEnd(9)} ${kind.padEnd(10)}: ${srv.emits} emits, delivered ${counts.received}/${srv.expectedDeliveries} = ${Math.round(deliveredPerSecond)}/s;` +
               ` latency p50 ${counts.latency.p50.toFixed(2)} / p99 ${counts.latency.p99.toFixed(2)} / p99.9 ${counts.latency.p999.toFixed(2)} ms;` +
               ` event-loop delay p99 ${srv.eventLoopDelayP99Ms.toFixed(2)} ms; GC pauses ${srv.gcPauses}, p99 ${srv.gcPauseP99Ms.toFixed(2)} ms (${gcKindsText(srv)});` +
-              ` server main CPU ${srv.mainCpuMs.toFixed(0)} ms, workers ${srv.workerCpuMs.toFixed(0)} ms; clients CPU ${counts.cpuMs.toFixed(0)} ms; ${srv.churned} leave+join, ${srv.reconnects} reconnects (${counts.reconnected} by the clients)`,
+              ` server main CPU ${srv.mainCpuMs.toFixed(0)} ms, workers ${srv.workerCpuMs.toFixed(0)} ms; clients CPU ${counts.cpuMs.toFixed(0)} ms; ${srv.churned} leave+join, ${srv.reconnects} reconnects (${counts.reconnected} by the clients)` +
+              (srv.pool ? `; ${srv.pool.offloaded} broadcasts offloaded, threshold ${srv.pool.offloadThreshold} (${srv.pool.calibratedBefore ? "calibrated before the run" : "NOT calibrated yet"})` : ""),
           );
           if (counts.unexpectedFrames > 0) log(`[storm] WARNING: ${adapter} ${kind}: the clients got ${counts.unexpectedFrames} frames they could not parse`);
           if (counts.received !== srv.expectedDeliveries) log(`[storm] WARNING: ${adapter} ${kind}: ${counts.received} received, ${srv.expectedDeliveries} expected`);
