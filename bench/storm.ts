@@ -119,7 +119,7 @@ export interface ServerRun {
   readonly gcPauses: number;
   readonly gcPauseP99Ms: number;
   readonly gcPauseMaxMs: number;
-  /** GC pauses by kind (scavenge, mark-compact, incremental marking step, weak callbacks): count and total ms. */
+  /** GC pauses by kind (scavenge, mark-compact, incremental marking step, weak callbacks): count, total and longest, ms. */
   readonly gcByKind: Readonly<Record<GcKind, { readonly count: number; readonly totalMs: number; readonly maxMs: number }>>;
   readonly mainCpuMs: number;
   readonly workerCpuMs: number;
