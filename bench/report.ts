@@ -479,7 +479,9 @@ function scaleRows(scale: StormResult): string[][] {
     row("fixed rate: server GC pause p99", a.gcPauseP99Ms, b.gcPauseP99Ms, ms),
     row("fixed rate: delivered per second", a.fixedDeliveredPerSecond, b.fixedDeliveredPerSecond, rate),
     row("fixed rate: delivered / expected", a.deliveredFraction, b.deliveredFraction, (v) => v.toFixed(4)),
+    row("fixed rate: server main-thread CPU per second", a.fixedMainCpuMsPerSecond, b.fixedMainCpuMsPerSecond, (v) => `${v.toFixed(0)} ms`),
     row("saturating: delivered per second", a.saturatingDeliveredPerSecond, b.saturatingDeliveredPerSecond, rate),
+    row("saturating: server main-thread CPU per delivered message", a.saturatingMainCpuUsPerDelivery, b.saturatingMainCpuUsPerDelivery, (v) => `${v.toFixed(1)} µs`),
   ];
 }
 

@@ -124,6 +124,8 @@ export interface ServerRun {
   readonly gcByKind: Readonly<Record<GcKind, { readonly count: number; readonly totalMs: number; readonly maxMs: number }>>;
   readonly mainCpuMs: number;
   readonly workerCpuMs: number;
+  /** The wall time the CPU numbers cover: the run and its 200 ms tail. */
+  readonly cpuWindowMs: number;
   readonly memberships: number;
   /** Sharded: broadcasts offered to the workers during the run, and whether the pool had calibrated its threshold before it. */
   readonly pool?: { readonly offloaded: number; readonly calibratedBefore: boolean; readonly offloadThreshold: number };
@@ -160,6 +162,15 @@ export interface StormSummary {
   readonly fixedDeliveredPerSecond: number;
   readonly deliveredFraction: number;
   readonly saturatingDeliveredPerSecond: number;
+  /** Server main-thread CPU per second of the fixed-rate run (same offered work for both adapters). */
+  readonly fixedMainCpuMsPerSecond: number;
+  /**
+   * Server main-thread CPU per delivered message in the saturating run: what
+   * delivered/s would be the inverse of with the main thread to itself, read
+   * from CPU clocks, so that it does not move with the other load of a
+   * shared machine as delivered/s does.
+   */
+  readonly saturatingMainCpuUsPerDelivery: number;
 }
 
 export interface StormResult {
@@ -348,6 +359,7 @@ export async function stormServerMain(json: string): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 200));
     eld.disable();
     const c1 = clock.sample();
+    const cpuWindowMs = Number(process.hrtime.bigint() - start) / 1e6;
     if (profiler !== undefined) await profiler.stopInto(join(config.profileDir as string, `storm-${adapter}-${kind}-${process.pid}.cpuprofile`));
     await new Promise((resolve) => setTimeout(resolve, 50)); // the last 'gc' entries
     observer.disconnect();
@@ -370,6 +382,7 @@ export async function stormServerMain(json: string): Promise<void> {
         gcByKind,
         mainCpuMs: ms(c1.main - c0.main),
         workerCpuMs: ms(c1.added - c0.added),
+        cpuWindowMs,
         memberships: memberships(),
         pool: pool0 && {
           offloaded: (poolStats()?.offloaded ?? 0) - pool0.offloaded,
@@ -572,6 +585,8 @@ export async function runStorm(config: StormConfig, script: string, log: (line: 
       fixedDeliveredPerSecond: median(fixed.map((r) => r.deliveredPerSecond)),
       deliveredFraction: median(fixed.map((r) => r.clients.received / Math.max(1, r.server.expectedDeliveries))),
       saturatingDeliveredPerSecond: median(saturating.map((r) => r.deliveredPerSecond)),
+      fixedMainCpuMsPerSecond: median(fixed.map((r) => r.server.mainCpuMs / Math.max(1e-9, r.server.cpuWindowMs / 1000))),
+      saturatingMainCpuUsPerDelivery: median(saturating.map((r) => (r.server.mainCpuMs * 1000) / Math.max(1, r.clients.received))),
     };
   }
   return { config, rooms, memberships, offeredPerSecond, runs, summary, elapsedSeconds: (performance.now() - started) / 1000 };
