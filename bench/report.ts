@@ -479,15 +479,17 @@ function scaleRows(scale: StormResult): string[][] {
     row("fixed rate: server GC pause p99", a.gcPauseP99Ms, b.gcPauseP99Ms, ms),
     row("fixed rate: delivered per second", a.fixedDeliveredPerSecond, b.fixedDeliveredPerSecond, rate),
     row("fixed rate: delivered / expected", a.deliveredFraction, b.deliveredFraction, (v) => v.toFixed(4)),
+    row("fixed rate: server main-thread CPU per second", a.fixedMainCpuMsPerSecond, b.fixedMainCpuMsPerSecond, (v) => `${v.toFixed(0)} ms`),
     row("saturating: delivered per second", a.saturatingDeliveredPerSecond, b.saturatingDeliveredPerSecond, rate),
+    row("saturating: server main-thread CPU per delivered message", a.saturatingMainCpuUsPerDelivery, b.saturatingMainCpuUsPerDelivery, (v) => `${v.toFixed(1)} µs`),
   ];
 }
 
 function scaleIntro(scale: StormResult): string {
   const c = scale.config;
   return (
-    `${c.clients} raw websocket clients (engine.io/socket.io spoken by hand over \`ws\`, one process) × ${c.k} rooms of ~${c.roomSize} (${scale.rooms} rooms, ${scale.memberships} memberships with the own-id rooms);` +
-    ` ${c.durationMs} ms at ${(c.roomsPerTick * 1000) / c.tickMs} small-room broadcasts/s (~${Math.round(scale.offeredPerSecond)} deliveries/s offered) with ${(c.churnPerTick * 1000) / c.tickMs} leave+join per second, then ${c.durationMs} ms saturating (broadcasts back to back, an event-loop turn every ${c.saturateBatch});` +
+    `${c.clients} raw websocket clients (engine.io/socket.io spoken by hand on bare TCP sockets, one process: bench/raw-client.ts) × ${c.k} rooms of ~${c.roomSize} (${scale.rooms} rooms, ${scale.memberships} memberships with the own-id rooms);` +
+    ` ${c.durationMs} ms at ${(c.roomsPerTick * 1000) / c.tickMs} small-room broadcasts/s (~${Math.round(scale.offeredPerSecond)} deliveries/s offered) with ${(c.churnPerTick * 1000) / c.tickMs} leave+join and ${(c.reconnectPerTick * 1000) / c.tickMs} disconnect+reconnect (leave all, connect, join ${c.k} rooms) per second, then ${c.durationMs} ms saturating (broadcasts back to back, an event-loop turn every ${c.saturateBatch}), after an unmeasured ${c.warmUpMs} ms at the fixed rate;` +
     ` each payload is the server's monotonic clock at the emit; ${c.rounds} round(s), the adapters in turn, medians over rounds.`
   );
 }
