@@ -52,7 +52,14 @@ describe("node cluster: room routing (#5226)", () => {
   let running: IpcCluster;
   let cluster: Cluster;
   before(async () => {
-    running = await startIpcCluster({ primary: "sharded", workers: ["sharded-ipc", "sharded-ipc", "official-ipc"], primaryOptions: { roomRouting: true } });
+    // Heartbeats go to every worker: a long interval keeps them out of the windows that count messages received.
+    running = await startIpcCluster({
+      primary: "sharded",
+      workers: ["sharded-ipc", "sharded-ipc", "official-ipc"],
+      primaryOptions: { roomRouting: true },
+      heartbeatInterval: 60_000,
+      heartbeatTimeout: 120_000,
+    });
     cluster = running.cluster;
   });
   after(async () => {
