@@ -440,6 +440,7 @@ function uwsRows(uws: UwsResult): string[][] {
     const a = uws.summary["in-memory"][shape];
     const b = uws.summary.sharded[shape];
     rows.push([`${shape}: main-thread CPU per broadcast`, `${a.mainCpuUsPerBroadcast.toFixed(1)} µs`, `${b.mainCpuUsPerBroadcast.toFixed(1)} µs`, ratio3(b.mainCpuUsPerBroadcast / a.mainCpuUsPerBroadcast)]);
+    rows.push([`${shape}: time inside emit() per broadcast`, `${a.emitUsPerBroadcast.toFixed(1)} µs`, `${b.emitUsPerBroadcast.toFixed(1)} µs`, ratio3(b.emitUsPerBroadcast / a.emitUsPerBroadcast)]);
     rows.push([`${shape}: delivered messages per second`, `${Math.round(a.deliveredPerSecond)}/s`, `${Math.round(b.deliveredPerSecond)}/s`, ratio3(b.deliveredPerSecond / a.deliveredPerSecond)]);
     rows.push([`${shape}: delivered / sent`, a.deliveredFraction.toFixed(4), b.deliveredFraction.toFixed(4), ratio3(b.deliveredFraction / a.deliveredFraction)]);
   }
@@ -922,9 +923,9 @@ function uwsMarkdown(uws: UwsResult): string[] {
   const c = uws.config;
   const out = ["## uWebSockets.js: `io.attachApp(app)` (issue 11)", ""];
   out.push(
-    `socket.io on a uWS app (\`${uws.uwsPackage}\`) with each adapter in turn (${c.rounds} round(s), alternating order; medians over the rounds): socket.io's in-memory adapter as socket.io patches it for uWS (one room or everyone with no except: one \`app.publish\`), and ours (\`createAdapter({ workers: ${c.workers} })\`: it publishes one room, everyone and own-id rooms to its own topics).` +
-      ` ${c.clients} socket.io-client websocket connections in a separate process, ${c.k} rooms each as in the end-to-end part. Per shape, the server emits ${UWS_SHAPES.map((x) => `${c.broadcasts[x]} × ${x}`).join(", ")} (union: ${c.unionRooms} rooms; except: everyone but one room), ${c.batch} per tick every ${c.tickMs} ms, after a warm-up (every shape once at a fifth of its size, unmeasured).` +
-      " Main-thread CPU (process CPU minus the other threads, bench/cpu.ts) from the first emit until the clients have received everything (uWS writes published frames on the same thread after the emitting turn), divided by the broadcasts. Delivered per second = messages received / (last receipt − first emit).",
+    `socket.io on a uWS app (\`${uws.uwsPackage}\`) for each adapter, both servers up side by side (each with its own clients' process) and each shape run on one then at once on the other, order alternating (${c.rounds} round(s); medians over the rounds): socket.io's in-memory adapter as socket.io patches it for uWS (one room or everyone with no except: one \`app.publish\`), and ours (\`createAdapter({ workers: ${c.workers} })\`: it publishes one room, everyone and own-id rooms to its own topics).` +
+      ` ${c.clients} socket.io-client websocket connections per server in a separate process, ${c.k} rooms each as in the end-to-end part. Per shape, the server emits ${UWS_SHAPES.map((x) => `${c.broadcasts[x]} × ${x}`).join(", ")} (union: ${c.unionRooms} rooms; except: everyone but one room), ${c.batch} per tick every ${c.tickMs} ms, after a warm-up (every shape once at a fifth of its size, unmeasured).` +
+      " Main-thread CPU (process CPU minus the other threads, bench/cpu.ts) from the first emit until the clients have received everything (uWS writes published frames on the same thread after the emitting turn), divided by the broadcasts. Time inside emit() is the wall time of the emit calls alone, divided by the broadcasts: how long one emit holds the event loop (socket.io's and the adapter's work, plus whatever uWS writes within `publish` rather than after the turn); informational, no target. Delivered per second = messages received / (last receipt − first emit).",
     "",
   );
   out.push(...mdTable(["", "in-memory", "sharded", "ratio"], uwsRows(uws)), "");

@@ -1,7 +1,7 @@
 /**
  * End to end on uWebSockets.js (`io.attachApp(app)`, issue #11): the same
  * clients and rooms as bench/e2e.ts, on a uWS app, for socket.io's in-memory
- * adapter (with socket.io's own uWS patch of it) and ours, in turn.
+ * adapter (with socket.io's own uWS patch of it) and ours, side by side.
  *
  * Per broadcast shape (one room, everyone, one socket's own-id room, a union
  * of rooms, everyone except one room), the server emits a fixed number of
@@ -50,7 +50,7 @@ export function uwsDefaults(quick: boolean): UwsConfig {
   return {
     clients: quick ? 300 : 1500,
     k: 3,
-    rounds: quick ? 1 : 2,
+    rounds: quick ? 1 : 3,
     seed: 1,
     workers: 2,
     broadcasts: quick
@@ -77,6 +77,8 @@ export interface UwsPhase {
   readonly startUs: number;
   /** Main-thread CPU from the first emit until the parent said the clients had everything. */
   readonly mainCpuMs: number;
+  /** Wall time inside the emit calls (socket.io's and the adapter's synchronous work, and whatever uWS does within publish). */
+  readonly emitMs: number;
   readonly workerCpuMs: number;
   /** Broadcasts our adapter published to a uWS topic (its stats); NaN for in-memory. */
   readonly published: number;
@@ -92,6 +94,8 @@ export interface UwsShapeRound {
 
 export interface UwsShapeSummary {
   readonly mainCpuUsPerBroadcast: number;
+  /** Wall time inside emit() per broadcast: how long one emit holds the event loop. */
+  readonly emitUsPerBroadcast: number;
   readonly deliveredPerSecond: number;
   readonly deliveredFraction: number;
 }
@@ -181,7 +185,9 @@ export async function uwsServerMain(json: string): Promise<void> {
 
   const nsp = io.of("/");
   const published = (): number => (adapter === "sharded" ? (nsp.adapter as unknown as ShardedAdapter).stats().uws.publishes : NaN);
-  let running: { shape: UwsShape; c0: ReturnType<CpuClock["sample"]>; startUs: number; broadcasts: number; expected: number; published0: number } | undefined;
+  let running:
+    | { shape: UwsShape; c0: ReturnType<CpuClock["sample"]>; startUs: number; broadcasts: number; expected: number; published0: number; emitMs: number }
+    | undefined;
 
   process.on("message", (message: { type: string; shape?: UwsShape; fraction?: number }) => {
     if (message.type === "phase") {
@@ -197,6 +203,7 @@ export async function uwsServerMain(json: string): Promise<void> {
         expectedDeliveries: r.expected,
         startUs: r.startUs,
         mainCpuMs: (c1.main - r.c0.main) / 1e6,
+        emitMs: r.emitMs,
         workerCpuMs: (c1.added - r.c0.added) / 1e6,
         published: published() - r.published0,
       };
@@ -215,83 +222,121 @@ export async function uwsServerMain(json: string): Promise<void> {
     const published0 = published();
     const c0 = clock.sample();
     const startUs = nowUs();
-    running = { shape, c0, startUs, broadcasts: targets.length, expected: targets.reduce((s, t) => s + t.recipients, 0), published0 };
+    const phaseRun = { shape, c0, startUs, broadcasts: targets.length, expected: targets.reduce((s, t) => s + t.recipients, 0), published0, emitMs: 0 };
+    running = phaseRun;
     const start = performance.now();
     for (let i = 0; i < targets.length; i += config.batch) {
       const due = start + (i / config.batch) * config.tickMs;
       const wait = due - performance.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      const tickStart = performance.now();
       for (const target of targets.slice(i, i + config.batch)) {
         const stamp = nowUs();
         const operator = target.except === undefined ? io.to(target.to) : io.except(target.except);
         operator.emit("m", stamp);
       }
+      phaseRun.emitMs += performance.now() - tickStart;
     }
-    send({ type: "emitted", expectedDeliveries: running.expected, startUs });
+    send({ type: "emitted", expectedDeliveries: phaseRun.expected, startUs });
   }
 }
 
 // ---------------------------------------------------------------- parent --
 
 
-/** Runs every shape with each adapter in turn (alternating order over the rounds). */
+/** One adapter's server and its clients' process, up for the whole part. */
+interface UwsStand {
+  readonly adapter: AdapterKind;
+  readonly server: Child;
+  readonly clients: Child;
+  /** Messages the clients had received before the current phase. */
+  receivedBefore: number;
+}
+
+async function startStand(adapter: AdapterKind, config: UwsConfig, script: string, live: Set<{ kill(): void }>): Promise<UwsStand> {
+  const server = new Child("--uws-server", { adapter, config } satisfies ServerArgs, script);
+  live.add(server);
+  const { port } = await server.next<{ port: number }>("listening", 60_000);
+  const clients = new Child("--e2e-clients", { port, clients: config.clients }, script);
+  live.add(clients);
+  const conn = await clients.next<{ connected: number; connectErrors: number }>("connected", 180_000);
+  if (conn.connected !== config.clients) throw new Error(`uws ${adapter}: ${conn.connected} of ${config.clients} clients connected (${conn.connectErrors} errors)`);
+  return { adapter, server, clients, receivedBefore: 0 };
+}
+
+/** Runs one phase (a shape's broadcasts) on `stand`; returns it with what the clients received. */
+async function runPhase(stand: UwsStand, shape: UwsShape, fraction: number): Promise<{ phase: UwsPhase; delivered: number; deliveredPerSecond: number }> {
+  const { server, clients } = stand;
+  server.send({ type: "phase", shape, fraction });
+  const { expectedDeliveries, startUs } = await server.next<{ expectedDeliveries: number; startUs: number }>("emitted", 300_000);
+  // Until every delivery arrived, or nothing arrived for 2 s.
+  let received = stand.receivedBefore;
+  let lastUs = startUs;
+  let idleSince = performance.now();
+  for (;;) {
+    clients.send({ type: "count" });
+    const count = await clients.next<{ received: number; lastUs: number }>("count");
+    if (count.received !== received) idleSince = performance.now();
+    received = count.received;
+    lastUs = count.lastUs;
+    if (received - stand.receivedBefore >= expectedDeliveries || performance.now() - idleSince > 2000) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  server.send({ type: "done" });
+  const { phase } = await server.next<{ phase: UwsPhase }>("phased");
+  const delivered = received - stand.receivedBefore;
+  stand.receivedBefore = received;
+  return { phase, delivered, deliveredPerSecond: delivered / Math.max(1e-9, (lastUs - startUs) / 1e6) };
+}
+
+/**
+ * Runs every shape on both adapters. Both servers (each with its clients'
+ * process) stay up for the whole part, and each shape runs on one adapter
+ * then at once on the other (order alternating per round and shape), so that
+ * a ratio compares phases seconds apart, not minutes: on a shared 2-core
+ * machine the load drifts in between.
+ */
 export async function runUws(config: UwsConfig, script: string, log: (line: string) => void, live: Set<{ kill(): void }>): Promise<UwsResult> {
   const started = performance.now();
   const { name, version } = require("uWebSockets.js/package.json") as { name: string; version: string };
   const uwsPackage = `${name}@${version}`;
-  log(`[uws] ${config.clients} websocket clients on uWebSockets.js (${uwsPackage}), ${config.k} rooms each; shapes ${UWS_SHAPES.join(", ")}`);
+  log(`[uws] ${config.clients} websocket clients per adapter on uWebSockets.js (${uwsPackage}), ${config.k} rooms each; shapes ${UWS_SHAPES.join(", ")}`);
   const rounds: UwsShapeRound[] = [];
-  for (let round = 0; round < config.rounds; round++) {
-    const order = round % 2 === 0 ? ADAPTERS : [...ADAPTERS].reverse();
-    for (const adapter of order) {
-      const server = new Child("--uws-server", { adapter, config } satisfies ServerArgs, script);
-      live.add(server);
-      let clients: Child | undefined;
-      try {
-        const { port } = await server.next<{ port: number }>("listening", 60_000);
-        clients = new Child("--e2e-clients", { port, clients: config.clients }, script);
-        live.add(clients);
-        const conn = await clients.next<{ connected: number; connectErrors: number }>("connected", 180_000);
-        if (conn.connected !== config.clients) throw new Error(`uws ${adapter}: ${conn.connected} of ${config.clients} clients connected (${conn.connectErrors} errors)`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        let before = 0;
-        // A fifth of every shape first, not reported: the JIT warm, the connection burst's garbage collected.
-        const phases = [...UWS_SHAPES.map((shape) => ({ shape, warmUp: true })), ...UWS_SHAPES.map((shape) => ({ shape, warmUp: false }))];
-        for (const { shape, warmUp } of phases) {
-          server.send({ type: "phase", shape, fraction: warmUp ? WARM_UP_FRACTION : 1 });
-          const { expectedDeliveries, startUs } = await server.next<{ expectedDeliveries: number; startUs: number }>("emitted", 300_000);
-          // Until every delivery arrived, or nothing arrived for 2 s.
-          let received = before;
-          let lastUs = startUs;
-          let idleSince = performance.now();
-          for (;;) {
-            clients.send({ type: "count" });
-            const count = await clients.next<{ received: number; lastUs: number }>("count");
-            if (count.received !== received) idleSince = performance.now();
-            received = count.received;
-            lastUs = count.lastUs;
-            if (received - before >= expectedDeliveries || performance.now() - idleSince > 2000) break;
-            await new Promise((resolve) => setTimeout(resolve, 20));
-          }
-          server.send({ type: "done" });
-          const { phase } = await server.next<{ phase: UwsPhase }>("phased");
-          const delivered = received - before;
-          before = received;
-          if (delivered !== phase.expectedDeliveries) log(`[uws] WARNING: ${adapter} ${shape}${warmUp ? " (warm-up)" : ""}: ${delivered} messages received, ${phase.expectedDeliveries} expected`);
-          if (warmUp) continue;
-          const deliveredPerSecond = delivered / Math.max(1e-9, (lastUs - startUs) / 1e6);
-          rounds.push({ adapter, round, phase, delivered, deliveredPerSecond });
+  const stands: UwsStand[] = [];
+  try {
+    for (const adapter of ADAPTERS) stands.push(await startStand(adapter, config, script, live));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const report = (stand: UwsStand, shape: UwsShape, warmUp: boolean, done: { phase: UwsPhase; delivered: number }): void => {
+      if (done.delivered !== done.phase.expectedDeliveries) {
+        log(`[uws] WARNING: ${stand.adapter} ${shape}${warmUp ? " (warm-up)" : ""}: ${done.delivered} messages received, ${done.phase.expectedDeliveries} expected`);
+      }
+    };
+    // A fifth of every shape first, not reported: the JIT warm, the connection burst's garbage collected.
+    for (const stand of stands) {
+      for (const shape of UWS_SHAPES) report(stand, shape, true, await runPhase(stand, shape, WARM_UP_FRACTION));
+    }
+    let turn = 0;
+    for (let round = 0; round < config.rounds; round++) {
+      for (const shape of UWS_SHAPES) {
+        const order = turn++ % 2 === 0 ? stands : [...stands].reverse();
+        for (const stand of order) {
+          const done = await runPhase(stand, shape, 1);
+          report(stand, shape, false, done);
+          const { phase, delivered, deliveredPerSecond } = done;
+          rounds.push({ adapter: stand.adapter, round, phase, delivered, deliveredPerSecond });
           log(
-            `[uws] round ${round + 1} ${adapter.padEnd(9)} ${shape.padEnd(8)}: ${phase.broadcasts} broadcasts, delivered ${delivered}/${phase.expectedDeliveries} = ${Math.round(deliveredPerSecond)}/s;` +
-              ` main CPU ${((phase.mainCpuMs * 1000) / phase.broadcasts).toFixed(1)} µs per broadcast${adapter === "sharded" ? `, ${phase.published} published` : ""}`,
+            `[uws] round ${round + 1} ${stand.adapter.padEnd(9)} ${shape.padEnd(8)}: ${phase.broadcasts} broadcasts, delivered ${delivered}/${phase.expectedDeliveries} = ${Math.round(deliveredPerSecond)}/s;` +
+              ` main CPU ${((phase.mainCpuMs * 1000) / phase.broadcasts).toFixed(1)} µs per broadcast (${((phase.emitMs * 1000) / phase.broadcasts).toFixed(1)} µs in emit)${stand.adapter === "sharded" ? `, ${phase.published} published` : ""}`,
           );
         }
-      } finally {
-        await clients?.stop();
-        await server.stop();
-        if (clients) live.delete(clients);
-        live.delete(server);
       }
+    }
+  } finally {
+    for (const stand of stands) {
+      await stand.clients.stop();
+      await stand.server.stop();
+      live.delete(stand.clients);
+      live.delete(stand.server);
     }
   }
   const summary = {} as Record<AdapterKind, Record<UwsShape, UwsShapeSummary>>;
@@ -301,6 +346,7 @@ export async function runUws(config: UwsConfig, script: string, log: (line: stri
       const list = rounds.filter((r) => r.adapter === adapter && r.phase.shape === shape);
       summary[adapter][shape] = {
         mainCpuUsPerBroadcast: median(list.map((r) => (r.phase.mainCpuMs * 1000) / r.phase.broadcasts)),
+        emitUsPerBroadcast: median(list.map((r) => (r.phase.emitMs * 1000) / r.phase.broadcasts)),
         deliveredPerSecond: median(list.map((r) => r.deliveredPerSecond)),
         deliveredFraction: median(list.map((r) => r.delivered / r.phase.expectedDeliveries)),
       };
