@@ -74,10 +74,9 @@ export class LocalQueries {
     const view = this.buffers.view;
     if (query.everyone) {
       // One pass in slot order rather than shard by shard (see mergeAscending).
-      const epoch = this.marks.begin(query.slotHighWater);
-      const seen = this.marks.array;
-      for (let shard = 0; shard < view.shardCount; shard++) markExcluded(view, shard, query.except, seen, epoch);
-      return collectAlive(view.sockets, 0, 1, query.slotHighWater, seen, epoch, out, 0);
+      const bits = this.marks.begin(query.slotHighWater);
+      for (let shard = 0; shard < view.shardCount; shard++) markExcluded(view, shard, query.except, bits);
+      return collectAlive(view.sockets, 0, 1, query.slotHighWater, bits, out, 0);
     }
     let count = 0;
     for (let shard = 0; shard < view.shardCount; shard++) {

@@ -96,30 +96,42 @@ export interface RecipientQuery {
 }
 
 /**
- * Per-thread scratch for {@link collectShard}: `marks[slot] === epoch` means
- * "already delivered or excluded in this query". Bumping the epoch clears all
- * marks at once, so a query costs nothing per socket it does not touch.
+ * Per-thread scratch for {@link collectShard}: one bit per slot, set for
+ * "already delivered or excluded in this query". A bitmap (128 KiB for a
+ * million slots) stays in the CPU's cache where a word per slot would not,
+ * so marking a recipient is not one more cache miss. Each query starts
+ * clear: a query whose only marks are its recipients clears them itself
+ * ({@link clearSlots}, a few words); any other leaves the bitmap dirty and
+ * the next {@link begin} clears the words it used.
  */
 export class RecipientMarks {
-  private marks = new Uint32Array(0);
-  private epoch = 0;
+  private words = new Int32Array(0);
+  /** Words below this may hold bits left by the last query. */
+  private dirtyWords = 0;
 
-  /** Starts a query over slots below `slotCapacity`; returns its epoch. */
-  begin(slotCapacity: number): number {
-    if (this.marks.length < slotCapacity) {
-      this.marks = new Uint32Array(Math.max(slotCapacity, this.marks.length * 2, 1024));
-      this.epoch = 0;
+  /** Starts a query over slots below `slotBound`; returns its bitmap, all clear. */
+  begin(slotBound: number): Int32Array {
+    const needed = (slotBound + 31) >>> 5;
+    if (this.words.length < needed) {
+      this.words = new Int32Array(Math.max(needed, this.words.length * 2, 32));
+    } else if (this.dirtyWords > 0) {
+      this.words.fill(0, 0, this.dirtyWords);
     }
-    if (this.epoch === 0xffffffff) {
-      this.marks.fill(0);
-      this.epoch = 0;
-    }
-    return ++this.epoch;
+    this.dirtyWords = Math.max(needed, 1);
+    return this.words;
   }
 
-  get array(): Uint32Array {
-    return this.marks;
+  /** Ends a query whose only marks are the slots `slots[from..to)`: clears their words, leaving the bitmap clear. */
+  clearSlots(slots: Int32Array, from: number, to: number): void {
+    const words = this.words;
+    for (let i = from; i < to; i++) words[slots[i] >>> 5] = 0;
+    this.dirtyWords = 0;
   }
+}
+
+/** Whether `slot` is marked in `bits`. */
+export function isMarked(bits: Int32Array, slot: number): boolean {
+  return (bits[slot >>> 5] & (1 << (slot & 31))) !== 0;
 }
 
 /** Except rooms walked at once by {@link markExcluded}. */
@@ -130,7 +142,7 @@ const EXCEPT_LANES = 4;
  * rooms' lists are walked EXCEPT_LANES at a time, in lockstep: each list is
  * a chain of dependent cache misses, and independent chains overlap them.
  */
-export function markExcluded(view: TablesView, shard: number, except: Int32Array, seen: Uint32Array, epoch: number): void {
+export function markExcluded(view: TablesView, shard: number, except: Int32Array, bits: Int32Array): void {
   const { nodes, rooms, shardCount } = view;
   const maxSteps = nodes.length / NODE_STRIDE;
   for (let first = 0; first < except.length; first += EXCEPT_LANES) {
@@ -140,33 +152,101 @@ export function markExcluded(view: TablesView, shard: number, except: Int32Array
     let d = laneHead(rooms, shardCount, shard, except, first + 3);
     for (let steps = 0; (a !== NONE || b !== NONE || c !== NONE || d !== NONE) && steps < maxSteps; steps++) {
       if (a !== NONE) {
-        seen[nodes[a * NODE_STRIDE + NODE_SLOT]] = epoch;
+        const slot = nodes[a * NODE_STRIDE + NODE_SLOT];
+        bits[slot >>> 5] |= 1 << (slot & 31);
         a = nodes[a * NODE_STRIDE + NODE_ROOM_NEXT];
       }
       if (b !== NONE) {
-        seen[nodes[b * NODE_STRIDE + NODE_SLOT]] = epoch;
+        const slot = nodes[b * NODE_STRIDE + NODE_SLOT];
+        bits[slot >>> 5] |= 1 << (slot & 31);
         b = nodes[b * NODE_STRIDE + NODE_ROOM_NEXT];
       }
       if (c !== NONE) {
-        seen[nodes[c * NODE_STRIDE + NODE_SLOT]] = epoch;
+        const slot = nodes[c * NODE_STRIDE + NODE_SLOT];
+        bits[slot >>> 5] |= 1 << (slot & 31);
         c = nodes[c * NODE_STRIDE + NODE_ROOM_NEXT];
       }
       if (d !== NONE) {
-        seen[nodes[d * NODE_STRIDE + NODE_SLOT]] = epoch;
+        const slot = nodes[d * NODE_STRIDE + NODE_SLOT];
+        bits[slot >>> 5] |= 1 << (slot & 31);
         d = nodes[d * NODE_STRIDE + NODE_ROOM_NEXT];
       }
     }
   }
 }
 
-/** The head of the list of `except[i]` in `shard`, or NONE past the end of `except`. */
-function laneHead(rooms: Int32Array, shardCount: number, shard: number, except: Int32Array, i: number): number {
-  return i < except.length ? rooms[roomListOffset(shardCount, except[i], shard) + LIST_HEAD] : NONE;
+/** The head of the list of `ids[i]` in `shard`, or NONE past the end of `ids`. */
+function laneHead(rooms: Int32Array, shardCount: number, shard: number, ids: Int32Array, i: number): number {
+  return i < ids.length ? rooms[roomListOffset(shardCount, ids[i], shard) + LIST_HEAD] : NONE;
+}
+
+/** Rooms of a union walked at once by {@link collectUnion}. */
+const UNION_LANES = 4;
+
+/**
+ * Writes the members of the `roomIds` rooms in `shard` not marked in `bits`
+ * into `out` from `n` on, each once (marking them), and returns the new end.
+ * As in {@link markExcluded}, the rooms' lists are walked UNION_LANES at a
+ * time in lockstep, so that their cache misses overlap instead of queueing
+ * one behind the other; recipients come interleaved, in no particular order.
+ */
+export function collectUnion(view: TablesView, shard: number, roomIds: Int32Array, bits: Int32Array, out: Int32Array, n: number): number {
+  const { nodes, rooms, shardCount } = view;
+  const maxSteps = nodes.length / NODE_STRIDE;
+  for (let first = 0; first < roomIds.length; first += UNION_LANES) {
+    let a = laneHead(rooms, shardCount, shard, roomIds, first);
+    let b = laneHead(rooms, shardCount, shard, roomIds, first + 1);
+    let c = laneHead(rooms, shardCount, shard, roomIds, first + 2);
+    let d = laneHead(rooms, shardCount, shard, roomIds, first + 3);
+    for (let steps = 0; (a !== NONE || b !== NONE || c !== NONE || d !== NONE) && steps < maxSteps; steps++) {
+      if (a !== NONE) {
+        const slot = nodes[a * NODE_STRIDE + NODE_SLOT];
+        a = nodes[a * NODE_STRIDE + NODE_ROOM_NEXT];
+        const word = slot >>> 5;
+        const bit = 1 << (slot & 31);
+        if ((bits[word] & bit) === 0) {
+          bits[word] |= bit;
+          out[n++] = slot;
+        }
+      }
+      if (b !== NONE) {
+        const slot = nodes[b * NODE_STRIDE + NODE_SLOT];
+        b = nodes[b * NODE_STRIDE + NODE_ROOM_NEXT];
+        const word = slot >>> 5;
+        const bit = 1 << (slot & 31);
+        if ((bits[word] & bit) === 0) {
+          bits[word] |= bit;
+          out[n++] = slot;
+        }
+      }
+      if (c !== NONE) {
+        const slot = nodes[c * NODE_STRIDE + NODE_SLOT];
+        c = nodes[c * NODE_STRIDE + NODE_ROOM_NEXT];
+        const word = slot >>> 5;
+        const bit = 1 << (slot & 31);
+        if ((bits[word] & bit) === 0) {
+          bits[word] |= bit;
+          out[n++] = slot;
+        }
+      }
+      if (d !== NONE) {
+        const slot = nodes[d * NODE_STRIDE + NODE_SLOT];
+        d = nodes[d * NODE_STRIDE + NODE_ROOM_NEXT];
+        const word = slot >>> 5;
+        const bit = 1 << (slot & 31);
+        if ((bits[word] & bit) === 0) {
+          bits[word] |= bit;
+          out[n++] = slot;
+        }
+      }
+    }
+  }
+  return n;
 }
 
 /**
  * Writes the live slots `first`, `first + step`, ... below `slotHighWater`
- * not marked with `epoch` into `out` from `n` on, in ascending order; returns
+ * not marked in `bits` into `out` from `n` on, in ascending order; returns
  * the new end. A shard's part of "everyone" is `(shard, shardCount)`; the
  * main thread answering alone uses `(0, 1)` after marking every shard's
  * exclusions, so that sockets come in slot order (see {@link mergeAscending}).
@@ -176,13 +256,12 @@ export function collectAlive(
   first: number,
   step: number,
   slotHighWater: number,
-  seen: Uint32Array,
-  epoch: number,
+  bits: Int32Array,
   out: Int32Array,
   n: number,
 ): number {
   for (let slot = first; slot < slotHighWater; slot += step) {
-    if (sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] === 1 && seen[slot] !== epoch) out[n++] = slot;
+    if (sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] === 1 && (bits[slot >>> 5] & (1 << (slot & 31))) === 0) out[n++] = slot;
   }
   return n;
 }
@@ -262,22 +341,13 @@ export function collectShard(
     return n;
   }
 
-  const epoch = marks.begin(query.slotHighWater);
-  const seen = marks.array;
-  markExcluded(view, shard, query.except, seen, epoch);
-
-  if (query.everyone) return collectAlive(sockets, shard, shardCount, query.slotHighWater, seen, epoch, out, n);
-
-  for (let i = 0; i < query.rooms.length; i++) {
-    let node = rooms[roomListOffset(shardCount, query.rooms[i], shard) + LIST_HEAD];
-    for (let steps = 0; node !== NONE && steps < maxSteps; steps++) {
-      const slot = nodes[node * NODE_STRIDE + NODE_SLOT];
-      if (seen[slot] !== epoch) {
-        seen[slot] = epoch;
-        out[n++] = slot;
-      }
-      node = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
-    }
+  const bits = marks.begin(query.slotHighWater);
+  if (query.except.length === 0 && !query.everyone) {
+    n = collectUnion(view, shard, query.rooms, bits, out, n);
+    marks.clearSlots(out, offset, n);
+    return n;
   }
-  return n;
+  markExcluded(view, shard, query.except, bits);
+  if (query.everyone) return collectAlive(sockets, shard, shardCount, query.slotHighWater, bits, out, n);
+  return collectUnion(view, shard, query.rooms, bits, out, n);
 }
