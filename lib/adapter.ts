@@ -143,6 +143,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
      * Socket objects by slot, cached at their first delivery so that each
      * recipient costs an array read, not a string-keyed Map lookup. socket.io
      * removes a socket from its namespace only after `delAll`, which clears it.
+     * Kept dense (see registeredSocketAt).
      */
     private readonly socketsBySlot: (Socket | undefined)[] = [];
     /** Set by broadcast/broadcastWithAck for the one apply() call they make. */
@@ -222,7 +223,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         this.leaveRoom(slot, roomId, this.index.roomNameOf(roomId) as Room, id);
       }
       this.uws?.untrack(slot);
-      this.socketsBySlot[slot] = undefined;
+      if (slot < this.socketsBySlot.length) this.socketsBySlot[slot] = undefined;
       this.index.removeSocket(slot);
     }
 
@@ -524,7 +525,14 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       if (socket === undefined) {
         const id = this.index.socketIdOf(slot);
         socket = id === undefined ? undefined : this.nsp.sockets.get(id);
-        if (socket !== undefined) this.socketsBySlot[slot] = socket;
+        if (socket !== undefined) {
+          // Grown one entry at a time: a store far past the end would turn the
+          // array into a hash table (V8 "dictionary elements"), and every
+          // recipient's lookup into a hash lookup.
+          const cache = this.socketsBySlot;
+          while (cache.length <= slot) cache.push(undefined);
+          cache[slot] = socket;
+        }
       }
       return socket;
     }
