@@ -54,7 +54,7 @@ interface ServerInternals {
 }
 
 /** Recipients whose sockets `deliver` looks up before writing to any of them (see there). */
-const DELIVERY_BATCH = 16;
+const DELIVERY_BATCH = 64;
 
 /** The parts of socket.io's Socket a broadcast uses (private in its typings). */
 interface SocketInternals {
