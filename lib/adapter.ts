@@ -57,6 +57,9 @@ interface ServerInternals {
   encoder: { encode(packet: BroadcastPacket): unknown[] };
 }
 
+/** Recipients whose sockets `deliver` looks up before writing to any of them (see there). */
+const DELIVERY_BATCH = 64;
+
 /** The parts of socket.io's Socket a broadcast uses (private in its typings). */
 interface SocketInternals {
   client: { writeToEngine(encoded: unknown[], opts: PacketOptions): void };
@@ -146,6 +149,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
      * Socket objects by slot, cached at their first delivery so that each
      * recipient costs an array read, not a string-keyed Map lookup. socket.io
      * removes a socket from its namespace only after `delAll`, which clears it.
+     * Kept dense (see registeredSocketAt).
      */
     private readonly socketsBySlot: (Socket | undefined)[] = [];
     /** Set by broadcast/broadcastWithAck for the one apply() call they make. */
@@ -153,6 +157,8 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     /** The namespace's uWS topics when socket.io runs on `attachApp`; decided once the server has its engine. */
     private uws: UwsTopics | undefined;
     private uwsDecided = false;
+    /** Where `lookUpBatch` puts what it reads ahead, so that the reads are not optimized away. */
+    private deliverySink = 0;
 
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mixin constructor (see AdapterClass)
     constructor(...args: any[]) {
@@ -229,7 +235,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         this.leaveRoom(slot, roomId, this.index.roomNameOf(roomId) as Room, id);
       }
       this.uws?.untrack(slot);
-      this.socketsBySlot[slot] = undefined;
+      if (slot < this.socketsBySlot.length) this.socketsBySlot[slot] = undefined;
       this.index.removeSocket(slot);
     }
 
@@ -295,9 +301,13 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         const out = this.index.borrowRecipients();
         try {
           const count = this.recipientsInAnyOrder(opts, out);
-          for (let i = 0; i < count; i++) {
-            const socket = this.registeredSocketAt(out[i]);
-            if (socket !== undefined) writeBroadcast(socket, packet, encoded, packetOpts);
+          const batch = new Array<Socket | undefined>(Math.min(count, DELIVERY_BATCH));
+          for (let start = 0; start < count; start += DELIVERY_BATCH) {
+            const size = this.lookUpBatch(out, start, count, batch);
+            for (let i = 0; i < size; i++) {
+              const socket = batch[i];
+              if (socket !== undefined) writeBroadcast(socket, packet, encoded, packetOpts);
+            }
           }
         } finally {
           this.index.returnRecipients(out);
@@ -556,13 +566,41 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       return slot;
     }
 
-    /** Calls `callback` with the Socket of each slot that is registered in the namespace. */
+    /**
+     * Calls `callback` with the Socket of each of the first `count` slots
+     * that is registered in the namespace, DELIVERY_BATCH at a time (see
+     * lookUpBatch).
+     */
     private deliver(slots: Int32Array, count: number, callback: (socket: Socket, slot: number) => void): void {
-      for (let i = 0; i < count; i++) {
-        const slot = slots[i];
-        const socket = this.registeredSocketAt(slot);
-        if (socket !== undefined) callback(socket, slot);
+      // Per call: a callback may broadcast again, and so deliver again, in the middle.
+      const batch = new Array<Socket | undefined>(Math.min(count, DELIVERY_BATCH));
+      for (let start = 0; start < count; start += DELIVERY_BATCH) {
+        const size = this.lookUpBatch(slots, start, count, batch);
+        for (let i = 0; i < size; i++) {
+          const socket = batch[i];
+          if (socket !== undefined) callback(socket, slots[start + i]);
+        }
       }
+    }
+
+    /**
+     * Puts in `batch` the registered Sockets (or undefined) of the slots from
+     * `start`, at most DELIVERY_BATCH of them and none past `count`, and reads
+     * their clients; returns how many. Among many sockets each of these reads
+     * is a cache miss, and the misses of one pass do not depend on each
+     * other, so the CPU waits for a batch's at once instead of for each
+     * recipient's in turn before its write.
+     */
+    private lookUpBatch(slots: Int32Array, start: number, count: number, batch: (Socket | undefined)[]): number {
+      const size = Math.min(DELIVERY_BATCH, count - start);
+      let sink = 0;
+      for (let i = 0; i < size; i++) batch[i] = this.registeredSocketAt(slots[start + i]);
+      for (let i = 0; i < size; i++) {
+        const client = (batch[i] as unknown as SocketInternals | undefined)?.client as { conn?: unknown } | undefined;
+        if (client?.conn !== undefined) sink++;
+      }
+      this.deliverySink = sink;
+      return size;
     }
 
     /**
@@ -575,7 +613,14 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       if (socket === undefined) {
         const id = this.index.socketIdOf(slot);
         socket = id === undefined ? undefined : this.nsp.sockets.get(id);
-        if (socket !== undefined) this.socketsBySlot[slot] = socket;
+        if (socket !== undefined) {
+          // Grown one entry at a time: a store far past the end would turn the
+          // array into a hash table (V8 "dictionary elements"), and every
+          // recipient's lookup into a hash lookup.
+          const cache = this.socketsBySlot;
+          while (cache.length <= slot) cache.push(undefined);
+          cache[slot] = socket;
+        }
       }
       return socket;
     }

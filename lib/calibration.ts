@@ -23,7 +23,7 @@
  * huge measurement (a machine paused mid-measurement) cannot make every
  * broadcast wait for the workers, nor stop the workers from ever helping.
  */
-import { collectShard, LIST_COUNT, LIST_HEAD, LIST_TAIL, NODE_ROOM_NEXT, NODE_SLOT, NODE_STRIDE, NONE, RecipientMarks, ROOM_SHARD_STRIDE, SOCKET_STRIDE } from "./shared-tables";
+import { collectShard, LIST_COUNT, LIST_HEAD, LIST_RUN, LIST_TAIL, NODE_ROOM_NEXT, NODE_SLOT, NODE_STRIDE, NONE, RecipientMarks, ROOM_SHARD_STRIDE, SOCKET_STRIDE } from "./shared-tables";
 
 /** The threshold before calibration has run (and when it cannot). */
 export const UNCALIBRATED_THRESHOLD = 100_000;
@@ -93,8 +93,9 @@ export function measureCollectCost(): number {
     rooms[room * ROOM_SHARD_STRIDE + LIST_HEAD] = order[first];
     rooms[room * ROOM_SHARD_STRIDE + LIST_TAIL] = order[first + ROOM_SIZE - 1];
     rooms[room * ROOM_SHARD_STRIDE + LIST_COUNT] = ROOM_SIZE;
+    rooms[room * ROOM_SHARD_STRIDE + LIST_RUN] = NONE; // lists walked node by node: the cost of a cold broadcast
   }
-  const view = { shardCount: 1, nodes, rooms, sockets };
+  const view = { shardCount: 1, nodes, rooms, sockets, runs: new Int32Array(0) };
   const all = new Int32Array(roomCount);
   for (let i = 0; i < roomCount; i++) all[i] = i;
   // Unions of a quarter of the rooms at a time: each walk starts cold.

@@ -7,6 +7,7 @@
  */
 import type { Room } from "socket.io-adapter";
 import type { RoomTable } from "./room-table";
+import type { RunCache } from "./run-cache";
 import { collectAlive, collectShard, markExcluded, type RecipientMarks, type RecipientQuery } from "./shared-tables";
 import type { SlotTable } from "./slot-table";
 import type { TableBuffers } from "./table-buffers";
@@ -24,14 +25,30 @@ export class LocalQueries {
   private readonly slots: SlotTable;
   private readonly rooms: RoomTable;
   private readonly marks: RecipientMarks;
+  private readonly runs: RunCache;
+  private readonly memberships: () => number;
   private readonly singleRoomQuery: RecipientQuery = { everyone: false, rooms: new Int32Array(1), except: EMPTY, slotHighWater: 0 };
   private spareRecipients: Int32Array | undefined;
 
-  constructor(buffers: TableBuffers, slots: SlotTable, rooms: RoomTable, marks: RecipientMarks) {
+  constructor(buffers: TableBuffers, slots: SlotTable, rooms: RoomTable, marks: RecipientMarks, runs: RunCache, memberships: () => number) {
     this.buffers = buffers;
     this.slots = slots;
     this.rooms = rooms;
     this.marks = marks;
+    this.runs = runs;
+    this.memberships = memberships;
+  }
+
+  /**
+   * Copies to runs the lists of the query's rooms walked again unchanged
+   * (see `run-cache.ts`). Called before a query is answered, on this thread
+   * alone or with the workers, never during one.
+   */
+  prepareRuns(query: RecipientQuery): void {
+    const lastShard = this.buffers.shardCount - 1;
+    const memberships = this.memberships();
+    if (!query.everyone) this.runs.prepare(query.rooms, 0, lastShard, memberships);
+    if (query.except.length > 0) this.runs.prepare(query.except, 0, lastShard, memberships);
   }
 
   /**
@@ -71,13 +88,13 @@ export class LocalQueries {
 
   /** Answers a query into `out`; returns the number of recipient slots. */
   collect(query: RecipientQuery, out: Int32Array): number {
+    this.prepareRuns(query);
     const view = this.buffers.view;
     if (query.everyone) {
       // One pass in slot order rather than shard by shard (see mergeAscending).
-      const epoch = this.marks.begin(query.slotHighWater);
-      const seen = this.marks.array;
-      for (let shard = 0; shard < view.shardCount; shard++) markExcluded(view, shard, query.except, seen, epoch);
-      return collectAlive(view.sockets, 0, 1, query.slotHighWater, seen, epoch, out, 0);
+      const bits = this.marks.begin(query.slotHighWater);
+      for (let shard = 0; shard < view.shardCount; shard++) markExcluded(view, shard, query.except, bits);
+      return collectAlive(view.sockets, 0, 1, query.slotHighWater, bits, out, 0);
     }
     let count = 0;
     for (let shard = 0; shard < view.shardCount; shard++) {
@@ -97,7 +114,7 @@ export class LocalQueries {
     return this.collect(this.singleRoomQuery, out);
   }
 
-  /** Answers one shard (the main thread's share of a cooperative query). */
+  /** Answers one shard (the main thread's share of a cooperative query: runs are left as they are). */
   collectShard(shard: number, query: RecipientQuery, out: Int32Array, offset: number): number {
     return collectShard(this.buffers.view, shard, query, this.marks, out, offset);
   }

@@ -11,6 +11,7 @@ import type { RoomTable } from "./room-table";
 import {
   LIST_COUNT,
   LIST_HEAD,
+  LIST_RUN,
   LIST_TAIL,
   NODE_ROOM,
   NODE_ROOM_NEXT,
@@ -86,6 +87,7 @@ export class MemberLists {
     else nodes[roomTail * NODE_STRIDE + NODE_ROOM_NEXT] = node;
     rooms[roomList + LIST_TAIL] = node;
     rooms[roomList + LIST_COUNT]++;
+    rooms[roomList + LIST_RUN] = NONE; // its run, if any, is stale
 
     const sockList = slot * SOCKET_STRIDE;
     const sockTail = sockets[sockList + LIST_TAIL];
@@ -118,6 +120,7 @@ export class MemberLists {
     if (roomNext === NONE) rooms[roomList + LIST_TAIL] = roomPrev;
     else nodes[roomNext * NODE_STRIDE + NODE_ROOM_PREV] = roomPrev;
     rooms[roomList + LIST_COUNT]--;
+    rooms[roomList + LIST_RUN] = NONE; // its run, if any, is stale
 
     const sockList = slot * SOCKET_STRIDE;
     const sockNext = nodes[base + NODE_SOCK_NEXT];

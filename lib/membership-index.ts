@@ -9,8 +9,9 @@
  * `table-buffers.ts` (the shared buffers), `slot-table.ts` (sockets <->
  * slots), `room-table.ts` (rooms <-> room ids, creation order),
  * `pair-index.ts` ((room, slot) -> node), `member-lists.ts` (join, leave),
- * `ordered-walk.ts` (walks in the in-memory adapter's order) and
- * `local-queries.ts` (broadcasts answered on this thread).
+ * `ordered-walk.ts` (walks in the in-memory adapter's order),
+ * `local-queries.ts` (broadcasts answered on this thread) and `run-cache.ts`
+ * (contiguous copies of the lists broadcast to again unchanged).
  */
 import type { Room, SocketId } from "socket.io-adapter";
 import { LocalQueries, type InternedQuery } from "./local-queries";
@@ -18,6 +19,7 @@ import { MemberLists } from "./member-lists";
 import { OrderedWalks } from "./ordered-walk";
 import { PairIndex } from "./pair-index";
 import { RoomTable } from "./room-table";
+import { RunCache } from "./run-cache";
 import { LIST_COUNT, NONE, RecipientMarks, SOCKET_STRIDE, type RecipientQuery, type SharedTables } from "./shared-tables";
 import { SlotTable } from "./slot-table";
 import { TableBuffers } from "./table-buffers";
@@ -34,6 +36,7 @@ export class MembershipIndex {
   private readonly members: MemberLists;
   private readonly walks: OrderedWalks;
   private readonly queries: LocalQueries;
+  private readonly runs: RunCache;
 
   constructor(shardCount: number) {
     this.shardCount = shardCount;
@@ -43,7 +46,8 @@ export class MembershipIndex {
     const members = (this.members = new MemberLists(buffers, rooms, this.pairs));
     const marks = new RecipientMarks();
     this.walks = new OrderedWalks(buffers, slots, rooms, members, marks);
-    this.queries = new LocalQueries(buffers, slots, rooms, marks);
+    const runs = (this.runs = new RunCache(buffers));
+    this.queries = new LocalQueries(buffers, slots, rooms, marks, runs, () => this.pairs.size);
   }
 
   /** The current shared buffers; replaced (never mutated in size) on growth. */
@@ -255,6 +259,11 @@ export class MembershipIndex {
     return this.queries.membersOf(roomId, out);
   }
 
+  /** Gives runs to the query's lists walked again unchanged; before posting a query to the workers (see `run-cache.ts`). */
+  prepareRuns(query: RecipientQuery): void {
+    this.queries.prepareRuns(query);
+  }
+
   /** Answers one shard on this thread (the main thread's share of a cooperative query). */
   collectShardInto(shard: number, query: RecipientQuery, out: Int32Array, offset: number): number {
     return this.queries.collectShard(shard, query, out, offset);
@@ -269,5 +278,6 @@ export class MembershipIndex {
     this.members.clear();
     this.walks.clear();
     this.queries.clear();
+    this.runs.clear();
   }
 }

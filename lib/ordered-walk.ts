@@ -11,6 +11,7 @@ import {
   LIST_COUNT,
   LIST_HEAD,
   LIST_TAIL,
+  isMarked,
   markExcluded,
   NODE_ROOM,
   NODE_ROOM_NEXT,
@@ -114,13 +115,12 @@ export class OrderedWalks {
    */
   collectOrdered(query: RecipientQuery): Int32Array {
     const view = this.buffers.view;
-    const epoch = this.marks.begin(this.slots.capacity);
-    const seen = this.marks.array;
-    for (let shard = 0; shard < view.shardCount; shard++) markExcluded(view, shard, query.except, seen, epoch);
+    const bits = this.marks.begin(this.slots.capacity);
+    for (let shard = 0; shard < view.shardCount; shard++) markExcluded(view, shard, query.except, bits);
     const out = new Int32Array(query.everyone ? this.slots.count : this.orderedBound(query));
     let n = 0;
     if (query.everyone) {
-      for (const slot of this.slots.slots()) if (seen[slot] !== epoch) out[n++] = slot;
+      for (const slot of this.slots.slots()) if (!isMarked(bits, slot)) out[n++] = slot;
       return out.subarray(0, n);
     }
     const rooms = view.rooms;
@@ -157,12 +157,16 @@ export class OrderedWalks {
         }
         if (best === -1) break;
         const slot = slots[cursors[best]++];
-        if (seen[slot] !== epoch) {
-          seen[slot] = epoch;
+        const word = slot >>> 5;
+        const bit = 1 << (slot & 31);
+        if ((bits[word] & bit) === 0) {
+          bits[word] |= bit;
           out[n++] = slot;
         }
       }
     }
+    // Without exclusions, the only marks are the recipients: clear just those.
+    if (query.except.length === 0) this.marks.clearSlots(out, 0, n);
     return out.subarray(0, n);
   }
 

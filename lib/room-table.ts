@@ -6,7 +6,7 @@
  */
 import type { Room, SocketId } from "socket.io-adapter";
 import { ChunkedStrings, grownFloat64, grownInt32, IntStack } from "./compact-containers";
-import { LIST_COUNT, LIST_HEAD, LIST_TAIL, NONE, roomListOffset } from "./shared-tables";
+import { LIST_COUNT, LIST_HEAD, LIST_RUN, LIST_TAIL, NONE, roomListOffset } from "./shared-tables";
 import type { SlotTable } from "./slot-table";
 import { INITIAL_ROOMS, type TableBuffers } from "./table-buffers";
 
@@ -125,6 +125,7 @@ export class RoomTable {
         rooms[at + LIST_HEAD] = NONE;
         rooms[at + LIST_TAIL] = NONE;
         rooms[at + LIST_COUNT] = 0;
+        rooms[at + LIST_RUN] = NONE;
       }
     }
     this.sizes[roomId] = 0;

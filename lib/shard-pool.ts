@@ -281,6 +281,8 @@ export class ShardPool {
     if (this.results.length < resultStride * shardCount) {
       this.results = new Int32Array(new SharedArrayBuffer(resultStride * shardCount * 4 * 2));
     }
+    // Before the tables are handed out: runs never change while a worker reads them.
+    index.prepareRuns(query);
     const { control, results } = this;
     const seq = (this.seq = nextSeq(this.seq));
     resetControl(control, seq);

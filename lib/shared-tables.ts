@@ -16,10 +16,12 @@
  *  │ room │ slot │ roomNext │ roomPrev │ sockNext │ sockPrev │  × nodeCapacity
  *  └──────┴──────┴──────────┴──────────┴──────────┴──────────┘
  *  rooms (Int32Array, ROOM_SHARD_STRIDE per shard per room id)
- *  ┌────────────── room 0 ──────────────┬──── room 1 ────┬─
- *  │ head tail count │ head tail count  │ shard 0 │ ...  │   shardCount lists per room
- *  │    shard 0      │    shard 1       │         │      │
- *  └─────────────────┴──────────────────┴─────────┴──────┴─
+ *  ┌──────────────────── room 0 ──────────────────┬──── room 1 ────┬─
+ *  │ head tail count run │ head tail count run    │ shard 0 │ ...  │   shardCount lists per room
+ *  │       shard 0       │       shard 1          │         │      │
+ *  └─────────────────────┴────────────────────────┴─────────┴──────┴─
+ *  runs (Int32Array): the slots of some lists, each list's `count` slots
+ *  contiguous from its `run` on (see below)
  *  sockets (Int32Array, SOCKET_STRIDE per slot)
  *  ┌──────┬──────┬───────┬───────┐
  *  │ head │ tail │ count │ alive │  × slotCapacity
@@ -27,7 +29,17 @@
  * ```
  *
  * `head`, `tail`, `*Next` and `*Prev` are node indexes, `NONE` (-1) at the
- * ends. Only the main thread writes, and it waits for the workers' answers
+ * ends.
+ *
+ * Following a list is a cache miss per member once the table outgrows the
+ * caches. So a list that is walked again unchanged gets a *run*: a copy of
+ * its slots, contiguous in `runs`, that walks read instead (sixteen members
+ * per cache line). `run` is the run's start, or `NONE` (no run; the list
+ * changed since it was last walked) or `WALKED` (walked once unchanged: the
+ * next walk on the main thread copies it). A join or a leave sets it back to
+ * `NONE` in the header it writes anyway, so churn costs no more than before,
+ * and only the lists of rooms that are broadcast to take room in `runs`
+ * (the main thread's `RunCache` owns it; it never changes during a query). Only the main thread writes, and it waits for the workers' answers
  * before it writes again, so readers need no locks. The one exception, a
  * worker still reading after the main thread gave up on it (timeout), is
  * made harmless by bounded walks and by discarding that answer. Because the tables live in SharedArrayBuffers held by the main
@@ -45,10 +57,13 @@ export const NODE_ROOM_PREV = 3;
 export const NODE_SOCK_NEXT = 4;
 export const NODE_SOCK_PREV = 5;
 
-export const ROOM_SHARD_STRIDE = 3;
+export const ROOM_SHARD_STRIDE = 4;
 export const LIST_HEAD = 0;
 export const LIST_TAIL = 1;
 export const LIST_COUNT = 2;
+export const LIST_RUN = 3;
+/** `LIST_RUN` of a list walked once since it last changed (its next walk on the main thread copies it to a run). */
+export const WALKED = -2;
 
 export const SOCKET_STRIDE = 4;
 export const SOCKET_ALIVE = 3;
@@ -59,6 +74,7 @@ export interface SharedTables {
   readonly nodes: SharedArrayBuffer;
   readonly rooms: SharedArrayBuffer;
   readonly sockets: SharedArrayBuffer;
+  readonly runs: SharedArrayBuffer;
 }
 
 /** Typed views over {@link SharedTables}; cheap to build on either thread. */
@@ -67,6 +83,7 @@ export interface TablesView {
   readonly nodes: Int32Array;
   readonly rooms: Int32Array;
   readonly sockets: Int32Array;
+  readonly runs: Int32Array;
 }
 
 export function viewTables(tables: SharedTables): TablesView {
@@ -75,6 +92,7 @@ export function viewTables(tables: SharedTables): TablesView {
     nodes: new Int32Array(tables.nodes),
     rooms: new Int32Array(tables.rooms),
     sockets: new Int32Array(tables.sockets),
+    runs: new Int32Array(tables.runs),
   };
 }
 
@@ -96,77 +114,203 @@ export interface RecipientQuery {
 }
 
 /**
- * Per-thread scratch for {@link collectShard}: `marks[slot] === epoch` means
- * "already delivered or excluded in this query". Bumping the epoch clears all
- * marks at once, so a query costs nothing per socket it does not touch.
+ * Per-thread scratch for {@link collectShard}: one bit per slot, set for
+ * "already delivered or excluded in this query". A bitmap (128 KiB for a
+ * million slots) stays in the CPU's cache where a word per slot would not,
+ * so marking a recipient is not one more cache miss. Each query starts
+ * clear: a query whose only marks are its recipients clears them itself
+ * ({@link clearSlots}, a few words); any other leaves the bitmap dirty and
+ * the next {@link begin} clears the words it used.
  */
 export class RecipientMarks {
-  private marks = new Uint32Array(0);
-  private epoch = 0;
+  private words = new Int32Array(0);
+  /** Words below this may hold bits left by the last query. */
+  private dirtyWords = 0;
 
-  /** Starts a query over slots below `slotCapacity`; returns its epoch. */
-  begin(slotCapacity: number): number {
-    if (this.marks.length < slotCapacity) {
-      this.marks = new Uint32Array(Math.max(slotCapacity, this.marks.length * 2, 1024));
-      this.epoch = 0;
+  /** Starts a query over slots below `slotBound`; returns its bitmap, all clear. */
+  begin(slotBound: number): Int32Array {
+    const needed = (slotBound + 31) >>> 5;
+    if (this.words.length < needed) {
+      this.words = new Int32Array(Math.max(needed, this.words.length * 2, 32));
+    } else if (this.dirtyWords > 0) {
+      this.words.fill(0, 0, this.dirtyWords);
     }
-    if (this.epoch === 0xffffffff) {
-      this.marks.fill(0);
-      this.epoch = 0;
-    }
-    return ++this.epoch;
+    this.dirtyWords = Math.max(needed, 1);
+    return this.words;
   }
 
-  get array(): Uint32Array {
-    return this.marks;
+  /** Ends a query whose only marks are the slots `slots[from..to)`: clears their words, leaving the bitmap clear. */
+  clearSlots(slots: Int32Array, from: number, to: number): void {
+    const words = this.words;
+    for (let i = from; i < to; i++) words[slots[i] >>> 5] = 0;
+    this.dirtyWords = 0;
   }
+}
+
+/** Whether `slot` is marked in `bits`. */
+export function isMarked(bits: Int32Array, slot: number): boolean {
+  return (bits[slot >>> 5] & (1 << (slot & 31))) !== 0;
 }
 
 /** Except rooms walked at once by {@link markExcluded}. */
 const EXCEPT_LANES = 4;
 
 /**
- * Marks every member of the `except` rooms in `shard` as already seen. The
- * rooms' lists are walked EXCEPT_LANES at a time, in lockstep: each list is
- * a chain of dependent cache misses, and independent chains overlap them.
+ * Marks every member of the `except` rooms in `shard` as already seen: from
+ * their runs, or for lists without one, walked EXCEPT_LANES at a time, in
+ * lockstep: each list is a chain of dependent cache misses, and independent
+ * chains overlap them.
  */
-export function markExcluded(view: TablesView, shard: number, except: Int32Array, seen: Uint32Array, epoch: number): void {
-  const { nodes, rooms, shardCount } = view;
+export function markExcluded(view: TablesView, shard: number, except: Int32Array, bits: Int32Array): void {
+  const { nodes, rooms, runs, shardCount } = view;
   const maxSteps = nodes.length / NODE_STRIDE;
-  for (let first = 0; first < except.length; first += EXCEPT_LANES) {
-    let a = laneHead(rooms, shardCount, shard, except, first);
-    let b = laneHead(rooms, shardCount, shard, except, first + 1);
-    let c = laneHead(rooms, shardCount, shard, except, first + 2);
-    let d = laneHead(rooms, shardCount, shard, except, first + 3);
+  const lists = listsWithoutRun(view, shard, except);
+  for (let i = 0; i < except.length; i++) {
+    const at = roomListOffset(shardCount, except[i], shard);
+    const run = rooms[at + LIST_RUN];
+    if (run < 0) continue;
+    const end = Math.min(run + rooms[at + LIST_COUNT], runs.length);
+    for (let r = run; r < end; r++) {
+      const slot = runs[r];
+      bits[slot >>> 5] |= 1 << (slot & 31);
+    }
+  }
+  for (let first = 0; first < lists.length; first += EXCEPT_LANES) {
+    let a = laneHead(rooms, shardCount, shard, lists, first);
+    let b = laneHead(rooms, shardCount, shard, lists, first + 1);
+    let c = laneHead(rooms, shardCount, shard, lists, first + 2);
+    let d = laneHead(rooms, shardCount, shard, lists, first + 3);
     for (let steps = 0; (a !== NONE || b !== NONE || c !== NONE || d !== NONE) && steps < maxSteps; steps++) {
       if (a !== NONE) {
-        seen[nodes[a * NODE_STRIDE + NODE_SLOT]] = epoch;
+        const slot = nodes[a * NODE_STRIDE + NODE_SLOT];
+        bits[slot >>> 5] |= 1 << (slot & 31);
         a = nodes[a * NODE_STRIDE + NODE_ROOM_NEXT];
       }
       if (b !== NONE) {
-        seen[nodes[b * NODE_STRIDE + NODE_SLOT]] = epoch;
+        const slot = nodes[b * NODE_STRIDE + NODE_SLOT];
+        bits[slot >>> 5] |= 1 << (slot & 31);
         b = nodes[b * NODE_STRIDE + NODE_ROOM_NEXT];
       }
       if (c !== NONE) {
-        seen[nodes[c * NODE_STRIDE + NODE_SLOT]] = epoch;
+        const slot = nodes[c * NODE_STRIDE + NODE_SLOT];
+        bits[slot >>> 5] |= 1 << (slot & 31);
         c = nodes[c * NODE_STRIDE + NODE_ROOM_NEXT];
       }
       if (d !== NONE) {
-        seen[nodes[d * NODE_STRIDE + NODE_SLOT]] = epoch;
+        const slot = nodes[d * NODE_STRIDE + NODE_SLOT];
+        bits[slot >>> 5] |= 1 << (slot & 31);
         d = nodes[d * NODE_STRIDE + NODE_ROOM_NEXT];
       }
     }
   }
 }
 
-/** The head of the list of `except[i]` in `shard`, or NONE past the end of `except`. */
-function laneHead(rooms: Int32Array, shardCount: number, shard: number, except: Int32Array, i: number): number {
-  return i < except.length ? rooms[roomListOffset(shardCount, except[i], shard) + LIST_HEAD] : NONE;
+/** Scratch of {@link listsWithoutRun}, per thread. */
+let listScratch = new Int32Array(64);
+
+/**
+ * The room ids among `roomIds` whose list in `shard` has no run (to walk
+ * node by node); a view of per-thread scratch, valid until the next call.
+ */
+function listsWithoutRun(view: TablesView, shard: number, roomIds: Int32Array): Int32Array {
+  const { rooms, shardCount } = view;
+  if (listScratch.length < roomIds.length) listScratch = new Int32Array(Math.max(roomIds.length, listScratch.length * 2));
+  let n = 0;
+  for (let i = 0; i < roomIds.length; i++) {
+    if (rooms[roomListOffset(shardCount, roomIds[i], shard) + LIST_RUN] < 0) listScratch[n++] = roomIds[i];
+  }
+  return listScratch.subarray(0, n);
+}
+
+/** The head of the list of `ids[i]` in `shard`, or NONE past the end of `ids`. */
+function laneHead(rooms: Int32Array, shardCount: number, shard: number, ids: Int32Array, i: number): number {
+  return i < ids.length ? rooms[roomListOffset(shardCount, ids[i], shard) + LIST_HEAD] : NONE;
+}
+
+/** Rooms of a union walked at once by {@link collectUnion}. */
+const UNION_LANES = 4;
+
+/**
+ * Writes the members of the `roomIds` rooms in `shard` not marked in `bits`
+ * into `out` from `n` on, each once (marking them), and returns the new end.
+ * Lists with a run are read from their runs; the others, as in
+ * {@link markExcluded}, are walked UNION_LANES at a time in lockstep, so that
+ * their cache misses overlap instead of queueing one behind the other.
+ * Recipients come in no particular order.
+ */
+export function collectUnion(view: TablesView, shard: number, roomIds: Int32Array, bits: Int32Array, out: Int32Array, n: number): number {
+  const { nodes, rooms, runs, shardCount } = view;
+  const maxSteps = nodes.length / NODE_STRIDE;
+  const lists = listsWithoutRun(view, shard, roomIds);
+  for (let i = 0; i < roomIds.length; i++) {
+    const at = roomListOffset(shardCount, roomIds[i], shard);
+    const run = rooms[at + LIST_RUN];
+    if (run < 0) continue;
+    const end = Math.min(run + rooms[at + LIST_COUNT], runs.length);
+    for (let r = run; r < end; r++) {
+      const slot = runs[r];
+      const word = slot >>> 5;
+      const bit = 1 << (slot & 31);
+      if ((bits[word] & bit) === 0) {
+        bits[word] |= bit;
+        out[n++] = slot;
+      }
+    }
+  }
+  for (let first = 0; first < lists.length; first += UNION_LANES) {
+    let a = laneHead(rooms, shardCount, shard, lists, first);
+    let b = laneHead(rooms, shardCount, shard, lists, first + 1);
+    let c = laneHead(rooms, shardCount, shard, lists, first + 2);
+    let d = laneHead(rooms, shardCount, shard, lists, first + 3);
+    for (let steps = 0; (a !== NONE || b !== NONE || c !== NONE || d !== NONE) && steps < maxSteps; steps++) {
+      if (a !== NONE) {
+        const slot = nodes[a * NODE_STRIDE + NODE_SLOT];
+        a = nodes[a * NODE_STRIDE + NODE_ROOM_NEXT];
+        const word = slot >>> 5;
+        const bit = 1 << (slot & 31);
+        if ((bits[word] & bit) === 0) {
+          bits[word] |= bit;
+          out[n++] = slot;
+        }
+      }
+      if (b !== NONE) {
+        const slot = nodes[b * NODE_STRIDE + NODE_SLOT];
+        b = nodes[b * NODE_STRIDE + NODE_ROOM_NEXT];
+        const word = slot >>> 5;
+        const bit = 1 << (slot & 31);
+        if ((bits[word] & bit) === 0) {
+          bits[word] |= bit;
+          out[n++] = slot;
+        }
+      }
+      if (c !== NONE) {
+        const slot = nodes[c * NODE_STRIDE + NODE_SLOT];
+        c = nodes[c * NODE_STRIDE + NODE_ROOM_NEXT];
+        const word = slot >>> 5;
+        const bit = 1 << (slot & 31);
+        if ((bits[word] & bit) === 0) {
+          bits[word] |= bit;
+          out[n++] = slot;
+        }
+      }
+      if (d !== NONE) {
+        const slot = nodes[d * NODE_STRIDE + NODE_SLOT];
+        d = nodes[d * NODE_STRIDE + NODE_ROOM_NEXT];
+        const word = slot >>> 5;
+        const bit = 1 << (slot & 31);
+        if ((bits[word] & bit) === 0) {
+          bits[word] |= bit;
+          out[n++] = slot;
+        }
+      }
+    }
+  }
+  return n;
 }
 
 /**
  * Writes the live slots `first`, `first + step`, ... below `slotHighWater`
- * not marked with `epoch` into `out` from `n` on, in ascending order; returns
+ * not marked in `bits` into `out` from `n` on, in ascending order; returns
  * the new end. A shard's part of "everyone" is `(shard, shardCount)`; the
  * main thread answering alone uses `(0, 1)` after marking every shard's
  * exclusions, so that sockets come in slot order (see {@link mergeAscending}).
@@ -176,13 +320,12 @@ export function collectAlive(
   first: number,
   step: number,
   slotHighWater: number,
-  seen: Uint32Array,
-  epoch: number,
+  bits: Int32Array,
   out: Int32Array,
   n: number,
 ): number {
   for (let slot = first; slot < slotHighWater; slot += step) {
-    if (sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] === 1 && seen[slot] !== epoch) out[n++] = slot;
+    if (sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] === 1 && (bits[slot >>> 5] & (1 << (slot & 31))) === 0) out[n++] = slot;
   }
   return n;
 }
@@ -254,7 +397,14 @@ export function collectShard(
   // One room and nothing excluded (the own-id room, a plain `to(room)`):
   // the list holds each socket once, no marks needed.
   if (!query.everyone && query.rooms.length === 1 && query.except.length === 0) {
-    let node = rooms[roomListOffset(shardCount, query.rooms[0], shard) + LIST_HEAD];
+    const at = roomListOffset(shardCount, query.rooms[0], shard);
+    const run = rooms[at + LIST_RUN];
+    if (run >= 0) {
+      const end = Math.min(run + rooms[at + LIST_COUNT], view.runs.length);
+      out.set(view.runs.subarray(run, end), n);
+      return n + end - run;
+    }
+    let node = rooms[at + LIST_HEAD];
     for (let steps = 0; node !== NONE && steps < maxSteps; steps++) {
       out[n++] = nodes[node * NODE_STRIDE + NODE_SLOT];
       node = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
@@ -262,22 +412,13 @@ export function collectShard(
     return n;
   }
 
-  const epoch = marks.begin(query.slotHighWater);
-  const seen = marks.array;
-  markExcluded(view, shard, query.except, seen, epoch);
-
-  if (query.everyone) return collectAlive(sockets, shard, shardCount, query.slotHighWater, seen, epoch, out, n);
-
-  for (let i = 0; i < query.rooms.length; i++) {
-    let node = rooms[roomListOffset(shardCount, query.rooms[i], shard) + LIST_HEAD];
-    for (let steps = 0; node !== NONE && steps < maxSteps; steps++) {
-      const slot = nodes[node * NODE_STRIDE + NODE_SLOT];
-      if (seen[slot] !== epoch) {
-        seen[slot] = epoch;
-        out[n++] = slot;
-      }
-      node = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT];
-    }
+  const bits = marks.begin(query.slotHighWater);
+  if (query.except.length === 0 && !query.everyone) {
+    n = collectUnion(view, shard, query.rooms, bits, out, n);
+    marks.clearSlots(out, offset, n);
+    return n;
   }
-  return n;
+  markExcluded(view, shard, query.except, bits);
+  if (query.everyone) return collectAlive(sockets, shard, shardCount, query.slotHighWater, bits, out, n);
+  return collectUnion(view, shard, query.rooms, bits, out, n);
 }

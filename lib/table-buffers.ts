@@ -10,6 +10,8 @@ import { NODE_STRIDE, ROOM_SHARD_STRIDE, SOCKET_STRIDE, viewTables, type SharedT
 export const INITIAL_SLOTS = 64;
 export const INITIAL_ROOMS = 64;
 export const INITIAL_NODES = 256;
+/** Entries of the runs arena to start with (see `run-cache.ts`). */
+export const INITIAL_RUNS = 4096;
 
 function newTables(shardCount: number): SharedTables {
   return {
@@ -17,6 +19,7 @@ function newTables(shardCount: number): SharedTables {
     nodes: new SharedArrayBuffer(INITIAL_NODES * NODE_STRIDE * 4),
     rooms: new SharedArrayBuffer(INITIAL_ROOMS * shardCount * ROOM_SHARD_STRIDE * 4),
     sockets: new SharedArrayBuffer(INITIAL_SLOTS * SOCKET_STRIDE * 4),
+    runs: new SharedArrayBuffer(INITIAL_RUNS * 4),
   };
 }
 
@@ -49,12 +52,18 @@ export class TableBuffers {
 
   get bytes(): number {
     const t = this.tablesValue;
-    return t.nodes.byteLength + t.rooms.byteLength + t.sockets.byteLength;
+    return t.nodes.byteLength + t.rooms.byteLength + t.sockets.byteLength + t.runs.byteLength;
   }
 
   /** Doubles one table, keeping its content. */
   grow(table: "nodes" | "rooms" | "sockets"): void {
     this.tablesValue = { ...this.tablesValue, [table]: doubled(this.tablesValue[table]) };
+    this.viewValue = viewTables(this.tablesValue);
+  }
+
+  /** A new, empty runs arena of `entries` (the run cache has dropped every run of the old one). */
+  replaceRuns(entries: number): void {
+    this.tablesValue = { ...this.tablesValue, runs: new SharedArrayBuffer(entries * 4) };
     this.viewValue = viewTables(this.tablesValue);
   }
 

@@ -130,3 +130,51 @@ test("collectLocally answers unions and excepts, each slot once", () => {
   assert.deepEqual(run(["nope"], []), new Set());
   assert.deepEqual(run(["a"], []), expected((i) => i % 2 === 0));
 });
+
+test("unions and excepts over many rooms match a model query after query (lockstep walks, marks cleared between queries)", () => {
+  const random = mulberry32(99);
+  for (const shardCount of [1, 3]) {
+    const index = new MembershipIndex(shardCount);
+    const model = new Map<string, Set<string>>(); // room -> member ids, in join order
+    const ids = Array.from({ length: 700 }, (_, i) => `s${i}`);
+    const slots = ids.map((id) => index.addSocket(id));
+    const rooms = Array.from({ length: 40 }, (_, i) => `r${i}`);
+    for (const room of rooms) model.set(room, new Set());
+    // Rooms of very different sizes, so that lockstep lanes run out at different steps.
+    ids.forEach((id, i) => {
+      for (let r = 0; r < rooms.length; r++) {
+        if (random() < 1 / (r + 2)) {
+          const roomId = index.roomIdOf(rooms[r]) ?? index.addRoom(rooms[r]);
+          index.join(slots[i], roomId);
+          model.get(rooms[r])!.add(id);
+        }
+      }
+    });
+    const pick = (most: number) => rooms.filter(() => random() < most / rooms.length);
+    for (let q = 0; q < 200; q++) {
+      const union = q % 7 === 0 ? [] : pick(9);
+      const except = q % 3 === 0 ? pick(4) : [];
+      const excluded = new Set(except.flatMap((room) => [...model.get(room)!]));
+      const reached = union.length === 0 ? ids : union.flatMap((room) => [...model.get(room)!]);
+      // The in-memory adapter's order: every socket, or each room's members in join order, each at its first appearance.
+      const expected = [...new Set(reached.filter((id) => !excluded.has(id)))];
+      const query = index.internQuery(new Set(union), new Set(except));
+      const out = index.borrowRecipients();
+      const count = index.collectLocally(query, out);
+      const got = Array.from(out.subarray(0, count), (slot) => index.socketIdOf(slot));
+      index.returnRecipients(out);
+      assert.equal(new Set(got).size, got.length, `no duplicate recipient (query ${q})`);
+      assert.deepEqual(new Set(got), new Set(expected), `recipients of query ${q}: ${union} except ${except}`);
+      // Shard by shard, as the workers and the main thread answer a cooperative query.
+      const perShard = new Set<string | undefined>();
+      const buffer = new Int32Array(index.slotCapacity);
+      for (let shard = 0; shard < shardCount; shard++) {
+        const end = index.collectShardInto(shard, query, buffer, 0);
+        for (const slot of buffer.subarray(0, end)) perShard.add(index.socketIdOf(slot));
+      }
+      assert.deepEqual(perShard, new Set(expected), `shard by shard, query ${q}`);
+      const ordered = Array.from(index.collectOrdered(query), (slot) => index.socketIdOf(slot));
+      assert.deepEqual(ordered, expected, `in-memory adapter's order, query ${q}`);
+    }
+  }
+});
