@@ -16,7 +16,8 @@ export interface ShardedAdapterOptions {
   workers?: number;
   /**
    * A broadcast whose rooms and except-rooms hold at least this many
-   * memberships in all is answered by the shard workers in parallel with the
+   * memberships in all (for a broadcast to everyone: its except-rooms; the
+   * pass over every socket is no walk) is answered by the shard workers in parallel with the
    * main thread; smaller ones are answered on the main thread from shared
    * memory, with no round-trip. fetchSockets, socketsJoin, socketsLeave and
    * disconnectSockets are never offloaded (their order is visible). Default:

@@ -94,8 +94,9 @@ describe("big broadcasts through the workers", () => {
         const adapter = shardedAdapterOf(io);
         if (adapter) {
           const { pool } = adapter.stats();
-          // Every one of the 40 broadcasts is above the threshold, so all went to the pool.
-          assert.ok(pool.offloaded >= 40, JSON.stringify(pool));
+          // The 32 broadcasts to "big" (alone or in a union) are above the threshold, so they went to the pool.
+          // Everyone-except-ex counts only the memberships of "ex" (the pass over every socket is no walk): main thread.
+          assert.ok(pool.offloaded >= 32, JSON.stringify(pool));
           assert.equal(pool.timeouts, 0, JSON.stringify(pool));
           assert.equal(pool.workerFailures, 0, JSON.stringify(pool));
           // How much the workers actually did depends on scheduling: reported, not asserted.
