@@ -152,6 +152,21 @@ export function isMarked(bits: Int32Array, slot: number): boolean {
   return (bits[slot >>> 5] & (1 << (slot & 31))) !== 0;
 }
 
+/** Marks `slot` in `bits`. */
+function mark(bits: Int32Array, slot: number): void {
+  bits[slot >>> 5] |= 1 << (slot & 31);
+}
+
+/** Appends `slot` to `out` at `n` unless it is marked in `bits` (then marks it); returns the new end. */
+function appendUnmarked(slot: number, bits: Int32Array, out: Int32Array, n: number): number {
+  const word = slot >>> 5;
+  const bit = 1 << (slot & 31);
+  if ((bits[word] & bit) !== 0) return n;
+  bits[word] |= bit;
+  out[n] = slot;
+  return n + 1;
+}
+
 /** Except rooms walked at once by {@link markExcluded}. */
 const EXCEPT_LANES = 4;
 
@@ -170,10 +185,7 @@ export function markExcluded(view: TablesView, shard: number, except: Int32Array
     const run = rooms[at + LIST_RUN];
     if (run < 0) continue;
     const end = Math.min(run + rooms[at + LIST_COUNT], runs.length);
-    for (let r = run; r < end; r++) {
-      const slot = runs[r];
-      bits[slot >>> 5] |= 1 << (slot & 31);
-    }
+    for (let r = run; r < end; r++) mark(bits, runs[r]);
   }
   for (let first = 0; first < lists.length; first += EXCEPT_LANES) {
     let a = laneHead(rooms, shardCount, shard, lists, first);
@@ -182,23 +194,19 @@ export function markExcluded(view: TablesView, shard: number, except: Int32Array
     let d = laneHead(rooms, shardCount, shard, lists, first + 3);
     for (let steps = 0; (a !== NONE || b !== NONE || c !== NONE || d !== NONE) && steps < maxSteps; steps++) {
       if (a !== NONE) {
-        const slot = nodes[a * NODE_STRIDE + NODE_SLOT];
-        bits[slot >>> 5] |= 1 << (slot & 31);
+        mark(bits, nodes[a * NODE_STRIDE + NODE_SLOT]);
         a = nodes[a * NODE_STRIDE + NODE_ROOM_NEXT];
       }
       if (b !== NONE) {
-        const slot = nodes[b * NODE_STRIDE + NODE_SLOT];
-        bits[slot >>> 5] |= 1 << (slot & 31);
+        mark(bits, nodes[b * NODE_STRIDE + NODE_SLOT]);
         b = nodes[b * NODE_STRIDE + NODE_ROOM_NEXT];
       }
       if (c !== NONE) {
-        const slot = nodes[c * NODE_STRIDE + NODE_SLOT];
-        bits[slot >>> 5] |= 1 << (slot & 31);
+        mark(bits, nodes[c * NODE_STRIDE + NODE_SLOT]);
         c = nodes[c * NODE_STRIDE + NODE_ROOM_NEXT];
       }
       if (d !== NONE) {
-        const slot = nodes[d * NODE_STRIDE + NODE_SLOT];
-        bits[slot >>> 5] |= 1 << (slot & 31);
+        mark(bits, nodes[d * NODE_STRIDE + NODE_SLOT]);
         d = nodes[d * NODE_STRIDE + NODE_ROOM_NEXT];
       }
     }
@@ -247,15 +255,7 @@ export function collectUnion(view: TablesView, shard: number, roomIds: Int32Arra
     const run = rooms[at + LIST_RUN];
     if (run < 0) continue;
     const end = Math.min(run + rooms[at + LIST_COUNT], runs.length);
-    for (let r = run; r < end; r++) {
-      const slot = runs[r];
-      const word = slot >>> 5;
-      const bit = 1 << (slot & 31);
-      if ((bits[word] & bit) === 0) {
-        bits[word] |= bit;
-        out[n++] = slot;
-      }
-    }
+    for (let r = run; r < end; r++) n = appendUnmarked(runs[r], bits, out, n);
   }
   for (let first = 0; first < lists.length; first += UNION_LANES) {
     let a = laneHead(rooms, shardCount, shard, lists, first);
@@ -264,44 +264,20 @@ export function collectUnion(view: TablesView, shard: number, roomIds: Int32Arra
     let d = laneHead(rooms, shardCount, shard, lists, first + 3);
     for (let steps = 0; (a !== NONE || b !== NONE || c !== NONE || d !== NONE) && steps < maxSteps; steps++) {
       if (a !== NONE) {
-        const slot = nodes[a * NODE_STRIDE + NODE_SLOT];
+        n = appendUnmarked(nodes[a * NODE_STRIDE + NODE_SLOT], bits, out, n);
         a = nodes[a * NODE_STRIDE + NODE_ROOM_NEXT];
-        const word = slot >>> 5;
-        const bit = 1 << (slot & 31);
-        if ((bits[word] & bit) === 0) {
-          bits[word] |= bit;
-          out[n++] = slot;
-        }
       }
       if (b !== NONE) {
-        const slot = nodes[b * NODE_STRIDE + NODE_SLOT];
+        n = appendUnmarked(nodes[b * NODE_STRIDE + NODE_SLOT], bits, out, n);
         b = nodes[b * NODE_STRIDE + NODE_ROOM_NEXT];
-        const word = slot >>> 5;
-        const bit = 1 << (slot & 31);
-        if ((bits[word] & bit) === 0) {
-          bits[word] |= bit;
-          out[n++] = slot;
-        }
       }
       if (c !== NONE) {
-        const slot = nodes[c * NODE_STRIDE + NODE_SLOT];
+        n = appendUnmarked(nodes[c * NODE_STRIDE + NODE_SLOT], bits, out, n);
         c = nodes[c * NODE_STRIDE + NODE_ROOM_NEXT];
-        const word = slot >>> 5;
-        const bit = 1 << (slot & 31);
-        if ((bits[word] & bit) === 0) {
-          bits[word] |= bit;
-          out[n++] = slot;
-        }
       }
       if (d !== NONE) {
-        const slot = nodes[d * NODE_STRIDE + NODE_SLOT];
+        n = appendUnmarked(nodes[d * NODE_STRIDE + NODE_SLOT], bits, out, n);
         d = nodes[d * NODE_STRIDE + NODE_ROOM_NEXT];
-        const word = slot >>> 5;
-        const bit = 1 << (slot & 31);
-        if ((bits[word] & bit) === 0) {
-          bits[word] |= bit;
-          out[n++] = slot;
-        }
       }
     }
   }
