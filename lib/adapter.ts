@@ -399,9 +399,12 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       }
       const slots = this.recipientsInOrder(opts);
       const sockets = new Array<Socket>(slots.length);
+      // The registered sockets' array, read directly; the lookup by id only for a slot not in it yet.
+      const bySlot = this.socketsBySlot;
       let n = 0;
       for (let i = 0; i < slots.length; i++) {
-        const socket = this.registeredSocketAt(slots[i]);
+        const slot = slots[i];
+        const socket = bySlot[slot] ?? this.registeredSocketAt(slot);
         if (socket !== undefined) sockets[n++] = socket;
       }
       sockets.length = n;
