@@ -5,14 +5,14 @@
  * contiguous array instead of following every shard's linked list again (a
  * cache miss per member). Main thread only.
  *
- * Validity is checked, not signalled: an entry holds the room's generation,
- * its size and the highest join sequence among its members (the tail of
- * some shard's list, since lists are in join order). Join sequences are
- * never reused, so any join after the entry was made, if it is still there,
- * raises that maximum; and without one, the member set can only have
- * shrunk, which the size shows. Equal (generation, size, max sequence) thus
- * means an identical member set, and the order (by join sequence) is then
- * identical too. The lists' stale marks (`LIST_RUN`) would not do: a join
+ * Validity is checked, not signalled: an entry holds the room's size and
+ * the highest join sequence among its members (the tail of some shard's
+ * list, since lists are in join order). Join sequences are global and never
+ * reused, so any join after the entry was made (into this room, or into a
+ * room created again under its id), if it is still there, raises that
+ * maximum; and without one, the member set can only have shrunk, which the
+ * size shows. Equal (size, max sequence) thus means an identical member
+ * set, and the order (by join sequence) is then identical too. The lists' stale marks (`LIST_RUN`) would not do: a join
  * into an empty or short list leaves its mark unchanged (`NONE`).
  *
  * Entries are handed out as they are, never written after they are stored:
@@ -29,7 +29,6 @@ export const MIN_CACHED_MEMBERS = 4;
 const MIN_BUDGET = 1 << 16;
 
 interface OrderedRoom {
-  generation: number;
   size: number;
   maxJoinSeq: number;
   slots: Int32Array;
@@ -51,13 +50,7 @@ export class OrderedRoomCache {
   lookUp(roomId: number, joinSeqs: Float64Array): Int32Array | undefined {
     const entry = this.entries.get(roomId);
     if (entry === undefined) return undefined;
-    if (
-      entry.generation !== this.rooms.generation(roomId) ||
-      entry.size !== this.rooms.sizeOf(roomId) ||
-      entry.maxJoinSeq !== this.maxJoinSeqOf(roomId, joinSeqs)
-    ) {
-      return undefined;
-    }
+    if (entry.size !== this.rooms.sizeOf(roomId) || entry.maxJoinSeq !== this.maxJoinSeqOf(roomId, joinSeqs)) return undefined;
     return entry.slots;
   }
 
@@ -75,7 +68,6 @@ export class OrderedRoomCache {
       this.held = 0;
     }
     this.entries.set(roomId, {
-      generation: this.rooms.generation(roomId),
       size: slots.length,
       maxJoinSeq: this.maxJoinSeqOf(roomId, joinSeqs),
       slots,
