@@ -514,8 +514,10 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     }
 
     /**
-     * The slots `opts` selects, in the in-memory adapter's order, in a fresh
-     * array (callbacks run while it is read may select again).
+     * The slots `opts` selects, in the in-memory adapter's order, read only:
+     * for one room without exclusions it is the room's kept order, shared by
+     * later calls and never written (callbacks run while it is read may
+     * change the room: the next call then gets a new array).
      */
     private recipientsInOrder(opts: BroadcastOptions): Int32Array {
       const query = this.index.internQuery(opts.rooms, opts.except);
