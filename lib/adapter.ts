@@ -399,9 +399,12 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       }
       const slots = this.recipientsInOrder(opts);
       const sockets = new Array<Socket>(slots.length);
+      // The registered sockets' array, read directly; the lookup by id only for a slot not in it yet.
+      const bySlot = this.socketsBySlot;
       let n = 0;
       for (let i = 0; i < slots.length; i++) {
-        const socket = this.registeredSocketAt(slots[i]);
+        const slot = slots[i];
+        const socket = bySlot[slot] ?? this.registeredSocketAt(slot);
         if (socket !== undefined) sockets[n++] = socket;
       }
       sockets.length = n;
@@ -511,8 +514,10 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     }
 
     /**
-     * The slots `opts` selects, in the in-memory adapter's order, in a fresh
-     * array (callbacks run while it is read may select again).
+     * The slots `opts` selects, in the in-memory adapter's order, read only:
+     * for one room without exclusions it is the room's kept order, shared by
+     * later calls and never written (callbacks run while it is read may
+     * change the room: the next call then gets a new array).
      */
     private recipientsInOrder(opts: BroadcastOptions): Int32Array {
       const query = this.index.internQuery(opts.rooms, opts.except);

@@ -45,7 +45,7 @@ export class MembershipIndex {
     const rooms = (this.rooms = new RoomTable(buffers, slots));
     const members = (this.members = new MemberLists(buffers, rooms, this.pairs));
     const marks = new RecipientMarks();
-    this.walks = new OrderedWalks(buffers, slots, rooms, members, marks);
+    this.walks = new OrderedWalks(buffers, slots, rooms, members, marks, () => this.pairs.size);
     const runs = (this.runs = new RunCache(buffers));
     this.queries = new LocalQueries(buffers, slots, rooms, marks, runs, () => this.pairs.size);
   }
@@ -249,7 +249,7 @@ export class MembershipIndex {
     return this.queries.collect(query, out);
   }
 
-  /** Answers a query in the in-memory adapter's order; returns a copy (see OrderedWalks). */
+  /** Answers a query in the in-memory adapter's order; read only, possibly shared (see OrderedWalks). */
   collectOrdered(query: RecipientQuery): Int32Array {
     return this.walks.collectOrdered(query);
   }

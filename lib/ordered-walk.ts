@@ -6,6 +6,7 @@
  * would find them.
  */
 import type { MemberLists } from "./member-lists";
+import { OrderedRoomCache } from "./ordered-room-cache";
 import type { RoomTable } from "./room-table";
 import {
   LIST_COUNT,
@@ -46,16 +47,22 @@ export class OrderedWalks {
   private readonly rooms: RoomTable;
   private readonly members: MemberLists;
   private readonly marks: RecipientMarks;
-  /** Scratch for collectOrdered: one room's members, shard by shard, with their join sequences. */
+  /** Scratch for roomInOrder: one room's members, shard by shard, with their join sequences. */
   private orderSlots = new Int32Array(0);
   private orderSeqs = new Float64Array(0);
 
-  constructor(buffers: TableBuffers, slots: SlotTable, rooms: RoomTable, members: MemberLists, marks: RecipientMarks) {
+  /** Memberships in the index (bounds what the cached orders hold). */
+  private readonly memberships: () => number;
+  private readonly orderedRooms: OrderedRoomCache;
+
+  constructor(buffers: TableBuffers, slots: SlotTable, rooms: RoomTable, members: MemberLists, marks: RecipientMarks, memberships: () => number) {
     this.buffers = buffers;
     this.slots = slots;
     this.rooms = rooms;
     this.members = members;
     this.marks = marks;
+    this.memberships = memberships;
+    this.orderedRooms = new OrderedRoomCache(buffers, rooms);
   }
 
   /**
@@ -111,9 +118,15 @@ export class OrderedWalks {
    * Answers a query on this thread in the in-memory adapter's order: every
    * socket in connection order, or the rooms in the given order, each room's
    * members in join order, each socket at the first place it appears. Used
-   * where the order is visible (fetchSockets, socketsJoin...). Returns a copy.
+   * where the order is visible (fetchSockets, socketsJoin...). The result is
+   * the caller's to read, never to write: for one room and no exclusions it
+   * is the room's cached order itself (see `ordered-room-cache.ts`).
    */
   collectOrdered(query: RecipientQuery): Int32Array {
+    if (!query.everyone && query.rooms.length === 1 && query.except.length === 0) {
+      // A room's list holds each member once: its order is the answer.
+      return this.roomInOrder(query.rooms[0]);
+    }
     const view = this.buffers.view;
     const bits = this.marks.begin(this.slots.capacity);
     for (let shard = 0; shard < view.shardCount; shard++) markExcluded(view, shard, query.except, bits);
@@ -123,40 +136,10 @@ export class OrderedWalks {
       for (const slot of this.slots.slots()) if (!isMarked(bits, slot)) out[n++] = slot;
       return out.subarray(0, n);
     }
-    const rooms = view.rooms;
-    const shardCount = view.shardCount;
-    const starts = new Int32Array(shardCount);
-    const ends = new Int32Array(shardCount);
-    const cursors = new Int32Array(shardCount);
     for (let i = 0; i < query.rooms.length; i++) {
-      const roomId = query.rooms[i];
-      let total = 0;
-      for (let shard = 0; shard < shardCount; shard++) {
-        starts[shard] = total;
-        total += rooms[roomListOffset(shardCount, roomId, shard) + LIST_COUNT];
-        ends[shard] = total;
-      }
-      if (this.orderSlots.length < total) {
-        this.orderSlots = new Int32Array(total);
-        this.orderSeqs = new Float64Array(total);
-      }
-      const slots = this.orderSlots;
-      const seqs = this.orderSeqs;
-      this.gatherRoom(roomId, starts, ends);
-      // Merge the shards' lists (each in join order) by join sequence.
-      cursors.set(starts);
-      for (;;) {
-        let best = -1;
-        let bestSeq = 0;
-        for (let shard = 0; shard < shardCount; shard++) {
-          const at = cursors[shard];
-          if (at < ends[shard] && (best === -1 || seqs[at] < bestSeq)) {
-            best = shard;
-            bestSeq = seqs[at];
-          }
-        }
-        if (best === -1) break;
-        const slot = slots[cursors[best]++];
+      const members = this.roomInOrder(query.rooms[i]);
+      for (let j = 0; j < members.length; j++) {
+        const slot = members[j];
         const word = slot >>> 5;
         const bit = 1 << (slot & 31);
         if ((bits[word] & bit) === 0) {
@@ -170,10 +153,54 @@ export class OrderedWalks {
     return out.subarray(0, n);
   }
 
-  /** Drops the scratch buffers. */
+  /** Drops the scratch buffers and the cached orders. */
   clear(): void {
     this.orderSlots = new Int32Array(0);
     this.orderSeqs = new Float64Array(0);
+    this.orderedRooms.clear();
+  }
+
+  /**
+   * The members of `roomId` in join order: the cached copy while the room is
+   * unchanged, else merged from the shards' lists (by join sequence) into a
+   * new array, which is cached. Never written after it is returned.
+   */
+  private roomInOrder(roomId: number): Int32Array {
+    const joinSeqs = this.members.joinSeqs;
+    const cached = this.orderedRooms.lookUp(roomId, joinSeqs);
+    if (cached !== undefined) return cached;
+    const { rooms, shardCount } = this.buffers.view;
+    const starts = new Int32Array(shardCount);
+    const ends = new Int32Array(shardCount);
+    let total = 0;
+    for (let shard = 0; shard < shardCount; shard++) {
+      starts[shard] = total;
+      total += rooms[roomListOffset(shardCount, roomId, shard) + LIST_COUNT];
+      ends[shard] = total;
+    }
+    if (this.orderSlots.length < total) {
+      this.orderSlots = new Int32Array(total);
+      this.orderSeqs = new Float64Array(total);
+    }
+    const slots = this.orderSlots;
+    const seqs = this.orderSeqs;
+    this.gatherRoom(roomId, starts, ends);
+    const ordered = new Int32Array(total);
+    const cursors = starts;
+    for (let n = 0; n < total; n++) {
+      let best = -1;
+      let bestSeq = 0;
+      for (let shard = 0; shard < shardCount; shard++) {
+        const at = cursors[shard];
+        if (at < ends[shard] && (best === -1 || seqs[at] < bestSeq)) {
+          best = shard;
+          bestSeq = seqs[at];
+        }
+      }
+      ordered[n] = slots[cursors[best]++];
+    }
+    this.orderedRooms.store(roomId, ordered, joinSeqs, this.memberships());
+    return ordered;
   }
 
   /**
