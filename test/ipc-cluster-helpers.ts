@@ -73,18 +73,24 @@ export class IpcPrimary {
   private nextStatsId = 1;
   private readonly statsWaiting = new Map<number, (stats: unknown) => void>();
   readonly exited: Promise<void>;
+  private readonly exitedSlots = new Set<number>();
 
   private constructor(
     readonly kind: PrimaryKind,
     readonly process: ChildProcess,
   ) {
     this.exited = new Promise((resolve) => process.once("exit", () => resolve()));
+    // A primary that is gone reports no more exits: its workers are gone for the test (no wait on them hangs).
+    process.once("exit", (code, signal) => {
+      for (const [slot, channel] of this.channels) if (!this.exitedSlots.has(slot)) channel.emit("exit", code, signal);
+    });
     process.on("message", (report: PrimaryReport) => {
       switch (report.kind) {
         case "fromNode":
           this.channels.get(report.slot)?.emit("message", report.message);
           return;
         case "exit":
+          this.exitedSlots.add(report.slot);
           this.channels.get(report.slot)?.emit("exit", report.code, report.signal);
           return;
         case "stats":

@@ -47,6 +47,14 @@ function fork(slot: number, nodeConfig: object): void {
     if (typeof message !== "object" || message === null || "source" in message) return;
     if (message.type === "ready" || message.type === "reply" || message.type === "log") report({ kind: "fromNode", slot, message: message as NodeMessage });
   });
+  // @socket.io/sticky hands a new connection to a worker whose channel may
+  // have just closed (the test tearing down): Node then emits "error" on the
+  // Worker, which with no listener would end this primary before it reports
+  // the exits the test waits for. The connection is lost, as it would be in
+  // production; anything else is still thrown.
+  worker.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "ERR_IPC_CHANNEL_CLOSED") throw error;
+  });
   worker.once("exit", (code, signal) => {
     report({ kind: "exit", slot, code, signal: signal as NodeJS.Signals | null });
   });
