@@ -109,9 +109,15 @@ class Runner {
   async start(): Promise<void> {
     this.Bench = (await importEsm("tinybench")).Bench;
     const threadCpuClock = this.clock.mainThreadAvailable;
-    // Let the shard workers boot, so that they are in the baseline, not in the per-membership growth.
+    // Let the shard workers boot and the pool's start-up calibration (tasks
+    // that allocate test tables in the workers) finish, so that both are in
+    // the baseline, not in the per-membership growth.
     const sharded = this.sharded;
-    for (let waited = 0; sharded && sharded.stats().pool.workers < this.args.workers && waited < 5000; waited += 50) {
+    const poolStarting = (): boolean => {
+      const pool = sharded?.stats().pool;
+      return pool !== undefined && (pool.workers < this.args.workers || (this.args.offloadThreshold === undefined && pool.calibration === undefined));
+    };
+    for (let waited = 0; poolStarting() && waited < 10_000; waited += 50) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
