@@ -52,6 +52,24 @@ async function fullGc(): Promise<void> {
 
 const nowNs = (): number => Number(process.hrtime.bigint());
 
+/** Short-lived garbage allocated by {@link warmYoungGeneration}: a few times V8's largest young generation. */
+const YOUNG_GENERATION_WARM_BYTES = 96 * 2 ** 20;
+let warmSink = 0;
+
+/**
+ * Allocates short-lived garbage until every page of V8's young generation
+ * has been written. Whether those pages are resident after a gc depends on
+ * where the last scavenge left off, so without this the RSS baseline of
+ * either adapter's runner swings by ~20 MB from run to run (measured:
+ * 108-116 or 132-139 MB for the sharded runner, 92-101 or 115-118 MB for the
+ * in-memory one, with the same RSS after populating), and that swing landed
+ * in "RSS per membership". Populating writes them all anyway.
+ */
+function warmYoungGeneration(): void {
+  const objectBytes = 64 * 8;
+  for (let i = 0; i < YOUNG_GENERATION_WARM_BYTES / objectBytes; i++) warmSink += new Array<number>(64).fill(i).length;
+}
+
 /** One workload, ready to run: what an iteration does and what it counts. */
 interface TaskDef {
   /** Ops per tinybench iteration (1 for everything but the sub-µs own-id broadcast). */
@@ -123,6 +141,7 @@ class Runner {
     await new Promise((resolve) => setTimeout(resolve, 300));
     this.clock.refresh();
     const workerThreads = this.clock.addedThreadCount;
+    warmYoungGeneration();
     await fullGc();
     const before = process.memoryUsage();
 
