@@ -52,6 +52,24 @@ async function fullGc(): Promise<void> {
 
 const nowNs = (): number => Number(process.hrtime.bigint());
 
+/** Short-lived garbage allocated by {@link warmYoungGeneration}: a few times V8's largest young generation. */
+const YOUNG_GENERATION_WARM_BYTES = 96 * 2 ** 20;
+let warmSink = 0;
+
+/**
+ * Allocates short-lived garbage until every page of V8's young generation
+ * has been written. Whether those pages are resident after a gc depends on
+ * where the last scavenge left off, so without this the RSS baseline of
+ * either adapter's runner swings by ~20 MB from run to run (measured:
+ * 108-116 or 132-139 MB for the sharded runner, 92-101 or 115-118 MB for the
+ * in-memory one, with the same RSS after populating), and that swing landed
+ * in "RSS per membership". Populating writes them all anyway.
+ */
+function warmYoungGeneration(): void {
+  const objectBytes = 64 * 8;
+  for (let i = 0; i < YOUNG_GENERATION_WARM_BYTES / objectBytes; i++) warmSink += new Array<number>(64).fill(i).length;
+}
+
 /** One workload, ready to run: what an iteration does and what it counts. */
 interface TaskDef {
   /** Ops per tinybench iteration (1 for everything but the sub-µs own-id broadcast). */
@@ -109,14 +127,21 @@ class Runner {
   async start(): Promise<void> {
     this.Bench = (await importEsm("tinybench")).Bench;
     const threadCpuClock = this.clock.mainThreadAvailable;
-    // Let the shard workers boot, so that they are in the baseline, not in the per-membership growth.
+    // Let the shard workers boot and the pool's start-up calibration (tasks
+    // that allocate test tables in the workers) finish, so that both are in
+    // the baseline, not in the per-membership growth.
     const sharded = this.sharded;
-    for (let waited = 0; sharded && sharded.stats().pool.workers < this.args.workers && waited < 5000; waited += 50) {
+    const poolStarting = (): boolean => {
+      const pool = sharded?.stats().pool;
+      return pool !== undefined && (pool.workers < this.args.workers || (this.args.offloadThreshold === undefined && pool.calibration === undefined));
+    };
+    for (let waited = 0; poolStarting() && waited < 10_000; waited += 50) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
     this.clock.refresh();
     const workerThreads = this.clock.addedThreadCount;
+    warmYoungGeneration();
     await fullGc();
     const before = process.memoryUsage();
 
