@@ -26,6 +26,32 @@ import {
 } from "./shared-tables";
 import { INITIAL_NODES, type TableBuffers } from "./table-buffers";
 
+/**
+ * Appends `node` to the list whose header is at `list` in `lists` (a room's
+ * list in `rooms`, or a socket's in `sockets`), through the node's `prev` and
+ * `next` fields for that kind of list.
+ */
+function append(nodes: Int32Array, lists: Int32Array, list: number, node: number, prev: number, next: number): void {
+  const tail = lists[list + LIST_TAIL];
+  nodes[node * NODE_STRIDE + prev] = tail;
+  nodes[node * NODE_STRIDE + next] = NONE;
+  if (tail === NONE) lists[list + LIST_HEAD] = node;
+  else nodes[tail * NODE_STRIDE + next] = node;
+  lists[list + LIST_TAIL] = node;
+  lists[list + LIST_COUNT]++;
+}
+
+/** Takes `node` out of the list whose header is at `list` in `lists` (see {@link append}). */
+function unlink(nodes: Int32Array, lists: Int32Array, list: number, node: number, prev: number, next: number): void {
+  const after = nodes[node * NODE_STRIDE + next];
+  const before = nodes[node * NODE_STRIDE + prev];
+  if (before === NONE) lists[list + LIST_HEAD] = after;
+  else nodes[before * NODE_STRIDE + next] = after;
+  if (after === NONE) lists[list + LIST_TAIL] = before;
+  else nodes[after * NODE_STRIDE + prev] = before;
+  lists[list + LIST_COUNT]--;
+}
+
 export class MemberLists {
   private readonly buffers: TableBuffers;
   private readonly rooms: RoomTable;
@@ -80,23 +106,9 @@ export class MemberLists {
     this.seqs[node] = ++this.lastJoinSeq;
 
     const roomList = roomListOffset(shardCount, roomId, slot % shardCount);
-    const roomTail = rooms[roomList + LIST_TAIL];
-    nodes[base + NODE_ROOM_PREV] = roomTail;
-    nodes[base + NODE_ROOM_NEXT] = NONE;
-    if (roomTail === NONE) rooms[roomList + LIST_HEAD] = node;
-    else nodes[roomTail * NODE_STRIDE + NODE_ROOM_NEXT] = node;
-    rooms[roomList + LIST_TAIL] = node;
-    rooms[roomList + LIST_COUNT]++;
+    append(nodes, rooms, roomList, node, NODE_ROOM_PREV, NODE_ROOM_NEXT);
     rooms[roomList + LIST_RUN] = NONE; // its run, if any, is stale
-
-    const sockList = slot * SOCKET_STRIDE;
-    const sockTail = sockets[sockList + LIST_TAIL];
-    nodes[base + NODE_SOCK_PREV] = sockTail;
-    nodes[base + NODE_SOCK_NEXT] = NONE;
-    if (sockTail === NONE) sockets[sockList + LIST_HEAD] = node;
-    else nodes[sockTail * NODE_STRIDE + NODE_SOCK_NEXT] = node;
-    sockets[sockList + LIST_TAIL] = node;
-    sockets[sockList + LIST_COUNT]++;
+    append(nodes, sockets, slot * SOCKET_STRIDE, node, NODE_SOCK_PREV, NODE_SOCK_NEXT);
 
     this.rooms.memberJoined(roomId);
     this.pairs.insert(node, roomId, slot);
@@ -110,26 +122,11 @@ export class MemberLists {
     if (at < 0) return false;
     const node = this.pairs.nodeAt(at);
     this.pairs.deleteAt(at);
-    const base = node * NODE_STRIDE;
 
     const roomList = roomListOffset(shardCount, roomId, slot % shardCount);
-    const roomNext = nodes[base + NODE_ROOM_NEXT];
-    const roomPrev = nodes[base + NODE_ROOM_PREV];
-    if (roomPrev === NONE) rooms[roomList + LIST_HEAD] = roomNext;
-    else nodes[roomPrev * NODE_STRIDE + NODE_ROOM_NEXT] = roomNext;
-    if (roomNext === NONE) rooms[roomList + LIST_TAIL] = roomPrev;
-    else nodes[roomNext * NODE_STRIDE + NODE_ROOM_PREV] = roomPrev;
-    rooms[roomList + LIST_COUNT]--;
+    unlink(nodes, rooms, roomList, node, NODE_ROOM_PREV, NODE_ROOM_NEXT);
     rooms[roomList + LIST_RUN] = NONE; // its run, if any, is stale
-
-    const sockList = slot * SOCKET_STRIDE;
-    const sockNext = nodes[base + NODE_SOCK_NEXT];
-    const sockPrev = nodes[base + NODE_SOCK_PREV];
-    if (sockPrev === NONE) sockets[sockList + LIST_HEAD] = sockNext;
-    else nodes[sockPrev * NODE_STRIDE + NODE_SOCK_NEXT] = sockNext;
-    if (sockNext === NONE) sockets[sockList + LIST_TAIL] = sockPrev;
-    else nodes[sockNext * NODE_STRIDE + NODE_SOCK_PREV] = sockPrev;
-    sockets[sockList + LIST_COUNT]--;
+    unlink(nodes, sockets, slot * SOCKET_STRIDE, node, NODE_SOCK_PREV, NODE_SOCK_NEXT);
 
     this.rooms.memberLeft(roomId);
     this.seqs[node] = 0;
