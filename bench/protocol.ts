@@ -2,6 +2,7 @@
  * What the orchestrating process (bench/run.ts) and the per-adapter runner
  * processes (bench/runner.ts) say to each other, and the workload list.
  */
+import type { Calibration } from "../lib/calibration";
 import type { WorkloadParams } from "./workload";
 
 export type AdapterKind = "in-memory" | "sharded";
@@ -160,7 +161,7 @@ export interface CrossoverResult {
   /** offloadThreshold the adapter uses (calibrated at pool start unless given). */
   readonly offloadThreshold: number;
   /** What the pool's calibration measured, if it ran. */
-  readonly calibration?: { readonly wakeNs: number; readonly nsPerMembership: number; readonly threshold: number };
+  readonly calibration?: Calibration;
 }
 
 export interface GcPauseSummary {

@@ -532,11 +532,16 @@ function crossoverRows(c: CrossoverResult): string[][] {
 }
 const CROSSOVER_HEADER = ["memberships visited", "recipients", "main thread alone", "main thread + workers", "ratio", "worker timeouts"];
 
-function crossoverSummary(c: CrossoverResult): string {
+/** The measured crossover against the threshold in effect, and what the calibration measured. */
+export function crossoverSummary(c: CrossoverResult): string {
   const cal = c.calibration;
   return (
     `offloading wins from ${Number.isFinite(c.crossover) ? `${formatCount(c.crossover)} memberships` : "no measured size"} on; offloadThreshold in effect ${formatCount(c.offloadThreshold)}` +
-    (cal ? ` (calibrated at pool start: wake-up ${formatNs(cal.wakeNs)}, ${formatNs(cal.nsPerMembership)} per membership)` : " (given)")
+    (cal
+      ? ` (calibrated at pool start: asking the workers costs ${formatNs(cal.offloadCostNs)}, ${formatNs(cal.aloneNsPerMembership)} per membership alone, ${formatNs(cal.offloadedNsPerMembership)} with the workers;` +
+        ` the calibration kept the main thread ${formatNs(cal.mainThreadNs)} in all, at most ${formatNs(cal.longestBlockNs)} at once)`
+      : " (given)") +
+    `; measured crossover / threshold in effect: ${Number.isFinite(c.crossover) ? ratio3(c.crossover / c.offloadThreshold) : "n/a (the workers never won)"}`
   );
 }
 

@@ -79,6 +79,7 @@ import {
 import {
   buildRows,
   buildTargets,
+  crossoverSummary,
   formatCount,
   formatNs,
   gridTable,
@@ -671,11 +672,7 @@ async function runCell(config: Config, c: Cell, progress: { done: number; total:
     for (const p of crossover.points) {
       log(`[${label}] crossover: ${formatCount(p.cost)} memberships (${formatCount(p.recipients)} rcpt): main thread alone ${formatNs(p.mainOnlyNs)}, with the workers ${formatNs(p.offloadNs)}`);
     }
-    const cal = crossover.calibration;
-    log(
-      `[${label}] crossover: measured at ${formatCount(crossover.crossover)} memberships; offloadThreshold in effect ${formatCount(crossover.offloadThreshold)}` +
-        (cal ? ` (calibrated: wake-up ${formatNs(cal.wakeNs)}, ${formatNs(cal.nsPerMembership)} per membership)` : ""),
-    );
+    log(`[${label}] crossover: ${crossoverSummary(crossover)}`);
   }
   let gc: GcResult | undefined;
   if (c.gc) {

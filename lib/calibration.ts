@@ -1,116 +1,167 @@
 /**
- * The default `offloadThreshold`, calibrated when a pool starts: where asking
- * the workers starts to pay on this machine, from two measurements.
+ * The default `offloadThreshold`, calibrated when a pool starts: the size of
+ * broadcast from which asking the workers shortens the main thread's work on
+ * this machine, found by timing broadcasts both ways.
  *
- * - Wake latency L: from the main thread posting a task to a worker starting
- *   it (the worker was idle, as between broadcasts). Measured in the workers,
- *   one-way, several times; the median is kept.
- * - Cost per membership c of selecting recipients from the shared tables,
- *   timed by a worker over a table it builds (lists whose nodes are scattered
- *   through a few MB, so the walk misses the cache as in a big table: the
- *   regime where offloading matters).
+ * What is timed is what broadcasts do (`probe-table.ts`): unions of rooms of
+ * 128 over a table of 64k memberships, read from the lists' runs as
+ * broadcasts to rooms broadcast to before are, by the functions broadcasts
+ * call; on the main thread alone, and with the workers through the pool's
+ * cooperative answer (posting the tasks, the main thread's own shards,
+ * waiting for the workers' shards, merging their answers). Each is timed on
+ * the main thread at two sizes, SMALL_PROBE_ROOMS and all the table's rooms
+ * (8k and 64k memberships), alternated, an event-loop turn before each, the
+ * median of PROBE_ROUNDS after WARM_UP_ROUNDS that compile the code on both
+ * sides. That is the bench's crossover measurement in small.
  *
- * Alone, the main thread takes c·M for a query of M memberships. With the
- * workers, it takes its own share, c·M/S (S = workers + 1 shards), and the
- * workers' shares are done after L + c·M/S; a worker that is late costs
- * little, since the main thread then claims that shard itself. So offloading
- * pays once L + c·M/S < c·M, i.e. M > L / (c·(1 − 1/S)).
+ * The model: for a query of M memberships, the main thread takes
+ *   alone:          a + c·M
+ *   with workers:   o + b·M
+ * (each line through the two probes). o − a is the fixed cost of asking the
+ * pool: posting, waking a worker, merging. c − b is what the workers save
+ * per membership; with S shards on idle cores b ≈ c/S, but on a machine
+ * whose cores are busy (the main thread, the workers and other processes on
+ * 2 cores) much less is saved, and that is measured, not assumed. Offloading
+ * pays once o + b·M < a + c·M, i.e. from M = (o − a) / (c − b) on.
+ * Larger broadcasts than the probes' are extrapolated along the lines.
  *
- * The formula assumes the workers run in parallel with the main thread: on
- * a machine whose cores are all busy they do not, and only a larger
- * explicit `offloadThreshold` helps (`make bench` measures the real crossover).
- * Bounded to [MIN_CALIBRATED_THRESHOLD, MAX_CALIBRATED_THRESHOLD]: a tiny or
- * huge measurement (a machine paused mid-measurement) cannot make every
- * broadcast wait for the workers, nor stop the workers from ever helping.
+ * Bounded to [MIN_CALIBRATED_THRESHOLD, MAX_CALIBRATED_THRESHOLD]: a
+ * measurement that says the workers save nothing per membership (c ≤ b: no
+ * core free for them, or a pause in the wrong probe) gives the maximum, so
+ * the largest broadcasts are still shared; one that says asking costs
+ * nothing gives the minimum, so a small broadcast never waits for a wake-up.
+ * Medians keep one paused probe from moving either line. A measurement
+ * that is not a number (nothing measured) leaves UNCALIBRATED_THRESHOLD.
+ *
+ * It costs the main thread some 20 ms in all on an idle 2-core machine, in
+ * blocks of at most about a millisecond (the large probe), each in an
+ * event-loop turn of its own (`Calibration.mainThreadNs`, `longestBlockNs`).
  */
-import { collectShard, LIST_COUNT, LIST_HEAD, LIST_RUN, LIST_TAIL, NODE_ROOM_NEXT, NODE_SLOT, NODE_STRIDE, NONE, RecipientMarks, ROOM_SHARD_STRIDE, SOCKET_STRIDE } from "./shared-tables";
+import type { CooperativeTables } from "./protocol";
+import { PROBE_ROOM_SIZE, ProbeTable } from "./probe-table";
+import type { RecipientQuery } from "./shared-tables";
 
 /** The threshold before calibration has run (and when it cannot). */
 export const UNCALIBRATED_THRESHOLD = 100_000;
 export const MIN_CALIBRATED_THRESHOLD = 10_000;
 export const MAX_CALIBRATED_THRESHOLD = 1_000_000;
 
-/** A worker's answer to a calibration task. */
-export interface CalibrationSample {
-  /** Ns from the main thread posting the task to the worker running it. */
-  readonly wakeNs: number;
-  /** Ns per membership of collectShard over a cold-ish table; NaN when not asked for. */
-  readonly nsPerMembership: number;
+/** Memberships of the probe table (as many sockets): the large probe's size. */
+export const PROBE_MEMBERSHIPS = 1 << 16;
+/** Rooms of the small probe: 8k memberships. */
+export const SMALL_PROBE_ROOMS = (1 << 13) / PROBE_ROOM_SIZE;
+/** Untimed rounds first (runs made, code compiled on the main thread and in the workers), then timed ones. */
+export const WARM_UP_ROUNDS = 3;
+export const PROBE_ROUNDS = 9;
+const PROBE_TABLE_SEED = 0x2545f491;
+
+/** One size of broadcast timed both ways: medians over the rounds. */
+export interface CalibrationProbe {
+  /** Memberships the query visits (its cost, as compared with offloadThreshold). */
+  readonly memberships: number;
+  readonly recipients: number;
+  /** Ns the main thread took answering alone. */
+  readonly aloneNs: number;
+  /** Ns the main thread took answering with the workers (posting, its shards, waiting for theirs, merging). */
+  readonly offloadedNs: number;
 }
 
 /** What a pool's calibration measured and chose. */
 export interface Calibration {
-  readonly wakeNs: number;
-  readonly nsPerMembership: number;
+  readonly small: CalibrationProbe;
+  readonly large: CalibrationProbe;
+  /** c: ns per membership on the main thread alone. */
+  readonly aloneNsPerMembership: number;
+  /** b: ns per membership of the main thread's time with the workers' help. */
+  readonly offloadedNsPerMembership: number;
+  /** o − a: the fixed cost to the main thread of asking the workers, ns. */
+  readonly offloadCostNs: number;
+  /** (o − a) / (c − b), bounded; see the module comment. */
   readonly threshold: number;
+  /** The main thread's time in the calibration's synchronous blocks (table built, probes), ns. */
+  readonly mainThreadNs: number;
+  /** The longest of those blocks, ns. */
+  readonly longestBlockNs: number;
 }
 
-/** A clock comparable across the threads of a process, in ns: CLOCK_MONOTONIC (performance.now() counts from each thread's start). */
-export function crossThreadNowNs(): number {
-  return Number(process.hrtime.bigint());
+/** The lines through two probes and the crossover they give (see the module comment). */
+export function modelFrom(small: CalibrationProbe, large: CalibrationProbe): Pick<Calibration, "aloneNsPerMembership" | "offloadedNsPerMembership" | "offloadCostNs" | "threshold"> {
+  const span = large.memberships - small.memberships;
+  const aloneNsPerMembership = (large.aloneNs - small.aloneNs) / span;
+  const offloadedNsPerMembership = (large.offloadedNs - small.offloadedNs) / span;
+  // (o − a): the gap between the lines at M = 0.
+  const offloadCostNs = small.offloadedNs - small.aloneNs - (offloadedNsPerMembership - aloneNsPerMembership) * small.memberships;
+  return { aloneNsPerMembership, offloadedNsPerMembership, offloadCostNs, threshold: thresholdFrom(small, large) };
 }
 
-export function thresholdFrom(wakeNs: number, nsPerMembership: number, shardCount: number): number {
-  const saved = nsPerMembership * (1 - 1 / shardCount);
-  const raw = Math.max(0, wakeNs) / saved;
-  if (!Number.isFinite(raw)) return UNCALIBRATED_THRESHOLD;
+/** The calibrated threshold from two probes: (o − a) / (c − b), bounded. */
+export function thresholdFrom(small: CalibrationProbe, large: CalibrationProbe): number {
+  const values = [small.memberships, small.aloneNs, small.offloadedNs, large.memberships, large.aloneNs, large.offloadedNs];
+  if (!values.every(Number.isFinite) || !(large.memberships > small.memberships)) return UNCALIBRATED_THRESHOLD;
+  const span = large.memberships - small.memberships;
+  const saved = (large.aloneNs - small.aloneNs - (large.offloadedNs - small.offloadedNs)) / span;
+  if (!(saved > 0)) return MAX_CALIBRATED_THRESHOLD; // the workers shorten nothing per membership
+  const gapAtSmall = small.offloadedNs - small.aloneNs;
+  // Where the gap, shrinking by `saved` per membership, closes.
+  const raw = small.memberships + gapAtSmall / saved;
   return Math.round(Math.min(MAX_CALIBRATED_THRESHOLD, Math.max(MIN_CALIBRATED_THRESHOLD, raw)));
 }
 
-const MEMBERS = 1 << 17;
-const ROOM_SIZE = 128;
-const SLOTS = 1 << 15;
+/**
+ * The pool's cooperative answer of `query` over `tables` into `out`,
+ * counted in no statistic; undefined when a worker did not answer in time.
+ */
+export type CooperativeAnswer = (tables: CooperativeTables, query: RecipientQuery, out: Int32Array) => number | undefined;
+
+/** Not unref'd: an unref'd immediate lets the loop block in poll, and the calibration would wait for the next I/O. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * Times collectShard per membership over a one-shard table of MEMBERS
- * memberships in rooms of ROOM_SIZE, the nodes of each room scattered at
- * random (3 MB of nodes: beyond a core's own caches), as joins and leaves
- * leave them in a real table. Takes a few tens of ms, in a worker.
+ * Times broadcasts on a probe table of `shardCount` shards both ways (see
+ * the module comment) and returns the calibration, or undefined if `live()`
+ * turned false meanwhile (the pool was stopped).
  */
-export function measureCollectCost(): number {
-  const nodes = new Int32Array(MEMBERS * NODE_STRIDE);
-  const roomCount = MEMBERS / ROOM_SIZE;
-  const rooms = new Int32Array(roomCount * ROOM_SHARD_STRIDE);
-  const sockets = new Int32Array(SLOTS * SOCKET_STRIDE);
-  // A random order of the nodes, cut into rooms: each room's list hops across the arena.
-  const order = new Int32Array(MEMBERS);
-  for (let i = 0; i < MEMBERS; i++) order[i] = i;
-  let seed = 0x2545f491;
-  for (let i = MEMBERS - 1; i > 0; i--) {
-    seed = (Math.imul(seed, 1103515245) + 12345) | 0;
-    const j = (seed >>> 1) % (i + 1);
-    const t = order[i];
-    order[i] = order[j];
-    order[j] = t;
-  }
-  for (let room = 0; room < roomCount; room++) {
-    const first = room * ROOM_SIZE;
-    for (let i = 0; i < ROOM_SIZE; i++) {
-      const node = order[first + i];
-      nodes[node * NODE_STRIDE + NODE_SLOT] = (first + i) % SLOTS;
-      nodes[node * NODE_STRIDE + NODE_ROOM_NEXT] = i + 1 < ROOM_SIZE ? order[first + i + 1] : NONE;
+export async function calibrateOffload(shardCount: number, cooperate: CooperativeAnswer, live: () => boolean): Promise<Calibration | undefined> {
+  let mainThreadNs = 0;
+  let longestBlockNs = 0;
+  const timed = <T>(work: () => T): { value: T; ns: number } => {
+    const t0 = performance.now();
+    const value = work();
+    const ns = (performance.now() - t0) * 1e6;
+    mainThreadNs += ns;
+    longestBlockNs = Math.max(longestBlockNs, ns);
+    return { value, ns };
+  };
+
+  const table = timed(() => new ProbeTable(shardCount, PROBE_MEMBERSHIPS, PROBE_TABLE_SEED)).value;
+  const out = new Int32Array(table.slotCapacity);
+  const queries = [table.unionOf(SMALL_PROBE_ROOMS), table.unionOf(table.roomCount)];
+  const alone = queries.map((): number[] => []);
+  const offloaded = queries.map((): number[] => []);
+  const recipients = queries.map(() => 0);
+  for (let round = 0; round < WARM_UP_ROUNDS + PROBE_ROUNDS; round++) {
+    for (let q = 0; q < queries.length; q++) {
+      for (const withWorkers of round % 2 === 0 ? [false, true] : [true, false]) {
+        await nextTurn();
+        if (!live()) return undefined;
+        const query = queries[q];
+        // A worker late beyond workerTimeout: the adapter answers alone after waiting, and so does this, timed in.
+        const { value: count, ns } = timed(() => (withWorkers ? cooperate(table, query, out) ?? table.collectLocally(query, out) : table.collectLocally(query, out)));
+        if (round < WARM_UP_ROUNDS) continue;
+        (withWorkers ? offloaded : alone)[q].push(ns);
+        recipients[q] = count;
+      }
     }
-    rooms[room * ROOM_SHARD_STRIDE + LIST_HEAD] = order[first];
-    rooms[room * ROOM_SHARD_STRIDE + LIST_TAIL] = order[first + ROOM_SIZE - 1];
-    rooms[room * ROOM_SHARD_STRIDE + LIST_COUNT] = ROOM_SIZE;
-    rooms[room * ROOM_SHARD_STRIDE + LIST_RUN] = NONE; // lists walked node by node: the cost of a cold broadcast
   }
-  const view = { shardCount: 1, nodes, rooms, sockets, runs: new Int32Array(0) };
-  const all = new Int32Array(roomCount);
-  for (let i = 0; i < roomCount; i++) all[i] = i;
-  // Unions of a quarter of the rooms at a time: each walk starts cold.
-  const quarter = roomCount / 4;
-  const marks = new RecipientMarks();
-  const out = new Int32Array(SLOTS);
-  const times: number[] = [];
-  for (let round = 0; round < 6; round++) {
-    const part = all.subarray((round % 4) * quarter, ((round % 4) + 1) * quarter);
-    const query = { everyone: false, rooms: part, except: new Int32Array(0), slotHighWater: SLOTS };
-    const t0 = process.hrtime.bigint();
-    collectShard(view, 0, query, marks, out, 0);
-    times.push(Number(process.hrtime.bigint() - t0) / (quarter * ROOM_SIZE));
-  }
-  // The first rounds warm up the JIT. Of the rest, the fastest: another
-  // thread or process preempting the worker only ever adds time.
-  return Math.min(...times.slice(3));
+  const median = (xs: number[]) => xs.sort((x, y) => x - y)[xs.length >> 1];
+  const probes = queries.map(
+    (query, q): CalibrationProbe => ({
+      memberships: query.rooms.length * PROBE_ROOM_SIZE,
+      recipients: recipients[q],
+      aloneNs: median(alone[q]),
+      offloadedNs: median(offloaded[q]),
+    }),
+  );
+  const [small, large] = probes;
+  return { small, large, ...modelFrom(small, large), mainThreadNs, longestBlockNs };
 }

@@ -8,7 +8,7 @@
 import type { Room } from "socket.io-adapter";
 import type { RoomTable } from "./room-table";
 import type { RunCache } from "./run-cache";
-import { collectAlive, collectShard, markExcluded, type RecipientMarks, type RecipientQuery } from "./shared-tables";
+import { collectAlive, collectShard, markExcluded, type RecipientMarks, type RecipientQuery, type TablesView } from "./shared-tables";
 import type { SlotTable } from "./slot-table";
 import type { TableBuffers } from "./table-buffers";
 
@@ -18,6 +18,24 @@ const EMPTY = new Int32Array(0);
 export interface InternedQuery extends RecipientQuery {
   /** Memberships and slots the query will visit: decides where it runs. */
   readonly cost: number;
+}
+
+/**
+ * Answers a query over every shard of `view` on this thread into `out` (the
+ * caller has prepared its runs); returns the number of recipient slots.
+ */
+export function collectEveryShard(view: TablesView, query: RecipientQuery, marks: RecipientMarks, out: Int32Array): number {
+  if (query.everyone) {
+    // One pass in slot order rather than shard by shard (see mergeAscending).
+    const bits = marks.begin(query.slotHighWater);
+    for (let shard = 0; shard < view.shardCount; shard++) markExcluded(view, shard, query.except, bits);
+    return collectAlive(view.sockets, 0, 1, query.slotHighWater, bits, out, 0);
+  }
+  let count = 0;
+  for (let shard = 0; shard < view.shardCount; shard++) {
+    count = collectShard(view, shard, query, marks, out, count);
+  }
+  return count;
 }
 
 export class LocalQueries {
@@ -45,10 +63,7 @@ export class LocalQueries {
    * alone or with the workers, never during one.
    */
   prepareRuns(query: RecipientQuery): void {
-    const lastShard = this.buffers.shardCount - 1;
-    const memberships = this.memberships();
-    if (!query.everyone) this.runs.prepare(query.rooms, 0, lastShard, memberships);
-    if (query.except.length > 0) this.runs.prepare(query.except, 0, lastShard, memberships);
+    this.runs.prepareQuery(query, this.memberships());
   }
 
   /**
@@ -91,18 +106,7 @@ export class LocalQueries {
   /** Answers a query into `out`; returns the number of recipient slots. */
   collect(query: RecipientQuery, out: Int32Array): number {
     this.prepareRuns(query);
-    const view = this.buffers.view;
-    if (query.everyone) {
-      // One pass in slot order rather than shard by shard (see mergeAscending).
-      const bits = this.marks.begin(query.slotHighWater);
-      for (let shard = 0; shard < view.shardCount; shard++) markExcluded(view, shard, query.except, bits);
-      return collectAlive(view.sockets, 0, 1, query.slotHighWater, bits, out, 0);
-    }
-    let count = 0;
-    for (let shard = 0; shard < view.shardCount; shard++) {
-      count = collectShard(view, shard, query, this.marks, out, count);
-    }
-    return count;
+    return collectEveryShard(this.buffers.view, query, this.marks, out);
   }
 
   /**

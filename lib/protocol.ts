@@ -22,7 +22,7 @@
  * so a late worker still holding an earlier query cannot claim a shard of the
  * current one: its compare-and-swap fails on the sequence bits.
  */
-import type { SharedTables } from "./shared-tables";
+import type { RecipientQuery, SharedTables } from "./shared-tables";
 
 export const CONTROL_CLAIM = 0;
 export const CONTROL_DONE = 1;
@@ -50,13 +50,29 @@ export interface CollectTask {
 /** What a worker's task resolves with: how many shards it answered. */
 export type CollectTaskResult = number;
 
-/** A task of the pool's start-up calibration (see `calibration.ts`). */
-export interface CalibrateTask {
-  readonly calibrate: true;
-  /** When the main thread posted it (`crossThreadNowNs`). */
-  readonly postedAtNs: number;
-  /** Whether to time the cost per membership too (tens of ms), not only the wake-up. */
-  readonly measureCost: boolean;
+/**
+ * A task the worker answers at once (with 0): the pool's calibration posts
+ * one per worker and waits for the answers, so that its probes find the
+ * workers started (see `calibration.ts`).
+ */
+export interface ReadyTask {
+  readonly ready: true;
+}
+
+/**
+ * What a cooperative answer needs of the tables it reads: a namespace's
+ * `MembershipIndex`, or the calibration's probe table.
+ */
+export interface CooperativeTables {
+  readonly shardCount: number;
+  /** Slots the shared tables have room for; bounds every shard's answer. */
+  readonly slotCapacity: number;
+  /** The current shared buffers, as sent to the workers. */
+  readonly tables: SharedTables;
+  /** Gives runs to the query's lists walked again unchanged (before the tables are handed out). */
+  prepareRuns(query: RecipientQuery): void;
+  /** Answers one shard on this thread into `out` from `offset` on; returns the new end. */
+  collectShardInto(shard: number, query: RecipientQuery, out: Int32Array, offset: number): number;
 }
 
 export function nextSeq(seq: number): number {

@@ -24,6 +24,7 @@ import {
   NONE,
   roomListOffset,
   WALKED,
+  type RecipientQuery,
 } from "./shared-tables";
 import { IntStack } from "./compact-containers";
 import { INITIAL_RUNS, type TableBuffers } from "./table-buffers";
@@ -40,6 +41,16 @@ export class RunCache {
 
   constructor(buffers: TableBuffers) {
     this.buffers = buffers;
+  }
+
+  /**
+   * Prepares the lists a query walks, in every shard: its rooms (unless it
+   * goes to everyone, which walks no room list) and its except rooms.
+   */
+  prepareQuery(query: RecipientQuery, memberships: number): void {
+    const lastShard = this.buffers.shardCount - 1;
+    if (!query.everyone) this.prepare(query.rooms, 0, lastShard, memberships);
+    if (query.except.length > 0) this.prepare(query.except, 0, lastShard, memberships);
   }
 
   /**

@@ -7,8 +7,7 @@ import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
 import createDebug from "debug";
 import { Piscina } from "piscina";
-import { crossThreadNowNs, thresholdFrom, UNCALIBRATED_THRESHOLD, type Calibration, type CalibrationSample } from "./calibration";
-import type { MembershipIndex } from "./membership-index";
+import { calibrateOffload, UNCALIBRATED_THRESHOLD, type Calibration } from "./calibration";
 import type { ResolvedOptions } from "./options";
 import {
   claimShard,
@@ -17,9 +16,10 @@ import {
   markShardDone,
   nextSeq,
   resetControl,
-  type CalibrateTask,
   type CollectTask,
   type CollectTaskResult,
+  type CooperativeTables,
+  type ReadyTask,
 } from "./protocol";
 import { mergeAscending, type RecipientQuery } from "./shared-tables";
 
@@ -36,9 +36,6 @@ const DEGRADED_COOLDOWN_MS = 30_000;
 const TASKS_IN_FLIGHT_PER_WORKER = 16;
 /** Delay after a worker failure before checking that the pool is back to full strength. */
 const HEALTH_CHECK_DELAY_MS = 500;
-/** Wake-ups the calibration measures (one at a time, workers idle in between), and the pause between them. */
-const CALIBRATION_WAKES = 9;
-const CALIBRATION_PAUSE_MS = 10;
 
 /** Counters of one pool, for `adapter.stats()`. */
 export interface PoolStats {
@@ -119,30 +116,36 @@ export class ShardPool {
   }
 
   /**
-   * Measures, once the workers are up, their wake-up latency (one task at a
-   * time, idle workers) and the cost per membership of a selection (timed in
-   * a worker), and sets the threshold from them (see `calibration.ts`). Runs
-   * in the background; broadcasts meanwhile use UNCALIBRATED_THRESHOLD.
+   * Once the workers are up, times broadcasts on the main thread alone and
+   * with the workers, and sets the threshold from them (see
+   * `calibration.ts`). Runs in the background, an event-loop turn between
+   * probes; broadcasts meanwhile use UNCALIBRATED_THRESHOLD.
    */
   private async calibrate(piscina: Piscina): Promise<void> {
-    const task = (measureCost: boolean): CalibrateTask => ({ calibrate: true, postedAtNs: crossThreadNowNs(), measureCost });
-    const pause = () => new Promise<void>((resolve) => setTimeout(resolve, CALIBRATION_PAUSE_MS).unref());
-    // The first tasks wait for the workers to start: not a wake-up.
-    const first = (await Promise.all(Array.from({ length: this.options.workers }, (_, i) => piscina.run(task(i === 0))))) as CalibrationSample[];
-    const nsPerMembership = first[0].nsPerMembership;
-    const wakes: number[] = [];
-    for (let i = 0; i < CALIBRATION_WAKES; i++) {
-      await pause();
-      if (this.piscina !== piscina) {
-        this.calibrationStarted = false; // released meanwhile: the next pool calibrates
-        return;
-      }
-      wakes.push(((await piscina.run(task(false))) as CalibrationSample).wakeNs);
+    const ready: ReadyTask = { ready: true };
+    await Promise.all(Array.from({ length: this.options.workers }, () => piscina.run(ready)));
+    const resultsBefore = this.results.length;
+    const calibration = await calibrateOffload(
+      this.shardCount,
+      (tables, query, out) => this.cooperate(tables, query, out, false),
+      () => this.piscina === piscina,
+    );
+    // The probes' result buffers are bigger than a small namespace needs: the next query grows them again if it must.
+    if (this.results.length > resultsBefore) this.results = new Int32Array(new SharedArrayBuffer(resultsBefore * 4));
+    if (calibration === undefined) {
+      this.calibrationStarted = false; // released meanwhile: the next pool calibrates
+      return;
     }
-    wakes.sort((a, b) => a - b);
-    const wakeNs = wakes[wakes.length >> 1];
-    this.calibration = { wakeNs, nsPerMembership, threshold: thresholdFrom(wakeNs, nsPerMembership, this.shardCount) };
-    debug("calibrated: wake-up %d µs, %s ns per membership: offloadThreshold %d", Math.round(wakeNs / 1e3), nsPerMembership.toFixed(1), this.calibration.threshold);
+    this.calibration = calibration;
+    debug(
+      "calibrated: asking the workers costs %d µs, %s ns per membership alone, %s with the workers: offloadThreshold %d (main thread busy %s ms, at most %s ms at once)",
+      Math.round(calibration.offloadCostNs / 1e3),
+      calibration.aloneNsPerMembership.toFixed(1),
+      calibration.offloadedNsPerMembership.toFixed(1),
+      calibration.threshold,
+      (calibration.mainThreadNs / 1e6).toFixed(1),
+      (calibration.longestBlockNs / 1e6).toFixed(2),
+    );
   }
 
   private startPiscina(): Piscina {
@@ -273,7 +276,12 @@ export class ShardPool {
    * slots into `out` and returns their number, or `undefined` if a worker
    * failed to answer in time (the caller then answers on the main thread).
    */
-  collect(index: MembershipIndex, query: RecipientQuery, out: Int32Array): number | undefined {
+  collect(index: CooperativeTables, query: RecipientQuery, out: Int32Array): number | undefined {
+    return this.cooperate(index, query, out, true);
+  }
+
+  /** `collect`, counted in the pool's statistics or not (the calibration's probes are not broadcasts). */
+  private cooperate(index: CooperativeTables, query: RecipientQuery, out: Int32Array, counted: boolean): number | undefined {
     const piscina = this.piscina;
     if (piscina === undefined) return undefined;
     const shardCount = index.shardCount;
@@ -286,7 +294,7 @@ export class ShardPool {
     const { control, results } = this;
     const seq = (this.seq = nextSeq(this.seq));
     resetControl(control, seq);
-    this.offloaded++;
+    if (counted) this.offloaded++;
 
     const task: CollectTask = {
       seq,
@@ -305,7 +313,7 @@ export class ShardPool {
     for (let i = 0; i < this.options.workers && piscina.queueSize === 0; i++) {
       piscina.run(task).then(
         (answered: CollectTaskResult) => {
-          this.shardsByWorkers += answered;
+          if (counted) this.shardsByWorkers += answered;
         },
         (err: unknown) => debug("collect task failed: %O", err),
       );
@@ -324,7 +332,7 @@ export class ShardPool {
     let deadline = performance.now() + this.options.workerTimeout;
     for (let done = Atomics.load(control, CONTROL_DONE); done < shardCount; ) {
       const left = deadline - performance.now();
-      if (left <= 0) return this.abandon(seq);
+      if (left <= 0) return this.abandon(seq, counted);
       Atomics.wait(control, CONTROL_DONE, done, left);
       const now = Atomics.load(control, CONTROL_DONE);
       if (now !== done) deadline = performance.now() + this.options.workerTimeout;
@@ -352,8 +360,8 @@ export class ShardPool {
    * Its late answer must not land in buffers a later query uses, so this
    * query's buffers are dropped for fresh ones.
    */
-  private abandon(seq: number): undefined {
-    this.timeouts++;
+  private abandon(seq: number, counted: boolean): undefined {
+    if (counted) this.timeouts++;
     debug("query %d: a worker did not answer within %dms; answering on the main thread", seq, this.options.workerTimeout);
     this.control = new Int32Array(new SharedArrayBuffer(CONTROL_LENGTH * 4));
     this.results = new Int32Array(new SharedArrayBuffer(this.results.byteLength));

@@ -13,12 +13,21 @@ export const INITIAL_NODES = 256;
 /** Entries of the runs arena to start with (see `run-cache.ts`). */
 export const INITIAL_RUNS = 4096;
 
-function newTables(shardCount: number): SharedTables {
+/** Records each table has room for. */
+export interface TableCapacities {
+  readonly slots: number;
+  readonly rooms: number;
+  readonly nodes: number;
+}
+
+const INITIAL_CAPACITIES: TableCapacities = { slots: INITIAL_SLOTS, rooms: INITIAL_ROOMS, nodes: INITIAL_NODES };
+
+function newTables(shardCount: number, capacities: TableCapacities): SharedTables {
   return {
     shardCount,
-    nodes: new SharedArrayBuffer(INITIAL_NODES * NODE_STRIDE * 4),
-    rooms: new SharedArrayBuffer(INITIAL_ROOMS * shardCount * ROOM_SHARD_STRIDE * 4),
-    sockets: new SharedArrayBuffer(INITIAL_SLOTS * SOCKET_STRIDE * 4),
+    nodes: new SharedArrayBuffer(capacities.nodes * NODE_STRIDE * 4),
+    rooms: new SharedArrayBuffer(capacities.rooms * shardCount * ROOM_SHARD_STRIDE * 4),
+    sockets: new SharedArrayBuffer(capacities.slots * SOCKET_STRIDE * 4),
     runs: new SharedArrayBuffer(INITIAL_RUNS * 4),
   };
 }
@@ -34,9 +43,10 @@ export class TableBuffers {
   private tablesValue: SharedTables;
   private viewValue: TablesView;
 
-  constructor(shardCount: number) {
+  /** `capacities`: for a table whose size is known up front (the calibration's); a namespace's starts small and grows. */
+  constructor(shardCount: number, capacities: TableCapacities = INITIAL_CAPACITIES) {
     this.shardCount = shardCount;
-    this.tablesValue = newTables(shardCount);
+    this.tablesValue = newTables(shardCount, capacities);
     this.viewValue = viewTables(this.tablesValue);
   }
 
@@ -69,7 +79,7 @@ export class TableBuffers {
 
   /** Fresh buffers at the initial capacities. */
   reset(): void {
-    this.tablesValue = newTables(this.shardCount);
+    this.tablesValue = newTables(this.shardCount, INITIAL_CAPACITIES);
     this.viewValue = viewTables(this.tablesValue);
   }
 }

@@ -1,30 +1,190 @@
 /**
- * The calibrated default offloadThreshold: the formula and its bounds, and
- * a real pool that calibrates when its workers start, unless the option is
- * given. No timing is asserted: only that what is measured is used, bounded.
+ * The calibrated default offloadThreshold: the model and its bounds on
+ * injected measurements, the probe table it times broadcasts on, the probe
+ * loop with an injected cooperative answer, and a real pool that calibrates
+ * when its workers start, unless the option is given. No timing is
+ * asserted: only that what is measured is used, bounded.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Server } from "socket.io";
-import { MAX_CALIBRATED_THRESHOLD, measureCollectCost, MIN_CALIBRATED_THRESHOLD, thresholdFrom, UNCALIBRATED_THRESHOLD } from "../lib/calibration";
+import {
+  calibrateOffload,
+  MAX_CALIBRATED_THRESHOLD,
+  MIN_CALIBRATED_THRESHOLD,
+  modelFrom,
+  PROBE_MEMBERSHIPS,
+  PROBE_ROUNDS,
+  SMALL_PROBE_ROOMS,
+  thresholdFrom,
+  UNCALIBRATED_THRESHOLD,
+  WARM_UP_ROUNDS,
+  type CalibrationProbe,
+} from "../lib/calibration";
 import { createAdapter } from "../lib/index";
+import { resolveOptions } from "../lib/options";
+import { PROBE_ROOM_SIZE, ProbeTable } from "../lib/probe-table";
+import { ShardPool } from "../lib/shard-pool";
+import { LIST_COUNT, LIST_HEAD, LIST_TAIL, NODE_ROOM, NODE_ROOM_NEXT, NODE_ROOM_PREV, NODE_SLOT, NODE_STRIDE, NONE, roomListOffset, viewTables, type RecipientQuery } from "../lib/shared-tables";
 import { shardedAdapterOf, sleep } from "./helpers";
 
-test("thresholdFrom: offloading pays once wake-up + c·M/S < c·M, bounded", () => {
-  // 1 ms to wake a worker, 50 ns per membership, 3 shards: 1e6 / (50 · 2/3) = 30,000.
-  assert.equal(thresholdFrom(1_000_000, 50, 3), 30_000);
-  // Twice the shards: each saves more, the threshold drops.
-  assert.ok(thresholdFrom(1_000_000, 50, 6) < thresholdFrom(1_000_000, 50, 3));
-  assert.equal(thresholdFrom(1, 50, 3), MIN_CALIBRATED_THRESHOLD);
-  assert.equal(thresholdFrom(1e12, 50, 3), MAX_CALIBRATED_THRESHOLD);
-  assert.equal(thresholdFrom(NaN, 50, 3), UNCALIBRATED_THRESHOLD);
-  // A cost that is not a cost: the measurement failed, the default stays.
-  assert.equal(thresholdFrom(1_000_000, 0, 3), UNCALIBRATED_THRESHOLD);
+const probe = (memberships: number, aloneNs: number, offloadedNs: number): CalibrationProbe => ({ memberships, recipients: memberships, aloneNs, offloadedNs });
+
+// Alone: 10 ns per membership; with the workers: 350 µs to ask, then 5 ns per membership.
+const SMALL = probe(10_000, 100_000, 400_000);
+const LARGE = probe(110_000, 1_100_000, 900_000);
+
+test("thresholdFrom: offloading pays from where the two lines through the probes cross", () => {
+  // 400 µs + 5·(M − 10k) = 100 µs + 10·(M − 10k) at M = 70k.
+  assert.equal(thresholdFrom(SMALL, LARGE), 70_000);
+  assert.deepEqual(modelFrom(SMALL, LARGE), { aloneNsPerMembership: 10, offloadedNsPerMembership: 5, offloadCostNs: 350_000, threshold: 70_000 });
+  // Twice the cost of asking: twice the threshold. Workers saving more per membership: lower.
+  assert.equal(thresholdFrom(probe(10_000, 100_000, 750_000), probe(110_000, 1_100_000, 1_250_000)), 140_000);
+  assert.ok(thresholdFrom(SMALL, probe(110_000, 1_100_000, 700_000)) < 70_000);
+  // The probes in either order of measurement, the same lines: only their sizes say which is which.
+  assert.equal(thresholdFrom(probe(20_000, 200_000, 450_000), LARGE), 70_000);
 });
 
-test("measureCollectCost measures a positive, finite cost per membership", () => {
-  const ns = measureCollectCost();
-  assert.ok(Number.isFinite(ns) && ns > 0, `got ${ns}`);
+test("thresholdFrom: bounded, and the workers saving nothing per membership keeps offload for the largest broadcasts only", () => {
+  // Asking costs nothing (or less than answering alone): the minimum, not 0 or below.
+  assert.equal(thresholdFrom(probe(10_000, 100_000, 50_000), probe(110_000, 1_100_000, 500_000)), MIN_CALIBRATED_THRESHOLD);
+  assert.equal(thresholdFrom(probe(10_000, 100_000, 100_000), LARGE), MIN_CALIBRATED_THRESHOLD);
+  // A huge cost of asking (a machine paused in the small offloaded probe): the maximum.
+  assert.equal(thresholdFrom(probe(10_000, 100_000, 1e10), probe(110_000, 1_100_000, 1e10 + 500_000)), MAX_CALIBRATED_THRESHOLD);
+  // The workers save nothing per membership (no core free for them), or less than nothing.
+  assert.equal(thresholdFrom(SMALL, probe(110_000, 1_100_000, 1_400_000)), MAX_CALIBRATED_THRESHOLD);
+  assert.equal(thresholdFrom(SMALL, probe(110_000, 1_100_000, 3_000_000)), MAX_CALIBRATED_THRESHOLD);
+  // Alone measured slower on the small probe than on the large one (a pause), or barely slower: no gain measured.
+  assert.equal(thresholdFrom(probe(10_000, 2_000_000, 400_000), probe(110_000, 1_100_000, 900_000)), MAX_CALIBRATED_THRESHOLD);
+  assert.equal(thresholdFrom(probe(10_000, 100_000, 400_000), probe(110_000, 90_000, 900_000)), MAX_CALIBRATED_THRESHOLD);
+});
+
+test("thresholdFrom: a measurement that is not one leaves the uncalibrated default", () => {
+  assert.equal(thresholdFrom(probe(10_000, NaN, 400_000), LARGE), UNCALIBRATED_THRESHOLD);
+  assert.equal(thresholdFrom(SMALL, probe(110_000, 1_100_000, Infinity)), UNCALIBRATED_THRESHOLD);
+  assert.equal(thresholdFrom(SMALL, SMALL), UNCALIBRATED_THRESHOLD, "one size: no slope");
+  assert.equal(thresholdFrom(LARGE, SMALL), UNCALIBRATED_THRESHOLD, "sizes swapped");
+});
+
+/** Every (room, shard) list of `table` walked from its head: checks its links, returns the distinct slots of rooms [0, roomCount). */
+function walkLists(table: ProbeTable, roomCount: number): Set<number> {
+  const { nodes, rooms, shardCount } = viewTables(table.tables);
+  const slots = new Set<number>();
+  for (let room = 0; room < table.roomCount; room++) {
+    const inRoom = new Set<number>();
+    for (let shard = 0; shard < shardCount; shard++) {
+      const at = roomListOffset(shardCount, room, shard);
+      let count = 0;
+      let prev = NONE;
+      for (let node = rooms[at + LIST_HEAD]; node !== NONE; node = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT]) {
+        assert.ok(count++ < PROBE_ROOM_SIZE, `room ${room} shard ${shard}: the list does not end`);
+        const slot = nodes[node * NODE_STRIDE + NODE_SLOT];
+        assert.equal(nodes[node * NODE_STRIDE + NODE_ROOM], room);
+        assert.equal(nodes[node * NODE_STRIDE + NODE_ROOM_PREV], prev);
+        assert.equal(slot % shardCount, shard, "a slot's memberships are in its shard");
+        assert.ok(!inRoom.has(slot), `slot ${slot} twice in room ${room}`);
+        inRoom.add(slot);
+        if (room < roomCount) slots.add(slot);
+        prev = node;
+      }
+      assert.equal(rooms[at + LIST_TAIL], prev);
+      assert.equal(rooms[at + LIST_COUNT], count);
+    }
+    assert.equal(inRoom.size, PROBE_ROOM_SIZE);
+  }
+  return slots;
+}
+
+function answerSet(out: Int32Array, count: number): Set<number> {
+  const slots = new Set(out.subarray(0, count));
+  assert.equal(slots.size, count, "no duplicate recipient");
+  return slots;
+}
+
+test("the probe table: valid lists in the shared layout; answered alone and shard by shard like the lists say, over runs too", () => {
+  assert.throws(() => new ProbeTable(3, 1000, 1), /power of two/);
+  const table = new ProbeTable(3, 1 << 13, 7);
+  assert.equal(table.roomCount, (1 << 13) / PROBE_ROOM_SIZE);
+  const out = new Int32Array(table.slotCapacity);
+  for (const roomCount of [1, 8, table.roomCount]) {
+    const expected = walkLists(table, roomCount);
+    const query = table.unionOf(roomCount);
+    assert.equal(query.rooms.length * PROBE_ROOM_SIZE, roomCount * PROBE_ROOM_SIZE);
+    // Walked once (lists), twice (runs made), three times (from the runs).
+    for (let walk = 0; walk < 3; walk++) assert.deepEqual(answerSet(out, table.collectLocally(query, out)), expected, `walk ${walk}`);
+    let n = 0;
+    for (let shard = 0; shard < table.shardCount; shard++) n = table.collectShardInto(shard, query, out, n);
+    assert.deepEqual(answerSet(out, n), expected, "shard by shard");
+  }
+  // Random rooms over as many sockets as memberships: a union of them all reaches most sockets, not all.
+  const all = walkLists(table, table.roomCount).size;
+  assert.ok(all > table.memberships / 2 && all < table.memberships, `${all} distinct of ${table.memberships}`);
+});
+
+test("calibrateOffload times both ways at two sizes, alternated, and uses what it measured", async () => {
+  const calls: { memberships: number }[] = [];
+  let answered = 0;
+  const calibration = await calibrateOffload(
+    3,
+    (tables, query: RecipientQuery, out) => {
+      calls.push({ memberships: query.rooms.length * PROBE_ROOM_SIZE });
+      // Every other time, as a worker late beyond workerTimeout: the probe answers alone.
+      if (answered++ % 2 === 1) return undefined;
+      let n = 0;
+      for (let shard = 0; shard < tables.shardCount; shard++) n = tables.collectShardInto(shard, query, out, n);
+      return n;
+    },
+    () => true,
+  );
+  assert.ok(calibration);
+  const { small, large } = calibration;
+  assert.equal(small.memberships, SMALL_PROBE_ROOMS * PROBE_ROOM_SIZE);
+  assert.equal(large.memberships, PROBE_MEMBERSHIPS);
+  assert.equal(calls.length, 2 * (WARM_UP_ROUNDS + PROBE_ROUNDS));
+  assert.deepEqual(new Set(calls.map((c) => c.memberships)), new Set([small.memberships, large.memberships]));
+  assert.ok(small.recipients > 0 && small.recipients <= small.memberships && large.recipients > small.recipients && large.recipients < large.memberships);
+  for (const p of [small, large]) assert.ok(p.aloneNs > 0 && p.offloadedNs > 0 && Number.isFinite(p.aloneNs + p.offloadedNs));
+  assert.deepEqual({ ...modelFrom(small, large) }, {
+    aloneNsPerMembership: calibration.aloneNsPerMembership,
+    offloadedNsPerMembership: calibration.offloadedNsPerMembership,
+    offloadCostNs: calibration.offloadCostNs,
+    threshold: calibration.threshold,
+  });
+  assert.ok(calibration.threshold >= MIN_CALIBRATED_THRESHOLD && calibration.threshold <= MAX_CALIBRATED_THRESHOLD);
+  assert.ok(calibration.longestBlockNs > 0 && calibration.longestBlockNs <= calibration.mainThreadNs);
+});
+
+test("calibrateOffload stops, with no result, once the pool is gone", async () => {
+  let probes = 0;
+  const calibration = await calibrateOffload(
+    2,
+    () => {
+      probes++;
+      return undefined;
+    },
+    () => probes < 3,
+  );
+  assert.equal(calibration, undefined);
+  assert.equal(probes, 3);
+});
+
+test("the pool's cooperative answer over the probe table matches the table's own", async () => {
+  const pool = new ShardPool(resolveOptions({ workers: 2, offloadThreshold: 0 }));
+  pool.acquire();
+  try {
+    const table = new ProbeTable(pool.shardCount, 1 << 13, 3);
+    const query = table.unionOf(table.roomCount);
+    const out = new Int32Array(table.slotCapacity);
+    const expected = answerSet(out, table.collectLocally(query, out));
+    for (let i = 0; i < 5; i++) {
+      const count = pool.collect(table, query, out);
+      assert.ok(count !== undefined, "answered within workerTimeout");
+      assert.deepEqual(answerSet(out, count), expected);
+    }
+    assert.equal(pool.stats().offloaded, 5);
+  } finally {
+    await pool.release();
+  }
 });
 
 async function poolStatsOnceCalibrated(io: Server) {
@@ -42,14 +202,18 @@ test("a pool without offloadThreshold calibrates it when its workers start, with
     const stats = await poolStatsOnceCalibrated(io);
     const calibration = stats.calibration;
     assert.ok(calibration, "calibrated within 60 s");
-    assert.ok(calibration.wakeNs > 0 && Number.isFinite(calibration.wakeNs), `wake-up ${calibration.wakeNs}`);
-    assert.ok(calibration.nsPerMembership > 0, `cost ${calibration.nsPerMembership}`);
-    assert.equal(calibration.threshold, thresholdFrom(calibration.wakeNs, calibration.nsPerMembership, 3));
+    const { small, large } = calibration;
+    assert.equal(small.memberships, SMALL_PROBE_ROOMS * PROBE_ROOM_SIZE);
+    assert.equal(large.memberships, PROBE_MEMBERSHIPS);
+    for (const p of [small, large]) assert.ok(p.aloneNs > 0 && p.offloadedNs > 0 && Number.isFinite(p.aloneNs + p.offloadedNs), JSON.stringify(p));
+    assert.ok(Number.isFinite(calibration.offloadCostNs) && Number.isFinite(calibration.aloneNsPerMembership) && Number.isFinite(calibration.offloadedNsPerMembership));
+    assert.equal(calibration.threshold, thresholdFrom(small, large));
     assert.equal(stats.offloadThreshold, calibration.threshold);
-    assert.ok(stats.offloadThreshold >= MIN_CALIBRATED_THRESHOLD && stats.offloadThreshold <= MAX_CALIBRATED_THRESHOLD);
-    // Calibration tasks are not broadcasts.
+    assert.ok(Number.isInteger(stats.offloadThreshold) && stats.offloadThreshold >= MIN_CALIBRATED_THRESHOLD && stats.offloadThreshold <= MAX_CALIBRATED_THRESHOLD);
+    // Calibration probes are not broadcasts.
     assert.equal(stats.offloaded, 0);
     assert.equal(stats.shardsByWorkers, 0);
+    assert.equal(stats.timeouts, 0);
   } finally {
     await shardedAdapterOf(io)!.close(); // the server has no http server to close: stop the pool
   }

@@ -4,8 +4,7 @@
  * recipients into shared memory (see `lib/protocol.ts`). The worker keeps no
  * membership of its own; it reads the tables the main thread shares with it.
  */
-import { crossThreadNowNs, measureCollectCost, type CalibrationSample } from "../lib/calibration";
-import { claimShard, markShardDone, type CalibrateTask, type CollectTask, type CollectTaskResult } from "../lib/protocol";
+import { claimShard, markShardDone, type CollectTask, type CollectTaskResult, type ReadyTask } from "../lib/protocol";
 import { collectShard, RecipientMarks, viewTables } from "../lib/shared-tables";
 
 const marks = new RecipientMarks();
@@ -17,13 +16,8 @@ const marks = new RecipientMarks();
  */
 const FAULT = process.env.SOCKET_IO_SHARDED_ADAPTER_FAULT;
 
-export default function run(task: CollectTask | CalibrateTask): CollectTaskResult | CalibrationSample {
-  return "calibrate" in task ? calibrate(task) : collect(task);
-}
-
-function calibrate(task: CalibrateTask): CalibrationSample {
-  const wakeNs = crossThreadNowNs() - task.postedAtNs;
-  return { wakeNs, nsPerMembership: task.measureCost ? measureCollectCost() : NaN };
+export default function run(task: CollectTask | ReadyTask): CollectTaskResult {
+  return "ready" in task ? 0 : collect(task);
 }
 
 function collect(task: CollectTask): CollectTaskResult {

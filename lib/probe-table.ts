@@ -1,0 +1,162 @@
+/**
+ * The table the pool's calibration times broadcasts on (see `calibration.ts`):
+ * `memberships` memberships in rooms of ROOM_SIZE, each room's members drawn
+ * at random among as many sockets (as in a namespace where sockets join
+ * rooms at random, a union of rooms reaches fewer and fewer new sockets as
+ * it grows), written straight into the layout of `shared-tables.ts`: a
+ * namespace's index would take tens of ms of joins to build, this takes
+ * about one. Only what selection reads is written: the rooms' lists and the
+ * sockets' alive flags (the sockets' own lists, which joins and leaves use,
+ * stay empty).
+ *
+ * Its queries run the code broadcasts run: on this thread alone
+ * `collectEveryShard`, with the workers the pool's cooperative answer
+ * (`CooperativeTables`), both over the lists' runs (`run-cache.ts`) from
+ * their second walk on, as broadcasts to rooms broadcast to before.
+ */
+import { collectEveryShard } from "./local-queries";
+import type { CooperativeTables } from "./protocol";
+import { RunCache } from "./run-cache";
+import {
+  collectShard,
+  LIST_COUNT,
+  LIST_HEAD,
+  LIST_RUN,
+  LIST_TAIL,
+  NODE_ROOM,
+  NODE_ROOM_NEXT,
+  NODE_ROOM_PREV,
+  NODE_SLOT,
+  NODE_SOCK_NEXT,
+  NODE_SOCK_PREV,
+  NODE_STRIDE,
+  NONE,
+  RecipientMarks,
+  roomListOffset,
+  SOCKET_ALIVE,
+  SOCKET_STRIDE,
+  type RecipientQuery,
+  type SharedTables,
+  type TablesView,
+} from "./shared-tables";
+import { TableBuffers } from "./table-buffers";
+
+/** Members per room: about a room of a chat or a game lobby (the bench's rooms hold ~100). */
+export const PROBE_ROOM_SIZE = 128;
+
+const EMPTY = new Int32Array(0);
+
+export class ProbeTable implements CooperativeTables {
+  readonly shardCount: number;
+  readonly memberships: number;
+  readonly roomCount: number;
+  private readonly socketCount: number;
+  private readonly buffers: TableBuffers;
+  private readonly runs: RunCache;
+  private readonly marks = new RecipientMarks();
+
+  /** `memberships`: a power of two, at least PROBE_ROOM_SIZE; as many sockets. `seed` draws the rooms. */
+  constructor(shardCount: number, memberships: number, seed: number) {
+    if (!(memberships >= PROBE_ROOM_SIZE && (memberships & (memberships - 1)) === 0)) {
+      throw new RangeError(`ProbeTable: memberships must be a power of two of at least ${PROBE_ROOM_SIZE}, got ${memberships}`);
+    }
+    this.shardCount = shardCount;
+    this.memberships = memberships;
+    this.socketCount = memberships;
+    this.roomCount = memberships / PROBE_ROOM_SIZE;
+    const buffers = (this.buffers = new TableBuffers(shardCount, { slots: this.socketCount, rooms: this.roomCount, nodes: memberships }));
+    this.runs = new RunCache(buffers);
+    this.fill(seed);
+  }
+
+  get tables(): SharedTables {
+    return this.buffers.tables;
+  }
+
+  get slotCapacity(): number {
+    return this.buffers.view.sockets.length / SOCKET_STRIDE;
+  }
+
+  /** A broadcast to the union of the first `roomCount` rooms. */
+  unionOf(roomCount: number): RecipientQuery {
+    const rooms = new Int32Array(Math.min(roomCount, this.roomCount));
+    for (let i = 0; i < rooms.length; i++) rooms[i] = i;
+    return { everyone: false, rooms, except: EMPTY, slotHighWater: this.socketCount };
+  }
+
+  prepareRuns(query: RecipientQuery): void {
+    this.runs.prepareQuery(query, this.memberships);
+  }
+
+  collectShardInto(shard: number, query: RecipientQuery, out: Int32Array, offset: number): number {
+    return collectShard(this.buffers.view, shard, query, this.marks, out, offset);
+  }
+
+  /** Answers `query` on this thread alone, as `MembershipIndex.collectLocally` does. */
+  collectLocally(query: RecipientQuery, out: Int32Array): number {
+    this.prepareRuns(query);
+    return collectEveryShard(this.buffers.view, query, this.marks, out);
+  }
+
+  /**
+   * Room r's members are slots (start + i·step) mod sockets, i < ROOM_SIZE:
+   * distinct (step odd, sockets a power of two), at random across rooms.
+   */
+  private fill(seed: number): void {
+    const view = this.buffers.view;
+    for (let slot = 0; slot < this.socketCount; slot += PROBE_ROOM_SIZE) addSockets(view.sockets, slot, slot + PROBE_ROOM_SIZE);
+    let state = seed | 0;
+    const mask = this.socketCount - 1;
+    for (let room = 0; room < this.roomCount; room++) {
+      state = (Math.imul(state, 1103515245) + 12345) | 0;
+      const start = (state >>> 8) & mask;
+      state = (Math.imul(state, 1103515245) + 12345) | 0;
+      const step = ((state >>> 8) | 1) & mask;
+      addRoom(view, room, room * PROBE_ROOM_SIZE, start, step, mask);
+    }
+  }
+}
+
+/** Writes slots [from, to) alive, in no room. */
+function addSockets(sockets: Int32Array, from: number, to: number): void {
+  for (let slot = from; slot < to; slot++) {
+    sockets[slot * SOCKET_STRIDE + LIST_HEAD] = NONE;
+    sockets[slot * SOCKET_STRIDE + LIST_TAIL] = NONE;
+    sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] = 1;
+  }
+}
+
+/**
+ * Writes room `room`: its empty lists, then member i (slot (start + i·step)
+ * & mask, node `firstNode` + i) at the end of the list of its slot's shard.
+ * A function of its own, called once per room, so that it is compiled
+ * after a few rooms (as one loop nest, the build ran mostly interpreted:
+ * ~100 ms on a loaded machine, against ~15 ms now).
+ */
+function addRoom(view: TablesView, room: number, firstNode: number, start: number, step: number, mask: number): void {
+  const { nodes, rooms, shardCount } = view;
+  for (let shard = 0; shard < shardCount; shard++) {
+    const at = roomListOffset(shardCount, room, shard);
+    rooms[at + LIST_HEAD] = NONE;
+    rooms[at + LIST_TAIL] = NONE;
+    rooms[at + LIST_COUNT] = 0;
+    rooms[at + LIST_RUN] = NONE;
+  }
+  for (let i = 0; i < PROBE_ROOM_SIZE; i++) {
+    const node = firstNode + i;
+    const slot = (start + i * step) & mask;
+    const at = roomListOffset(shardCount, room, slot % shardCount);
+    const tail = rooms[at + LIST_TAIL];
+    const base = node * NODE_STRIDE;
+    nodes[base + NODE_ROOM] = room;
+    nodes[base + NODE_SLOT] = slot;
+    nodes[base + NODE_ROOM_NEXT] = NONE;
+    nodes[base + NODE_ROOM_PREV] = tail;
+    nodes[base + NODE_SOCK_NEXT] = NONE;
+    nodes[base + NODE_SOCK_PREV] = NONE;
+    if (tail === NONE) rooms[at + LIST_HEAD] = node;
+    else nodes[tail * NODE_STRIDE + NODE_ROOM_NEXT] = node;
+    rooms[at + LIST_TAIL] = node;
+    rooms[at + LIST_COUNT] = rooms[at + LIST_COUNT] + 1;
+  }
+}
