@@ -21,9 +21,10 @@ export interface ShardedAdapterOptions {
    * main thread; smaller ones are answered on the main thread from shared
    * memory, with no round-trip. fetchSockets, socketsJoin, socketsLeave and
    * disconnectSockets are never offloaded (their order is visible). Default:
-   * calibrated when the workers start, from their measured wake-up latency
-   * and cost per membership, between 10,000 and 1,000,000 (100,000 until the
-   * calibration has run); `adapter.stats().pool` shows the value in effect.
+   * calibrated when the workers start, where broadcasts timed on the main
+   * thread alone and with the workers cross (see `calibration.ts`), between
+   * 10,000 and 1,000,000 (100,000 until the calibration has run);
+   * `adapter.stats().pool` shows the value in effect and what was measured.
    */
   offloadThreshold?: number;
   /**
