@@ -134,6 +134,10 @@ export async function calibrateOffload(shardCount: number, cooperate: Cooperativ
   };
 
   const table = timed(() => new ProbeTable(shardCount, PROBE_MEMBERSHIPS, PROBE_TABLE_SEED)).value;
+  while (!timed(() => table.fillRooms(SMALL_PROBE_ROOMS)).value) {
+    await nextTurn();
+    if (!live()) return undefined;
+  }
   const out = new Int32Array(table.slotCapacity);
   const queries = [table.unionOf(SMALL_PROBE_ROOMS), table.unionOf(table.roomCount)];
   const alone = queries.map((): number[] => []);

@@ -4,8 +4,8 @@
  * at random among as many sockets (as in a namespace where sockets join
  * rooms at random, a union of rooms reaches fewer and fewer new sockets as
  * it grows), written straight into the layout of `shared-tables.ts`: a
- * namespace's index would take tens of ms of joins to build, this takes
- * about one. Only what selection reads is written: the rooms' lists and the
+ * namespace's index would take tens of ms of joins to build, this takes a
+ * few, in steps the caller spreads over event-loop turns. Only what selection reads is written: the rooms' lists and the
  * sockets' alive flags (the sockets' own lists, which joins and leaves use,
  * stay empty).
  *
@@ -54,8 +54,16 @@ export class ProbeTable implements CooperativeTables {
   private readonly buffers: TableBuffers;
   private readonly runs: RunCache;
   private readonly marks = new RecipientMarks();
+  /** Rooms [0, filledRooms) are written (with the slots as many as their members). */
+  private filledRooms = 0;
+  /** The generator drawing the rooms' members. */
+  private random: number;
 
-  /** `memberships`: a power of two, at least PROBE_ROOM_SIZE; as many sockets. `seed` draws the rooms. */
+  /**
+   * `memberships`: a power of two, at least PROBE_ROOM_SIZE; as many sockets.
+   * `seed` draws the rooms. The table is empty until {@link fillRooms} has
+   * written every room, a few at a time if need be.
+   */
   constructor(shardCount: number, memberships: number, seed: number) {
     if (!(memberships >= PROBE_ROOM_SIZE && (memberships & (memberships - 1)) === 0)) {
       throw new RangeError(`ProbeTable: memberships must be a power of two of at least ${PROBE_ROOM_SIZE}, got ${memberships}`);
@@ -66,7 +74,25 @@ export class ProbeTable implements CooperativeTables {
     this.roomCount = memberships / PROBE_ROOM_SIZE;
     const buffers = (this.buffers = new TableBuffers(shardCount, { slots: this.socketCount, rooms: this.roomCount, nodes: memberships }));
     this.runs = new RunCache(buffers);
-    this.fill(seed);
+    this.random = seed | 0;
+  }
+
+  /** Writes up to `count` more rooms (the first `count` slots with each, alive); returns whether every room is written. */
+  fillRooms(count: number): boolean {
+    const view = this.buffers.view;
+    const mask = this.socketCount - 1;
+    const end = Math.min(this.roomCount, this.filledRooms + count);
+    for (let room = this.filledRooms; room < end; room++) {
+      const first = room * PROBE_ROOM_SIZE;
+      addSockets(view.sockets, first, first + PROBE_ROOM_SIZE);
+      // Room r's members are slots (start + i·step) mod sockets, i < ROOM_SIZE:
+      // distinct (step odd, sockets a power of two), at random across rooms.
+      const start = (this.nextRandom() >>> 8) & mask;
+      const step = ((this.nextRandom() >>> 8) | 1) & mask;
+      addRoom(view, room, first, start, step, mask);
+    }
+    this.filledRooms = end;
+    return end === this.roomCount;
   }
 
   get tables(): SharedTables {
@@ -79,6 +105,7 @@ export class ProbeTable implements CooperativeTables {
 
   /** A broadcast to the union of the first `roomCount` rooms. */
   unionOf(roomCount: number): RecipientQuery {
+    if (this.filledRooms < this.roomCount) throw new Error(`ProbeTable: ${this.filledRooms} of ${this.roomCount} rooms written; fillRooms first`);
     const rooms = new Int32Array(Math.min(roomCount, this.roomCount));
     for (let i = 0; i < rooms.length; i++) rooms[i] = i;
     return { everyone: false, rooms, except: EMPTY, slotHighWater: this.socketCount };
@@ -98,22 +125,8 @@ export class ProbeTable implements CooperativeTables {
     return collectEveryShard(this.buffers.view, query, this.marks, out);
   }
 
-  /**
-   * Room r's members are slots (start + i·step) mod sockets, i < ROOM_SIZE:
-   * distinct (step odd, sockets a power of two), at random across rooms.
-   */
-  private fill(seed: number): void {
-    const view = this.buffers.view;
-    for (let slot = 0; slot < this.socketCount; slot += PROBE_ROOM_SIZE) addSockets(view.sockets, slot, slot + PROBE_ROOM_SIZE);
-    let state = seed | 0;
-    const mask = this.socketCount - 1;
-    for (let room = 0; room < this.roomCount; room++) {
-      state = (Math.imul(state, 1103515245) + 12345) | 0;
-      const start = (state >>> 8) & mask;
-      state = (Math.imul(state, 1103515245) + 12345) | 0;
-      const step = ((state >>> 8) | 1) & mask;
-      addRoom(view, room, room * PROBE_ROOM_SIZE, start, step, mask);
-    }
+  private nextRandom(): number {
+    return (this.random = (Math.imul(this.random, 1103515245) + 12345) | 0);
   }
 }
 
@@ -131,7 +144,7 @@ function addSockets(sockets: Int32Array, from: number, to: number): void {
  * & mask, node `firstNode` + i) at the end of the list of its slot's shard.
  * A function of its own, called once per room, so that it is compiled
  * after a few rooms (as one loop nest, the build ran mostly interpreted:
- * ~100 ms on a loaded machine, against ~15 ms now).
+ * ~100 ms on a loaded machine, against ~15 ms).
  */
 function addRoom(view: TablesView, room: number, firstNode: number, start: number, step: number, mask: number): void {
   const { nodes, rooms, shardCount } = view;

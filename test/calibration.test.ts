@@ -101,9 +101,15 @@ function answerSet(out: Int32Array, count: number): Set<number> {
   return slots;
 }
 
+function filledProbeTable(shardCount: number, memberships: number, seed: number): ProbeTable {
+  const table = new ProbeTable(shardCount, memberships, seed);
+  assert.equal(table.fillRooms(table.roomCount), true);
+  return table;
+}
+
 test("the probe table: valid lists in the shared layout; answered alone and shard by shard like the lists say, over runs too", () => {
   assert.throws(() => new ProbeTable(3, 1000, 1), /power of two/);
-  const table = new ProbeTable(3, 1 << 13, 7);
+  const table = filledProbeTable(3, 1 << 13, 7);
   assert.equal(table.roomCount, (1 << 13) / PROBE_ROOM_SIZE);
   const out = new Int32Array(table.slotCapacity);
   for (const roomCount of [1, 8, table.roomCount]) {
@@ -119,6 +125,21 @@ test("the probe table: valid lists in the shared layout; answered alone and shar
   // Random rooms over as many sockets as memberships: a union of them all reaches most sockets, not all.
   const all = walkLists(table, table.roomCount).size;
   assert.ok(all > table.memberships / 2 && all < table.memberships, `${all} distinct of ${table.memberships}`);
+});
+
+test("the probe table written a few rooms at a time is the table written at once", () => {
+  const stepwise = new ProbeTable(2, 1 << 12, 11);
+  assert.throws(() => stepwise.unionOf(1), /fillRooms first/);
+  let steps = 1;
+  while (!stepwise.fillRooms(5)) steps++;
+  assert.equal(steps, Math.ceil(stepwise.roomCount / 5));
+  assert.equal(stepwise.fillRooms(5), true, "nothing left to write");
+  const atOnce = filledProbeTable(2, 1 << 12, 11);
+  const [a, b] = [viewTables(stepwise.tables), viewTables(atOnce.tables)];
+  assert.deepEqual(a.nodes, b.nodes);
+  assert.deepEqual(a.rooms, b.rooms);
+  assert.deepEqual(a.sockets, b.sockets);
+  assert.notDeepEqual(viewTables(filledProbeTable(2, 1 << 12, 12).tables).nodes, b.nodes, "another seed, other rooms");
 });
 
 test("calibrateOffload times both ways at two sizes, alternated, and uses what it measured", async () => {
@@ -172,7 +193,7 @@ test("the pool's cooperative answer over the probe table matches the table's own
   const pool = new ShardPool(resolveOptions({ workers: 2, offloadThreshold: 0 }));
   pool.acquire();
   try {
-    const table = new ProbeTable(pool.shardCount, 1 << 13, 3);
+    const table = filledProbeTable(pool.shardCount, 1 << 13, 3);
     const query = table.unionOf(table.roomCount);
     const out = new Int32Array(table.slotCapacity);
     const expected = answerSet(out, table.collectLocally(query, out));
