@@ -12,7 +12,9 @@
  * the main thread at two sizes, SMALL_PROBE_ROOMS and all the table's rooms
  * (8k and 64k memberships), alternated, an event-loop turn before each, the
  * median of PROBE_ROUNDS after WARM_UP_ROUNDS that compile the code on both
- * sides. That is the bench's crossover measurement in small.
+ * sides (fewer, at least MIN_PROBE_ROUNDS, once the calibration has kept
+ * the main thread MAIN_THREAD_BUDGET_NS in all). That is the bench's
+ * crossover measurement in small.
  *
  * The model: for a query of M memberships, the main thread takes
  *   alone:          a + c·M
@@ -34,8 +36,11 @@
  * that is not a number (nothing measured) leaves UNCALIBRATED_THRESHOLD.
  *
  * It costs the main thread some 20 ms in all on an idle 2-core machine, in
- * blocks of at most about a millisecond (the large probe), each in an
- * event-loop turn of its own (`Calibration.mainThreadNs`, `longestBlockNs`).
+ * blocks of at most about a millisecond (the large probe; the table is
+ * written a few rooms per turn), each in an event-loop turn of its own
+ * (`Calibration.mainThreadNs`, `longestBlockNs`). On a loaded machine a
+ * probe with the workers can wait for a descheduled worker for several ms,
+ * as a broadcast would; the budget bounds the sum.
  */
 import type { CooperativeTables } from "./protocol";
 import { PROBE_ROOM_SIZE, ProbeTable } from "./probe-table";
@@ -51,8 +56,15 @@ export const PROBE_MEMBERSHIPS = 1 << 16;
 /** Rooms of the small probe: 8k memberships. */
 export const SMALL_PROBE_ROOMS = (1 << 13) / PROBE_ROOM_SIZE;
 /** Untimed rounds first (runs made, code compiled on the main thread and in the workers), then timed ones. */
-export const WARM_UP_ROUNDS = 3;
+export const WARM_UP_ROUNDS = 2;
 export const PROBE_ROUNDS = 9;
+/**
+ * Timed rounds stop early, after at least MIN_PROBE_ROUNDS, once the
+ * calibration has kept the main thread this long in all: on a loaded
+ * machine, where every probe takes several times longer.
+ */
+export const MIN_PROBE_ROUNDS = 3;
+export const MAIN_THREAD_BUDGET_NS = 50e6;
 const PROBE_TABLE_SEED = 0x2545f491;
 
 /** One size of broadcast timed both ways: medians over the rounds. */
@@ -82,6 +94,8 @@ export interface Calibration {
   readonly mainThreadNs: number;
   /** The longest of those blocks, ns. */
   readonly longestBlockNs: number;
+  /** Timed rounds the medians are of (fewer than PROBE_ROUNDS once over MAIN_THREAD_BUDGET_NS). */
+  readonly rounds: number;
 }
 
 /** The lines through two probes and the crossover they give (see the module comment). */
@@ -143,7 +157,10 @@ export async function calibrateOffload(shardCount: number, cooperate: Cooperativ
   const alone = queries.map((): number[] => []);
   const offloaded = queries.map((): number[] => []);
   const recipients = queries.map(() => 0);
+  let rounds = 0;
   for (let round = 0; round < WARM_UP_ROUNDS + PROBE_ROUNDS; round++) {
+    if (rounds >= MIN_PROBE_ROUNDS && mainThreadNs > MAIN_THREAD_BUDGET_NS) break;
+    if (round >= WARM_UP_ROUNDS) rounds++;
     for (let q = 0; q < queries.length; q++) {
       for (const withWorkers of round % 2 === 0 ? [false, true] : [true, false]) {
         await nextTurn();
@@ -167,5 +184,5 @@ export async function calibrateOffload(shardCount: number, cooperate: Cooperativ
     }),
   );
   const [small, large] = probes;
-  return { small, large, ...modelFrom(small, large), mainThreadNs, longestBlockNs };
+  return { small, large, ...modelFrom(small, large), mainThreadNs, longestBlockNs, rounds };
 }
