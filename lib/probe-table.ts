@@ -72,7 +72,8 @@ export class ProbeTable implements CooperativeTables {
     this.memberships = memberships;
     this.socketCount = memberships;
     this.roomCount = memberships / PROBE_ROOM_SIZE;
-    const buffers = (this.buffers = new TableBuffers(shardCount, { slots: this.socketCount, rooms: this.roomCount, nodes: memberships }));
+    // A runs arena for every list at once: the first walks that copy them fill it, and no run is dropped for room.
+    const buffers = (this.buffers = new TableBuffers(shardCount, { slots: this.socketCount, rooms: this.roomCount, nodes: memberships, runs: memberships }));
     this.runs = new RunCache(buffers);
     this.random = seed | 0;
   }

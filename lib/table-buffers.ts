@@ -13,14 +13,15 @@ export const INITIAL_NODES = 256;
 /** Entries of the runs arena to start with (see `run-cache.ts`). */
 export const INITIAL_RUNS = 4096;
 
-/** Records each table has room for. */
+/** Records each table has room for (runs: entries of the runs arena). */
 export interface TableCapacities {
   readonly slots: number;
   readonly rooms: number;
   readonly nodes: number;
+  readonly runs: number;
 }
 
-const INITIAL_CAPACITIES: TableCapacities = { slots: INITIAL_SLOTS, rooms: INITIAL_ROOMS, nodes: INITIAL_NODES };
+const INITIAL_CAPACITIES: TableCapacities = { slots: INITIAL_SLOTS, rooms: INITIAL_ROOMS, nodes: INITIAL_NODES, runs: INITIAL_RUNS };
 
 function newTables(shardCount: number, capacities: TableCapacities): SharedTables {
   return {
@@ -28,7 +29,7 @@ function newTables(shardCount: number, capacities: TableCapacities): SharedTable
     nodes: new SharedArrayBuffer(capacities.nodes * NODE_STRIDE * 4),
     rooms: new SharedArrayBuffer(capacities.rooms * shardCount * ROOM_SHARD_STRIDE * 4),
     sockets: new SharedArrayBuffer(capacities.slots * SOCKET_STRIDE * 4),
-    runs: new SharedArrayBuffer(INITIAL_RUNS * 4),
+    runs: new SharedArrayBuffer(capacities.runs * 4),
   };
 }
 
