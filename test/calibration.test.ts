@@ -163,7 +163,8 @@ test("calibrateOffload times both ways at two sizes, alternated, and uses what i
   assert.equal(small.memberships, SMALL_PROBE_ROOMS * PROBE_ROOM_SIZE);
   assert.equal(large.memberships, PROBE_MEMBERSHIPS);
   assert.ok(calibration.rounds >= MIN_PROBE_ROUNDS && calibration.rounds <= PROBE_ROUNDS, `${calibration.rounds} rounds`);
-  assert.equal(calls.length, 2 * (WARM_UP_ROUNDS + calibration.rounds), "both sizes each round, warm-up included");
+  assert.equal(calls.length, WARM_UP_ROUNDS + 2 * calibration.rounds, "the small size in each warm-up round, both sizes in each timed round");
+  assert.ok(calls.slice(0, WARM_UP_ROUNDS).every((c) => c.memberships === small.memberships));
   assert.deepEqual(new Set(calls.map((c) => c.memberships)), new Set([small.memberships, large.memberships]));
   assert.ok(small.recipients > 0 && small.recipients <= small.memberships && large.recipients > small.recipients && large.recipients < large.memberships);
   for (const p of [small, large]) assert.ok(p.aloneNs > 0 && p.offloadedNs > 0 && Number.isFinite(p.aloneNs + p.offloadedNs));
