@@ -10,11 +10,12 @@
  * cooperative answer (posting the tasks, the main thread's own shards,
  * waiting for the workers' shards, merging their answers). Each is timed on
  * the main thread at two sizes, SMALL_PROBE_ROOMS and all the table's rooms
- * (8k and 64k memberships), alternated, an event-loop turn before each,
- * PROBE_ROUNDS after WARM_UP_ROUNDS that compile the code on both sides
- * (fewer, at least MIN_PROBE_ROUNDS, once the calibration has kept the main
- * thread MAIN_THREAD_BUDGET_NS in all). That is the bench's crossover
- * measurement in small. Of the rounds, the main thread alone keeps its
+ * (8k and 64k memberships), alternated, an event-loop turn before each:
+ * every list's run made first, WARM_UP_ROUNDS of the small probe that
+ * compile the code on both sides, then PROBE_ROUNDS of both (fewer, at least
+ * MIN_PROBE_ROUNDS, once the calibration has kept the main thread
+ * MAIN_THREAD_BUDGET_NS in all). That is the bench's crossover measurement
+ * in small. Of the rounds, the main thread alone keeps its
  * fastest (it only ever loses time to being preempted, and the fastest of a
  * few is what the median of the bench's many is), the main thread with the
  * workers its median (waiting for a worker the OS runs late is part of
