@@ -162,6 +162,8 @@ export interface CrossoverResult {
   readonly offloadThreshold: number;
   /** What the pool's calibration measured, if it ran. */
   readonly calibration?: Calibration;
+  /** The same calibration run again right after the crossover's points (the machine's load then, not at pool start). */
+  readonly recalibrated?: Calibration;
 }
 
 export interface GcPauseSummary {

@@ -541,8 +541,15 @@ export function crossoverSummary(c: CrossoverResult): string {
       ? ` (calibrated at pool start: asking the workers costs ${formatNs(cal.offloadCostNs)}, ${formatNs(cal.aloneNsPerMembership)} per membership alone, ${formatNs(cal.offloadedNsPerMembership)} with the workers;` +
         ` the calibration kept the main thread ${formatNs(cal.mainThreadNs)} in all, at most ${formatNs(cal.longestBlockNs)} at once)`
       : " (given)") +
-    `; measured crossover / threshold in effect: ${Number.isFinite(c.crossover) ? ratio3(c.crossover / c.offloadThreshold) : "n/a (the workers never won)"}`
+    `; measured crossover / threshold in effect: ${crossoverRatio(c.crossover, c.offloadThreshold)}` +
+    (c.recalibrated
+      ? `. The calibration run again right after these points: ${formatCount(c.recalibrated.threshold)} (asking ${formatNs(c.recalibrated.offloadCostNs)}, ${formatNs(c.recalibrated.aloneNsPerMembership)} alone, ${formatNs(c.recalibrated.offloadedNsPerMembership)} with the workers); crossover / that: ${crossoverRatio(c.crossover, c.recalibrated.threshold)}`
+      : "")
   );
+}
+
+function crossoverRatio(crossover: number, threshold: number): string {
+  return Number.isFinite(crossover) ? ratio3(crossover / threshold) : "n/a (the workers never won)";
 }
 
 /** The end of the terminal output: crossover, targets, GC and end to end. */

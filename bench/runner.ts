@@ -16,6 +16,7 @@ import type { Namespace } from "socket.io";
 import { Server } from "socket.io";
 import type { Adapter, BroadcastOptions } from "socket.io-adapter";
 import type { Bench as BenchClass } from "tinybench";
+import { calibrateOffload } from "../lib/calibration";
 import { createAdapter, type ShardedAdapter } from "../lib/index";
 import { CpuClock } from "./cpu";
 import { registerFakeSockets, WriteCounter, type FakeSocket } from "./fake-sockets";
@@ -728,7 +729,9 @@ class Runner {
     let crossover = NaN;
     for (let i = points.length - 1; i >= 0 && points[i].offloadNs < points[i].mainOnlyNs; i--) crossover = points[i].cost;
     const stats = pool.stats();
-    return { type: "crossover", points, crossover, offloadThreshold: stats.offloadThreshold, calibration: stats.calibration };
+    // The pool's calibration once more, right after the points: in the machine's state they were measured in.
+    const recalibrated = await calibrateOffload(pool.shardCount, (tables, query, out) => pool.collect(tables, query, out), () => true);
+    return { type: "crossover", points, crossover, offloadThreshold: stats.offloadThreshold, calibration: stats.calibration, recalibrated };
   }
 
   /**
