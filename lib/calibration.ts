@@ -28,8 +28,10 @@
  * pool: posting, waking a worker, merging. c − b is what the workers save
  * per membership; with S shards on idle cores b ≈ c/S, but on a machine
  * whose cores are busy (the main thread, the workers and other processes on
- * 2 cores) much less is saved, and that is measured, not assumed. Offloading
- * pays once o + b·M < a + c·M, i.e. from M = (o − a) / (c − b) on.
+ * 2 cores) much less is saved, and that is measured, not assumed (only a b
+ * below c/S, better than a perfect split, is taken for noise: b = c/S, the
+ * line through the large probe). Offloading pays once o + b·M < a + c·M,
+ * i.e. from M = (o − a) / (c − b) on.
  * Larger broadcasts than the probes' are extrapolated along the lines.
  *
  * Bounded to [MIN_CALIBRATED_THRESHOLD, MAX_CALIBRATED_THRESHOLD]: a
@@ -104,27 +106,36 @@ export interface Calibration {
   readonly rounds: number;
 }
 
-/** The lines through two probes and the crossover they give (see the module comment). */
-export function modelFrom(small: CalibrationProbe, large: CalibrationProbe): Pick<Calibration, "aloneNsPerMembership" | "offloadedNsPerMembership" | "offloadCostNs" | "threshold"> {
+/**
+ * The lines through two probes and the crossover they give (see the module
+ * comment), for `shardCount` shards.
+ */
+export function modelFrom(
+  small: CalibrationProbe,
+  large: CalibrationProbe,
+  shardCount: number,
+): Pick<Calibration, "aloneNsPerMembership" | "offloadedNsPerMembership" | "offloadCostNs" | "threshold"> {
   const span = large.memberships - small.memberships;
   const aloneNsPerMembership = (large.aloneNs - small.aloneNs) / span;
-  const offloadedNsPerMembership = (large.offloadedNs - small.offloadedNs) / span;
+  // Below c/S the workers would do better than a perfect split of the work:
+  // noise (most often a paused small probe), not a measurement. The line
+  // then goes through the large probe with slope c/S.
+  const offloadedNsPerMembership = Math.max((large.offloadedNs - small.offloadedNs) / span, aloneNsPerMembership / shardCount);
+  const gapAtLarge = large.offloadedNs - large.aloneNs;
+  const saved = aloneNsPerMembership - offloadedNsPerMembership;
   // (o − a): the gap between the lines at M = 0.
-  const offloadCostNs = small.offloadedNs - small.aloneNs - (offloadedNsPerMembership - aloneNsPerMembership) * small.memberships;
-  return { aloneNsPerMembership, offloadedNsPerMembership, offloadCostNs, threshold: thresholdFrom(small, large) };
+  const offloadCostNs = gapAtLarge + saved * large.memberships;
+  const values = [small.memberships, small.aloneNs, small.offloadedNs, large.memberships, large.aloneNs, large.offloadedNs, shardCount];
+  let threshold: number;
+  if (!values.every(Number.isFinite) || !(span > 0) || !(shardCount >= 1)) threshold = UNCALIBRATED_THRESHOLD;
+  else if (!(saved > 0)) threshold = MAX_CALIBRATED_THRESHOLD; // the workers shorten nothing per membership
+  else threshold = Math.round(Math.min(MAX_CALIBRATED_THRESHOLD, Math.max(MIN_CALIBRATED_THRESHOLD, offloadCostNs / saved)));
+  return { aloneNsPerMembership, offloadedNsPerMembership, offloadCostNs, threshold };
 }
 
 /** The calibrated threshold from two probes: (o − a) / (c − b), bounded. */
-export function thresholdFrom(small: CalibrationProbe, large: CalibrationProbe): number {
-  const values = [small.memberships, small.aloneNs, small.offloadedNs, large.memberships, large.aloneNs, large.offloadedNs];
-  if (!values.every(Number.isFinite) || !(large.memberships > small.memberships)) return UNCALIBRATED_THRESHOLD;
-  const span = large.memberships - small.memberships;
-  const saved = (large.aloneNs - small.aloneNs - (large.offloadedNs - small.offloadedNs)) / span;
-  if (!(saved > 0)) return MAX_CALIBRATED_THRESHOLD; // the workers shorten nothing per membership
-  const gapAtSmall = small.offloadedNs - small.aloneNs;
-  // Where the gap, shrinking by `saved` per membership, closes.
-  const raw = small.memberships + gapAtSmall / saved;
-  return Math.round(Math.min(MAX_CALIBRATED_THRESHOLD, Math.max(MIN_CALIBRATED_THRESHOLD, raw)));
+export function thresholdFrom(small: CalibrationProbe, large: CalibrationProbe, shardCount: number): number {
+  return modelFrom(small, large, shardCount).threshold;
 }
 
 /**
@@ -204,5 +215,5 @@ export async function calibrateOffload(shardCount: number, cooperate: Cooperativ
     }),
   );
   const [small, large] = probes;
-  return { small, large, ...modelFrom(small, large), mainThreadNs, longestBlockNs, rounds };
+  return { small, large, ...modelFrom(small, large, shardCount), mainThreadNs, longestBlockNs, rounds };
 }

@@ -37,34 +37,49 @@ const LARGE = probe(110_000, 1_100_000, 900_000);
 
 test("thresholdFrom: offloading pays from where the two lines through the probes cross", () => {
   // 400 µs + 5·(M − 10k) = 100 µs + 10·(M − 10k) at M = 70k.
-  assert.equal(thresholdFrom(SMALL, LARGE), 70_000);
-  assert.deepEqual(modelFrom(SMALL, LARGE), { aloneNsPerMembership: 10, offloadedNsPerMembership: 5, offloadCostNs: 350_000, threshold: 70_000 });
+  assert.equal(thresholdFrom(SMALL, LARGE, 3), 70_000);
+  assert.deepEqual(modelFrom(SMALL, LARGE, 3), { aloneNsPerMembership: 10, offloadedNsPerMembership: 5, offloadCostNs: 350_000, threshold: 70_000 });
   // Twice the cost of asking: twice the threshold. Workers saving more per membership: lower.
-  assert.equal(thresholdFrom(probe(10_000, 100_000, 750_000), probe(110_000, 1_100_000, 1_250_000)), 140_000);
-  assert.ok(thresholdFrom(SMALL, probe(110_000, 1_100_000, 700_000)) < 70_000);
+  assert.equal(thresholdFrom(probe(10_000, 100_000, 750_000), probe(110_000, 1_100_000, 1_250_000), 3), 140_000);
+  assert.ok(thresholdFrom(SMALL, probe(110_000, 1_100_000, 700_000), 3) < 70_000);
   // The probes in either order of measurement, the same lines: only their sizes say which is which.
-  assert.equal(thresholdFrom(probe(20_000, 200_000, 450_000), LARGE), 70_000);
+  assert.equal(thresholdFrom(probe(20_000, 200_000, 450_000), LARGE, 3), 70_000);
 });
 
 test("thresholdFrom: bounded, and the workers saving nothing per membership keeps offload for the largest broadcasts only", () => {
   // Asking costs nothing (or less than answering alone): the minimum, not 0 or below.
-  assert.equal(thresholdFrom(probe(10_000, 100_000, 50_000), probe(110_000, 1_100_000, 500_000)), MIN_CALIBRATED_THRESHOLD);
-  assert.equal(thresholdFrom(probe(10_000, 100_000, 100_000), LARGE), MIN_CALIBRATED_THRESHOLD);
+  assert.equal(thresholdFrom(probe(10_000, 100_000, 50_000), probe(110_000, 1_100_000, 500_000), 3), MIN_CALIBRATED_THRESHOLD);
+  assert.equal(thresholdFrom(probe(10_000, 100_000, 100_000), LARGE, 3), MIN_CALIBRATED_THRESHOLD);
   // A huge cost of asking (a machine paused in the small offloaded probe): the maximum.
-  assert.equal(thresholdFrom(probe(10_000, 100_000, 1e10), probe(110_000, 1_100_000, 1e10 + 500_000)), MAX_CALIBRATED_THRESHOLD);
+  assert.equal(thresholdFrom(probe(10_000, 100_000, 1e10), probe(110_000, 1_100_000, 1e10 + 500_000), 3), MAX_CALIBRATED_THRESHOLD);
   // The workers save nothing per membership (no core free for them), or less than nothing.
-  assert.equal(thresholdFrom(SMALL, probe(110_000, 1_100_000, 1_400_000)), MAX_CALIBRATED_THRESHOLD);
-  assert.equal(thresholdFrom(SMALL, probe(110_000, 1_100_000, 3_000_000)), MAX_CALIBRATED_THRESHOLD);
+  assert.equal(thresholdFrom(SMALL, probe(110_000, 1_100_000, 1_400_000), 3), MAX_CALIBRATED_THRESHOLD);
+  assert.equal(thresholdFrom(SMALL, probe(110_000, 1_100_000, 3_000_000), 3), MAX_CALIBRATED_THRESHOLD);
   // Alone measured slower on the small probe than on the large one (a pause), or barely slower: no gain measured.
-  assert.equal(thresholdFrom(probe(10_000, 2_000_000, 400_000), probe(110_000, 1_100_000, 900_000)), MAX_CALIBRATED_THRESHOLD);
-  assert.equal(thresholdFrom(probe(10_000, 100_000, 400_000), probe(110_000, 90_000, 900_000)), MAX_CALIBRATED_THRESHOLD);
+  assert.equal(thresholdFrom(probe(10_000, 2_000_000, 400_000), probe(110_000, 1_100_000, 900_000), 3), MAX_CALIBRATED_THRESHOLD);
+  assert.equal(thresholdFrom(probe(10_000, 100_000, 400_000), probe(110_000, 90_000, 900_000), 3), MAX_CALIBRATED_THRESHOLD);
+});
+
+test("thresholdFrom: workers better than a perfect split are noise: the line with the workers through the large probe at c/S", () => {
+  // With the workers, the small probe paused: 5.1 ms, more than the large one (2.1 ms). Alone, 10 ns per membership.
+  const paused = probe(10_000, 100_000, 5_100_000);
+  const large = probe(110_000, 1_100_000, 2_100_000);
+  const model = modelFrom(paused, large, 3);
+  assert.equal(model.offloadedNsPerMembership, 10 / 3);
+  // 1 ms behind at 110k, catching up 20/3 ns per membership: from 260k on.
+  assert.equal(model.threshold, 260_000);
+  assert.equal(thresholdFrom(paused, large, 2), 310_000, "2 shards: c/2 at best");
+  assert.ok(thresholdFrom(paused, large, 5) < 260_000, "5 shards: c/5 at best");
+  // A slope above c/S is measured, whatever the shard count.
+  assert.equal(thresholdFrom(SMALL, LARGE, 5), 70_000);
 });
 
 test("thresholdFrom: a measurement that is not one leaves the uncalibrated default", () => {
-  assert.equal(thresholdFrom(probe(10_000, NaN, 400_000), LARGE), UNCALIBRATED_THRESHOLD);
-  assert.equal(thresholdFrom(SMALL, probe(110_000, 1_100_000, Infinity)), UNCALIBRATED_THRESHOLD);
-  assert.equal(thresholdFrom(SMALL, SMALL), UNCALIBRATED_THRESHOLD, "one size: no slope");
-  assert.equal(thresholdFrom(LARGE, SMALL), UNCALIBRATED_THRESHOLD, "sizes swapped");
+  assert.equal(thresholdFrom(probe(10_000, NaN, 400_000), LARGE, 3), UNCALIBRATED_THRESHOLD);
+  assert.equal(thresholdFrom(SMALL, probe(110_000, 1_100_000, Infinity), 3), UNCALIBRATED_THRESHOLD);
+  assert.equal(thresholdFrom(SMALL, SMALL, 3), UNCALIBRATED_THRESHOLD, "one size: no slope");
+  assert.equal(thresholdFrom(SMALL, LARGE, NaN), UNCALIBRATED_THRESHOLD, "no shard count");
+  assert.equal(thresholdFrom(LARGE, SMALL, 3), UNCALIBRATED_THRESHOLD, "sizes swapped");
 });
 
 /** Every (room, shard) list of `table` walked from its head: checks its links, returns the distinct slots of rooms [0, roomCount). */
@@ -168,7 +183,7 @@ test("calibrateOffload times both ways at two sizes, alternated, and uses what i
   assert.deepEqual(new Set(calls.map((c) => c.memberships)), new Set([small.memberships, large.memberships]));
   assert.ok(small.recipients > 0 && small.recipients <= small.memberships && large.recipients > small.recipients && large.recipients < large.memberships);
   for (const p of [small, large]) assert.ok(p.aloneNs > 0 && p.offloadedNs > 0 && Number.isFinite(p.aloneNs + p.offloadedNs));
-  assert.deepEqual({ ...modelFrom(small, large) }, {
+  assert.deepEqual({ ...modelFrom(small, large, 3) }, {
     aloneNsPerMembership: calibration.aloneNsPerMembership,
     offloadedNsPerMembership: calibration.offloadedNsPerMembership,
     offloadCostNs: calibration.offloadCostNs,
@@ -231,7 +246,7 @@ test("a pool without offloadThreshold calibrates it when its workers start, with
     assert.equal(large.memberships, PROBE_MEMBERSHIPS);
     for (const p of [small, large]) assert.ok(p.aloneNs > 0 && p.offloadedNs > 0 && Number.isFinite(p.aloneNs + p.offloadedNs), JSON.stringify(p));
     assert.ok(Number.isFinite(calibration.offloadCostNs) && Number.isFinite(calibration.aloneNsPerMembership) && Number.isFinite(calibration.offloadedNsPerMembership));
-    assert.equal(calibration.threshold, thresholdFrom(small, large));
+    assert.equal(calibration.threshold, thresholdFrom(small, large, 3));
     assert.equal(stats.offloadThreshold, calibration.threshold);
     assert.ok(Number.isInteger(stats.offloadThreshold) && stats.offloadThreshold >= MIN_CALIBRATED_THRESHOLD && stats.offloadThreshold <= MAX_CALIBRATED_THRESHOLD);
     // Calibration probes are not broadcasts.
