@@ -538,14 +538,19 @@ export function crossoverSummary(c: CrossoverResult): string {
   return (
     `offloading wins from ${Number.isFinite(c.crossover) ? `${formatCount(c.crossover)} memberships` : "no measured size"} on; offloadThreshold in effect ${formatCount(c.offloadThreshold)}` +
     (cal
-      ? ` (calibrated at pool start: asking the workers costs ${formatNs(cal.offloadCostNs)}, ${formatNs(cal.aloneNsPerMembership)} per membership alone, ${formatNs(cal.offloadedNsPerMembership)} with the workers;` +
+      ? ` (calibrated at pool start: asking the workers costs ${signedNs(cal.offloadCostNs)}, ${formatNs(cal.aloneNsPerMembership)} per membership alone, ${formatNs(cal.offloadedNsPerMembership)} with the workers;` +
         ` the calibration kept the main thread ${formatNs(cal.mainThreadNs)} in all, at most ${formatNs(cal.longestBlockNs)} at once)`
       : " (given)") +
     `; measured crossover / threshold in effect: ${crossoverRatio(c.crossover, c.offloadThreshold)}` +
     (c.recalibrated
-      ? `. The calibration run again right after these points: ${formatCount(c.recalibrated.threshold)} (asking ${formatNs(c.recalibrated.offloadCostNs)}, ${formatNs(c.recalibrated.aloneNsPerMembership)} alone, ${formatNs(c.recalibrated.offloadedNsPerMembership)} with the workers); crossover / that: ${crossoverRatio(c.crossover, c.recalibrated.threshold)}`
+      ? `. The calibration run again right after these points: ${formatCount(c.recalibrated.threshold)} (asking ${signedNs(c.recalibrated.offloadCostNs)}, ${formatNs(c.recalibrated.aloneNsPerMembership)} alone, ${formatNs(c.recalibrated.offloadedNsPerMembership)} with the workers); crossover / that: ${crossoverRatio(c.crossover, c.recalibrated.threshold)}`
       : "")
   );
+}
+
+/** A fitted cost may come out negative (noise): shown with its sign. */
+function signedNs(ns: number): string {
+  return ns < 0 ? `−${formatNs(-ns)}` : formatNs(ns);
 }
 
 function crossoverRatio(crossover: number, threshold: number): string {
