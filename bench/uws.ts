@@ -10,7 +10,13 @@
  * after the emitting turn, on the same thread); the clients' process (the
  * `--e2e-clients` child of e2e.ts) counts what arrives. Every shape is run
  * once at a fifth of its size first, unmeasured (warm-up). Reported per shape:
- * main-thread CPU per broadcast and delivered messages per second.
+ * main-thread CPU per broadcast, time inside emit() and delivered messages
+ * per second; the ratios are the medians of the rounds' paired ratios (each
+ * round runs a shape on one server and at once on the other).
+ *
+ * Neither server sends engine.io heartbeats while measuring (see
+ * HEARTBEAT_OFF): they are no broadcast's cost, and came in bursts that made
+ * the short phases' CPU swing by a third.
  *
  *   node dist/bench/run.js --only=uws
  */
@@ -35,7 +41,10 @@ export interface UwsConfig {
   readonly clients: number;
   /** Rooms per client besides its own-id room. */
   readonly k: number;
+  /** Rounds of the published shapes (one room, everyone, own id), whose ratios are near 1 and need them. */
   readonly rounds: number;
+  /** Rounds of union and except, whose ratios are far from their bound (and whose in-memory phases are long). */
+  readonly unpublishedRounds: number;
   readonly seed: number;
   readonly workers: number;
   /** Broadcasts per shape and round. */
@@ -50,12 +59,15 @@ export function uwsDefaults(quick: boolean): UwsConfig {
   return {
     clients: quick ? 300 : 1500,
     k: 3,
-    rounds: quick ? 1 : 3,
+    // Many short paired rounds rather than a few long ones: the load of this
+    // shared machine drifts, and the median of paired ratios shrugs off a round it hit.
+    rounds: quick ? 1 : 8,
+    unpublishedRounds: quick ? 1 : 3,
     seed: 1,
     workers: 2,
     broadcasts: quick
       ? { "one room": 400, everyone: 60, "own id": 400, union: 100, except: 60 }
-      : { "one room": 3000, everyone: 200, "own id": 3000, union: 600, except: 200 },
+      : { "one room": 1500, everyone: 200, "own id": 2000, union: 400, except: 150 },
     // 10 broadcasts every 10 ms: an everyone burst stays far below uWS's
     // per-socket backpressure limit (64 KiB), beyond which uWS drops.
     batch: 10,
@@ -79,6 +91,12 @@ export interface UwsPhase {
   readonly mainCpuMs: number;
   /** Wall time inside the emit calls (socket.io's and the adapter's synchronous work, and whatever uWS does within publish). */
   readonly emitMs: number;
+  /**
+   * The median over the phase's ticks of a tick's wall time inside emit()
+   * divided by its broadcasts: how long one emit holds the event loop,
+   * without the ticks during which another process preempted this one.
+   */
+  readonly emitUsPerBroadcast: number;
   readonly workerCpuMs: number;
   /** Broadcasts our adapter published to a uWS topic (its stats); NaN for in-memory. */
   readonly published: number;
@@ -100,12 +118,21 @@ export interface UwsShapeSummary {
   readonly deliveredFraction: number;
 }
 
+export interface UwsPairedRatios {
+  readonly mainCpuPerRound: number[];
+  readonly emitPerRound: number[];
+  readonly mainCpu: number;
+  readonly emit: number;
+}
+
 export interface UwsResult {
   readonly config: UwsConfig;
   readonly uwsPackage: string;
   readonly rounds: UwsShapeRound[];
   /** Medians over the rounds, per adapter and shape. */
   readonly summary: Record<AdapterKind, Record<UwsShape, UwsShapeSummary>>;
+  /** Per shape, sharded / in-memory in each round (the two phases back to back), and their median. */
+  readonly ratios: Record<UwsShape, UwsPairedRatios>;
   readonly elapsedSeconds: number;
 }
 
@@ -113,6 +140,15 @@ const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 /** The share of each shape's broadcasts sent once, unmeasured, before the measured phases. */
 const WARM_UP_FRACTION = 0.2;
+
+/**
+ * engine.io pings every socket every 25 s by default. The clients connect
+ * within a few seconds, so their pings (a timer, a write and a pong each) come
+ * in a burst that some phases catch and others do not: up to all 1,500 in a
+ * phase, a third of an own-id phase's CPU. A heartbeat is no broadcast's cost,
+ * and is the same for both adapters: neither server pings during the part.
+ */
+const HEARTBEAT_OFF = { pingInterval: 60 * 60_000, pingTimeout: 60_000 };
 
 function send(message: unknown): void {
   (process as NodeJS.Process & { send: (m: unknown) => boolean }).send(message);
@@ -174,8 +210,8 @@ export async function uwsServerMain(json: string): Promise<void> {
   const app = uWS.App();
   const io =
     adapter === "sharded"
-      ? new Server({ adapter: createAdapter({ workers: config.workers }), transports: ["websocket"] })
-      : new Server({ transports: ["websocket"] });
+      ? new Server({ adapter: createAdapter({ workers: config.workers }), transports: ["websocket"], ...HEARTBEAT_OFF })
+      : new Server({ transports: ["websocket"], ...HEARTBEAT_OFF });
   io.attachApp(app);
   const ids = joinClientsToTheirRooms(io, w, config);
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) =>
@@ -186,7 +222,7 @@ export async function uwsServerMain(json: string): Promise<void> {
   const nsp = io.of("/");
   const published = (): number => (adapter === "sharded" ? (nsp.adapter as unknown as ShardedAdapter).stats().uws.publishes : NaN);
   let running:
-    | { shape: UwsShape; c0: ReturnType<CpuClock["sample"]>; startUs: number; broadcasts: number; expected: number; published0: number; emitMs: number }
+    | { shape: UwsShape; c0: ReturnType<CpuClock["sample"]>; startUs: number; broadcasts: number; expected: number; published0: number; emitMs: number; tickEmitUs: number[] }
     | undefined;
 
   process.on("message", (message: { type: string; shape?: UwsShape; fraction?: number }) => {
@@ -204,6 +240,7 @@ export async function uwsServerMain(json: string): Promise<void> {
         startUs: r.startUs,
         mainCpuMs: (c1.main - r.c0.main) / 1e6,
         emitMs: r.emitMs,
+        emitUsPerBroadcast: median(r.tickEmitUs),
         workerCpuMs: (c1.added - r.c0.added) / 1e6,
         published: published() - r.published0,
       };
@@ -222,7 +259,7 @@ export async function uwsServerMain(json: string): Promise<void> {
     const published0 = published();
     const c0 = clock.sample();
     const startUs = nowUs();
-    const phaseRun = { shape, c0, startUs, broadcasts: targets.length, expected: targets.reduce((s, t) => s + t.recipients, 0), published0, emitMs: 0 };
+    const phaseRun = { shape, c0, startUs, broadcasts: targets.length, expected: targets.reduce((s, t) => s + t.recipients, 0), published0, emitMs: 0, tickEmitUs: [] as number[] };
     running = phaseRun;
     const start = performance.now();
     for (let i = 0; i < targets.length; i += config.batch) {
@@ -230,12 +267,16 @@ export async function uwsServerMain(json: string): Promise<void> {
       const wait = due - performance.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       const tickStart = performance.now();
-      for (const target of targets.slice(i, i + config.batch)) {
+      const end = Math.min(i + config.batch, targets.length);
+      for (let j = i; j < end; j++) {
+        const target = targets[j];
         const stamp = nowUs();
         const operator = target.except === undefined ? io.to(target.to) : io.except(target.except);
         operator.emit("m", stamp);
       }
-      phaseRun.emitMs += performance.now() - tickStart;
+      const tickMs = performance.now() - tickStart;
+      phaseRun.emitMs += tickMs;
+      phaseRun.tickEmitUs.push((tickMs * 1000) / (end - i));
     }
     send({ type: "emitted", expectedDeliveries: phaseRun.expected, startUs });
   }
@@ -315,10 +356,11 @@ export async function runUws(config: UwsConfig, script: string, log: (line: stri
     for (const stand of stands) {
       for (const shape of UWS_SHAPES) report(stand, shape, true, await runPhase(stand, shape, WARM_UP_FRACTION));
     }
-    let turn = 0;
-    for (let round = 0; round < config.rounds; round++) {
-      for (const shape of UWS_SHAPES) {
-        const order = turn++ % 2 === 0 ? stands : [...stands].reverse();
+    for (let round = 0; round < Math.max(config.rounds, config.unpublishedRounds); round++) {
+      for (const [s, shape] of UWS_SHAPES.entries()) {
+        if (round >= roundsOf(shape, config)) continue;
+        // Each shape's order alternates from round to round, and from shape to shape.
+        const order = (round + s) % 2 === 0 ? stands : [...stands].reverse();
         for (const stand of order) {
           const done = await runPhase(stand, shape, 1);
           report(stand, shape, false, done);
@@ -326,9 +368,11 @@ export async function runUws(config: UwsConfig, script: string, log: (line: stri
           rounds.push({ adapter: stand.adapter, round, phase, delivered, deliveredPerSecond });
           log(
             `[uws] round ${round + 1} ${stand.adapter.padEnd(9)} ${shape.padEnd(8)}: ${phase.broadcasts} broadcasts, delivered ${delivered}/${phase.expectedDeliveries} = ${Math.round(deliveredPerSecond)}/s;` +
-              ` main CPU ${((phase.mainCpuMs * 1000) / phase.broadcasts).toFixed(1)} µs per broadcast (${((phase.emitMs * 1000) / phase.broadcasts).toFixed(1)} µs in emit)${stand.adapter === "sharded" ? `, ${phase.published} published` : ""}`,
+              ` main CPU ${cpuUsPerBroadcast(phase).toFixed(1)} µs per broadcast (${phase.emitUsPerBroadcast.toFixed(1)} µs in emit, median tick)${stand.adapter === "sharded" ? `, ${phase.published} published` : ""}`,
           );
         }
+        const pair = pairedRatios(rounds, round, shape);
+        log(`[uws] round ${round + 1} ${shape}: sharded / in-memory ${pair.mainCpu.toFixed(3)} main CPU, ${pair.emit.toFixed(3)} in emit`);
       }
     }
   } finally {
@@ -345,12 +389,37 @@ export async function runUws(config: UwsConfig, script: string, log: (line: stri
     for (const shape of UWS_SHAPES) {
       const list = rounds.filter((r) => r.adapter === adapter && r.phase.shape === shape);
       summary[adapter][shape] = {
-        mainCpuUsPerBroadcast: median(list.map((r) => (r.phase.mainCpuMs * 1000) / r.phase.broadcasts)),
-        emitUsPerBroadcast: median(list.map((r) => (r.phase.emitMs * 1000) / r.phase.broadcasts)),
+        mainCpuUsPerBroadcast: median(list.map((r) => cpuUsPerBroadcast(r.phase))),
+        emitUsPerBroadcast: median(list.map((r) => r.phase.emitUsPerBroadcast)),
         deliveredPerSecond: median(list.map((r) => r.deliveredPerSecond)),
         deliveredFraction: median(list.map((r) => r.delivered / r.phase.expectedDeliveries)),
       };
     }
   }
-  return { config, uwsPackage, rounds, summary, elapsedSeconds: (performance.now() - started) / 1000 };
+  const ratios = {} as Record<UwsShape, UwsPairedRatios>;
+  for (const shape of UWS_SHAPES) {
+    const pairs = Array.from({ length: roundsOf(shape, config) }, (_, round) => pairedRatios(rounds, round, shape));
+    const mainCpuPerRound = pairs.map((p) => p.mainCpu);
+    const emitPerRound = pairs.map((p) => p.emit);
+    ratios[shape] = { mainCpuPerRound, emitPerRound, mainCpu: median(mainCpuPerRound), emit: median(emitPerRound) };
+    log(`[uws] ${shape}: sharded / in-memory main CPU per round ${mainCpuPerRound.map((x) => x.toFixed(3)).join(", ")}: median ${ratios[shape].mainCpu.toFixed(3)}`);
+  }
+  return { config, uwsPackage, rounds, summary, ratios, elapsedSeconds: (performance.now() - started) / 1000 };
+}
+
+function roundsOf(shape: UwsShape, config: UwsConfig): number {
+  return PUBLISHED_SHAPES.includes(shape) ? config.rounds : config.unpublishedRounds;
+}
+
+function cpuUsPerBroadcast(phase: UwsPhase): number {
+  return (phase.mainCpuMs * 1000) / phase.broadcasts;
+}
+
+/** Sharded / in-memory for `shape` in `round` (NaN for a phase that did not run). */
+function pairedRatios(rounds: readonly UwsShapeRound[], round: number, shape: UwsShape): { mainCpu: number; emit: number } {
+  const phaseOf = (adapter: AdapterKind) => rounds.find((r) => r.round === round && r.adapter === adapter && r.phase.shape === shape)?.phase;
+  const a = phaseOf("in-memory");
+  const b = phaseOf("sharded");
+  if (a === undefined || b === undefined) return { mainCpu: NaN, emit: NaN };
+  return { mainCpu: cpuUsPerBroadcast(b) / cpuUsPerBroadcast(a), emit: b.emitUsPerBroadcast / a.emitUsPerBroadcast };
 }
