@@ -12,7 +12,9 @@
  * once at a fifth of its size first, unmeasured (warm-up). Reported per shape:
  * main-thread CPU per broadcast, time inside emit() and delivered messages
  * per second; the ratios are the medians of the rounds' paired ratios (each
- * round runs a shape on one server and at once on the other).
+ * round runs a shape on both servers at the same time, their ticks
+ * interleaved: see runTogether). Every tick goes back to the event loop, so
+ * that uWS writes each tick's publishes before the next tick.
  *
  * Neither server sends engine.io heartbeats while measuring (see
  * HEARTBEAT_OFF): they are no broadcast's cost, and came in bursts that made
@@ -225,9 +227,9 @@ export async function uwsServerMain(json: string): Promise<void> {
     | { shape: UwsShape; c0: ReturnType<CpuClock["sample"]>; startUs: number; broadcasts: number; expected: number; published0: number; emitMs: number; tickEmitUs: number[] }
     | undefined;
 
-  process.on("message", (message: { type: string; shape?: UwsShape; fraction?: number }) => {
+  process.on("message", (message: { type: string; shape?: UwsShape; fraction?: number; delayMs?: number }) => {
     if (message.type === "phase") {
-      phase(message.shape as UwsShape, message.fraction ?? 1).catch((err: unknown) => send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) }));
+      phase(message.shape as UwsShape, message.fraction ?? 1, message.delayMs ?? 0).catch((err: unknown) => send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) }));
     } else if (message.type === "done") {
       // The clients have everything: stop the clock.
       const c1 = clock.sample();
@@ -252,10 +254,12 @@ export async function uwsServerMain(json: string): Promise<void> {
     }
   });
 
-  async function phase(shape: UwsShape, fraction: number): Promise<void> {
+  /** Emits `shape`'s broadcasts, the first `delayMs` from now (see runTogether). */
+  async function phase(shape: UwsShape, fraction: number, delayMs: number): Promise<void> {
     if (nsp.sockets.size !== config.clients) throw new Error(`uws ${adapter}: ${nsp.sockets.size} of ${config.clients} clients connected`);
     const targets = targetsOf(shape, config, w, ids, fraction);
     clock.refresh();
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     const published0 = published();
     const c0 = clock.sample();
     const startUs = nowUs();
@@ -265,7 +269,12 @@ export async function uwsServerMain(json: string): Promise<void> {
     for (let i = 0; i < targets.length; i += config.batch) {
       const due = start + (i / config.batch) * config.tickMs;
       const wait = due - performance.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      // Back to the event loop between ticks even when late, so that uWS
+      // writes each tick's publishes (after the turn) before the next tick:
+      // late ticks run in one turn would be written in fewer, bigger batches,
+      // cheaper per broadcast for whichever adapter fell behind. uWS writes in
+      // a check handle that runs before setImmediate's.
+      await new Promise((resolve) => (wait > 0 ? setTimeout(resolve, wait) : setImmediate(resolve)));
       const tickStart = performance.now();
       const end = Math.min(i + config.batch, targets.length);
       for (let j = i; j < end; j++) {
@@ -305,10 +314,10 @@ async function startStand(adapter: AdapterKind, config: UwsConfig, script: strin
   return { adapter, server, clients, receivedBefore: 0 };
 }
 
-/** Runs one phase (a shape's broadcasts) on `stand`; returns it with what the clients received. */
-async function runPhase(stand: UwsStand, shape: UwsShape, fraction: number): Promise<{ phase: UwsPhase; delivered: number; deliveredPerSecond: number }> {
+/** Runs one phase (a shape's broadcasts) on `stand`, starting in `delayMs`; returns it with what the clients received. */
+async function runPhase(stand: UwsStand, shape: UwsShape, fraction: number, delayMs: number): Promise<{ phase: UwsPhase; delivered: number; deliveredPerSecond: number }> {
   const { server, clients } = stand;
-  server.send({ type: "phase", shape, fraction });
+  server.send({ type: "phase", shape, fraction, delayMs });
   const { expectedDeliveries, startUs } = await server.next<{ expectedDeliveries: number; startUs: number }>("emitted", 300_000);
   // Until every delivery arrived, or nothing arrived for 2 s.
   let received = stand.receivedBefore;
@@ -331,11 +340,22 @@ async function runPhase(stand: UwsStand, shape: UwsShape, fraction: number): Pro
 }
 
 /**
+ * Runs `shape` on both stands at the same time, their ticks interleaved: the
+ * first stand's every `tickMs`, the second's half a tick later. Run one after
+ * the other, two phases a few seconds apart met different loads on this
+ * shared machine (other processes come and go): the work outside emit(),
+ * uWS's writes to the clients over loopback (which the kernel charges to the
+ * writer), swung threefold from phase to phase. Interleaved, both share
+ * whatever load there is; the order alternates (who goes first in each tick).
+ */
+async function runTogether(order: readonly UwsStand[], shape: UwsShape, fraction: number, tickMs: number): Promise<{ phase: UwsPhase; delivered: number; deliveredPerSecond: number }[]> {
+  return Promise.all(order.map((stand, i) => runPhase(stand, shape, fraction, (i * tickMs) / order.length)));
+}
+
+/**
  * Runs every shape on both adapters. Both servers (each with its clients'
- * process) stay up for the whole part, and each shape runs on one adapter
- * then at once on the other (order alternating per round and shape), so that
- * a ratio compares phases seconds apart, not minutes: on a shared 2-core
- * machine the load drifts in between.
+ * process) stay up for the whole part, and each round runs each shape on
+ * both at once, interleaved (see runTogether).
  */
 export async function runUws(config: UwsConfig, script: string, log: (line: string) => void, live: Set<{ kill(): void }>): Promise<UwsResult> {
   const started = performance.now();
@@ -353,16 +373,18 @@ export async function runUws(config: UwsConfig, script: string, log: (line: stri
       }
     };
     // A fifth of every shape first, not reported: the JIT warm, the connection burst's garbage collected.
-    for (const stand of stands) {
-      for (const shape of UWS_SHAPES) report(stand, shape, true, await runPhase(stand, shape, WARM_UP_FRACTION));
+    for (const shape of UWS_SHAPES) {
+      const done = await runTogether(stands, shape, WARM_UP_FRACTION, config.tickMs);
+      stands.forEach((stand, i) => report(stand, shape, true, done[i]));
     }
     for (let round = 0; round < Math.max(config.rounds, config.unpublishedRounds); round++) {
       for (const [s, shape] of UWS_SHAPES.entries()) {
         if (round >= roundsOf(shape, config)) continue;
-        // Each shape's order alternates from round to round, and from shape to shape.
+        // Which goes first in each tick alternates from round to round, and from shape to shape.
         const order = (round + s) % 2 === 0 ? stands : [...stands].reverse();
-        for (const stand of order) {
-          const done = await runPhase(stand, shape, 1);
+        const together = await runTogether(order, shape, 1, config.tickMs);
+        for (const [i, stand] of order.entries()) {
+          const done = together[i];
           report(stand, shape, false, done);
           const { phase, delivered, deliveredPerSecond } = done;
           rounds.push({ adapter: stand.adapter, round, phase, delivered, deliveredPerSecond });
