@@ -10,7 +10,15 @@
  * after the emitting turn, on the same thread); the clients' process (the
  * `--e2e-clients` child of e2e.ts) counts what arrives. Every shape is run
  * once at a fifth of its size first, unmeasured (warm-up). Reported per shape:
- * main-thread CPU per broadcast and delivered messages per second.
+ * main-thread CPU per broadcast, time inside emit() and delivered messages
+ * per second; the ratios are the medians of the rounds' paired ratios (each
+ * round runs a shape on both servers at the same time, their ticks
+ * interleaved: see runTogether). Every tick goes back to the event loop, so
+ * that uWS writes each tick's publishes before the next tick.
+ *
+ * Neither server sends engine.io heartbeats while measuring (see
+ * HEARTBEAT_OFF): they are no broadcast's cost, and came in bursts that made
+ * the short phases' CPU swing by a third.
  *
  *   node dist/bench/run.js --only=uws
  */
@@ -35,7 +43,10 @@ export interface UwsConfig {
   readonly clients: number;
   /** Rooms per client besides its own-id room. */
   readonly k: number;
+  /** Rounds of the published shapes (one room, everyone, own id), whose ratios are near 1 and need them. */
   readonly rounds: number;
+  /** Rounds of union and except, whose ratios are far from their bound (and whose in-memory phases are long). */
+  readonly unpublishedRounds: number;
   readonly seed: number;
   readonly workers: number;
   /** Broadcasts per shape and round. */
@@ -50,12 +61,15 @@ export function uwsDefaults(quick: boolean): UwsConfig {
   return {
     clients: quick ? 300 : 1500,
     k: 3,
-    rounds: quick ? 1 : 3,
+    // Many short paired rounds rather than a few long ones: the load of this
+    // shared machine drifts, and the median of paired ratios shrugs off a round it hit.
+    rounds: quick ? 1 : 8,
+    unpublishedRounds: quick ? 1 : 3,
     seed: 1,
     workers: 2,
     broadcasts: quick
       ? { "one room": 400, everyone: 60, "own id": 400, union: 100, except: 60 }
-      : { "one room": 3000, everyone: 200, "own id": 3000, union: 600, except: 200 },
+      : { "one room": 1500, everyone: 200, "own id": 2000, union: 400, except: 150 },
     // 10 broadcasts every 10 ms: an everyone burst stays far below uWS's
     // per-socket backpressure limit (64 KiB), beyond which uWS drops.
     batch: 10,
@@ -79,6 +93,12 @@ export interface UwsPhase {
   readonly mainCpuMs: number;
   /** Wall time inside the emit calls (socket.io's and the adapter's synchronous work, and whatever uWS does within publish). */
   readonly emitMs: number;
+  /**
+   * The median over the phase's ticks of a tick's wall time inside emit()
+   * divided by its broadcasts: how long one emit holds the event loop,
+   * without the ticks during which another process preempted this one.
+   */
+  readonly emitUsPerBroadcast: number;
   readonly workerCpuMs: number;
   /** Broadcasts our adapter published to a uWS topic (its stats); NaN for in-memory. */
   readonly published: number;
@@ -100,12 +120,21 @@ export interface UwsShapeSummary {
   readonly deliveredFraction: number;
 }
 
+export interface UwsPairedRatios {
+  readonly mainCpuPerRound: number[];
+  readonly emitPerRound: number[];
+  readonly mainCpu: number;
+  readonly emit: number;
+}
+
 export interface UwsResult {
   readonly config: UwsConfig;
   readonly uwsPackage: string;
   readonly rounds: UwsShapeRound[];
   /** Medians over the rounds, per adapter and shape. */
   readonly summary: Record<AdapterKind, Record<UwsShape, UwsShapeSummary>>;
+  /** Per shape, sharded / in-memory in each round (the two phases back to back), and their median. */
+  readonly ratios: Record<UwsShape, UwsPairedRatios>;
   readonly elapsedSeconds: number;
 }
 
@@ -113,6 +142,15 @@ const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 /** The share of each shape's broadcasts sent once, unmeasured, before the measured phases. */
 const WARM_UP_FRACTION = 0.2;
+
+/**
+ * engine.io pings every socket every 25 s by default. The clients connect
+ * within a few seconds, so their pings (a timer, a write and a pong each) come
+ * in a burst that some phases catch and others do not: up to all 1,500 in a
+ * phase, a third of an own-id phase's CPU. A heartbeat is no broadcast's cost,
+ * and is the same for both adapters: neither server pings during the part.
+ */
+const HEARTBEAT_OFF = { pingInterval: 60 * 60_000, pingTimeout: 60_000 };
 
 function send(message: unknown): void {
   (process as NodeJS.Process & { send: (m: unknown) => boolean }).send(message);
@@ -174,8 +212,8 @@ export async function uwsServerMain(json: string): Promise<void> {
   const app = uWS.App();
   const io =
     adapter === "sharded"
-      ? new Server({ adapter: createAdapter({ workers: config.workers }), transports: ["websocket"] })
-      : new Server({ transports: ["websocket"] });
+      ? new Server({ adapter: createAdapter({ workers: config.workers }), transports: ["websocket"], ...HEARTBEAT_OFF })
+      : new Server({ transports: ["websocket"], ...HEARTBEAT_OFF });
   io.attachApp(app);
   const ids = joinClientsToTheirRooms(io, w, config);
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) =>
@@ -186,12 +224,12 @@ export async function uwsServerMain(json: string): Promise<void> {
   const nsp = io.of("/");
   const published = (): number => (adapter === "sharded" ? (nsp.adapter as unknown as ShardedAdapter).stats().uws.publishes : NaN);
   let running:
-    | { shape: UwsShape; c0: ReturnType<CpuClock["sample"]>; startUs: number; broadcasts: number; expected: number; published0: number; emitMs: number }
+    | { shape: UwsShape; c0: ReturnType<CpuClock["sample"]>; startUs: number; broadcasts: number; expected: number; published0: number; emitMs: number; tickEmitUs: number[] }
     | undefined;
 
-  process.on("message", (message: { type: string; shape?: UwsShape; fraction?: number }) => {
+  process.on("message", (message: { type: string; shape?: UwsShape; fraction?: number; delayMs?: number }) => {
     if (message.type === "phase") {
-      phase(message.shape as UwsShape, message.fraction ?? 1).catch((err: unknown) => send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) }));
+      phase(message.shape as UwsShape, message.fraction ?? 1, message.delayMs ?? 0).catch((err: unknown) => send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) }));
     } else if (message.type === "done") {
       // The clients have everything: stop the clock.
       const c1 = clock.sample();
@@ -204,6 +242,7 @@ export async function uwsServerMain(json: string): Promise<void> {
         startUs: r.startUs,
         mainCpuMs: (c1.main - r.c0.main) / 1e6,
         emitMs: r.emitMs,
+        emitUsPerBroadcast: median(r.tickEmitUs),
         workerCpuMs: (c1.added - r.c0.added) / 1e6,
         published: published() - r.published0,
       };
@@ -215,27 +254,38 @@ export async function uwsServerMain(json: string): Promise<void> {
     }
   });
 
-  async function phase(shape: UwsShape, fraction: number): Promise<void> {
+  /** Emits `shape`'s broadcasts, the first `delayMs` from now (see runTogether). */
+  async function phase(shape: UwsShape, fraction: number, delayMs: number): Promise<void> {
     if (nsp.sockets.size !== config.clients) throw new Error(`uws ${adapter}: ${nsp.sockets.size} of ${config.clients} clients connected`);
     const targets = targetsOf(shape, config, w, ids, fraction);
     clock.refresh();
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     const published0 = published();
     const c0 = clock.sample();
     const startUs = nowUs();
-    const phaseRun = { shape, c0, startUs, broadcasts: targets.length, expected: targets.reduce((s, t) => s + t.recipients, 0), published0, emitMs: 0 };
+    const phaseRun = { shape, c0, startUs, broadcasts: targets.length, expected: targets.reduce((s, t) => s + t.recipients, 0), published0, emitMs: 0, tickEmitUs: [] as number[] };
     running = phaseRun;
     const start = performance.now();
     for (let i = 0; i < targets.length; i += config.batch) {
       const due = start + (i / config.batch) * config.tickMs;
       const wait = due - performance.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      // Back to the event loop between ticks even when late, so that uWS
+      // writes each tick's publishes (after the turn) before the next tick:
+      // late ticks run in one turn would be written in fewer, bigger batches,
+      // cheaper per broadcast for whichever adapter fell behind. uWS writes in
+      // a check handle that runs before setImmediate's.
+      await new Promise((resolve) => (wait > 0 ? setTimeout(resolve, wait) : setImmediate(resolve)));
       const tickStart = performance.now();
-      for (const target of targets.slice(i, i + config.batch)) {
+      const end = Math.min(i + config.batch, targets.length);
+      for (let j = i; j < end; j++) {
+        const target = targets[j];
         const stamp = nowUs();
         const operator = target.except === undefined ? io.to(target.to) : io.except(target.except);
         operator.emit("m", stamp);
       }
-      phaseRun.emitMs += performance.now() - tickStart;
+      const tickMs = performance.now() - tickStart;
+      phaseRun.emitMs += tickMs;
+      phaseRun.tickEmitUs.push((tickMs * 1000) / (end - i));
     }
     send({ type: "emitted", expectedDeliveries: phaseRun.expected, startUs });
   }
@@ -264,10 +314,10 @@ async function startStand(adapter: AdapterKind, config: UwsConfig, script: strin
   return { adapter, server, clients, receivedBefore: 0 };
 }
 
-/** Runs one phase (a shape's broadcasts) on `stand`; returns it with what the clients received. */
-async function runPhase(stand: UwsStand, shape: UwsShape, fraction: number): Promise<{ phase: UwsPhase; delivered: number; deliveredPerSecond: number }> {
+/** Runs one phase (a shape's broadcasts) on `stand`, starting in `delayMs`; returns it with what the clients received. */
+async function runPhase(stand: UwsStand, shape: UwsShape, fraction: number, delayMs: number): Promise<{ phase: UwsPhase; delivered: number; deliveredPerSecond: number }> {
   const { server, clients } = stand;
-  server.send({ type: "phase", shape, fraction });
+  server.send({ type: "phase", shape, fraction, delayMs });
   const { expectedDeliveries, startUs } = await server.next<{ expectedDeliveries: number; startUs: number }>("emitted", 300_000);
   // Until every delivery arrived, or nothing arrived for 2 s.
   let received = stand.receivedBefore;
@@ -290,11 +340,22 @@ async function runPhase(stand: UwsStand, shape: UwsShape, fraction: number): Pro
 }
 
 /**
+ * Runs `shape` on both stands at the same time, their ticks interleaved: the
+ * first stand's every `tickMs`, the second's half a tick later. Run one after
+ * the other, two phases a few seconds apart met different loads on this
+ * shared machine (other processes come and go): the work outside emit(),
+ * uWS's writes to the clients over loopback (which the kernel charges to the
+ * writer), swung threefold from phase to phase. Interleaved, both share
+ * whatever load there is; the order alternates (who goes first in each tick).
+ */
+async function runTogether(order: readonly UwsStand[], shape: UwsShape, fraction: number, tickMs: number): Promise<{ phase: UwsPhase; delivered: number; deliveredPerSecond: number }[]> {
+  return Promise.all(order.map((stand, i) => runPhase(stand, shape, fraction, (i * tickMs) / order.length)));
+}
+
+/**
  * Runs every shape on both adapters. Both servers (each with its clients'
- * process) stay up for the whole part, and each shape runs on one adapter
- * then at once on the other (order alternating per round and shape), so that
- * a ratio compares phases seconds apart, not minutes: on a shared 2-core
- * machine the load drifts in between.
+ * process) stay up for the whole part, and each round runs each shape on
+ * both at once, interleaved (see runTogether).
  */
 export async function runUws(config: UwsConfig, script: string, log: (line: string) => void, live: Set<{ kill(): void }>): Promise<UwsResult> {
   const started = performance.now();
@@ -312,23 +373,28 @@ export async function runUws(config: UwsConfig, script: string, log: (line: stri
       }
     };
     // A fifth of every shape first, not reported: the JIT warm, the connection burst's garbage collected.
-    for (const stand of stands) {
-      for (const shape of UWS_SHAPES) report(stand, shape, true, await runPhase(stand, shape, WARM_UP_FRACTION));
+    for (const shape of UWS_SHAPES) {
+      const done = await runTogether(stands, shape, WARM_UP_FRACTION, config.tickMs);
+      stands.forEach((stand, i) => report(stand, shape, true, done[i]));
     }
-    let turn = 0;
-    for (let round = 0; round < config.rounds; round++) {
-      for (const shape of UWS_SHAPES) {
-        const order = turn++ % 2 === 0 ? stands : [...stands].reverse();
-        for (const stand of order) {
-          const done = await runPhase(stand, shape, 1);
+    for (let round = 0; round < Math.max(config.rounds, config.unpublishedRounds); round++) {
+      for (const [s, shape] of UWS_SHAPES.entries()) {
+        if (round >= roundsOf(shape, config)) continue;
+        // Which goes first in each tick alternates from round to round, and from shape to shape.
+        const order = (round + s) % 2 === 0 ? stands : [...stands].reverse();
+        const together = await runTogether(order, shape, 1, config.tickMs);
+        for (const [i, stand] of order.entries()) {
+          const done = together[i];
           report(stand, shape, false, done);
           const { phase, delivered, deliveredPerSecond } = done;
           rounds.push({ adapter: stand.adapter, round, phase, delivered, deliveredPerSecond });
           log(
             `[uws] round ${round + 1} ${stand.adapter.padEnd(9)} ${shape.padEnd(8)}: ${phase.broadcasts} broadcasts, delivered ${delivered}/${phase.expectedDeliveries} = ${Math.round(deliveredPerSecond)}/s;` +
-              ` main CPU ${((phase.mainCpuMs * 1000) / phase.broadcasts).toFixed(1)} µs per broadcast (${((phase.emitMs * 1000) / phase.broadcasts).toFixed(1)} µs in emit)${stand.adapter === "sharded" ? `, ${phase.published} published` : ""}`,
+              ` main CPU ${cpuUsPerBroadcast(phase).toFixed(1)} µs per broadcast (${phase.emitUsPerBroadcast.toFixed(1)} µs in emit, median tick)${stand.adapter === "sharded" ? `, ${phase.published} published` : ""}`,
           );
         }
+        const pair = pairedRatios(rounds, round, shape);
+        log(`[uws] round ${round + 1} ${shape}: sharded / in-memory ${pair.mainCpu.toFixed(3)} main CPU, ${pair.emit.toFixed(3)} in emit`);
       }
     }
   } finally {
@@ -345,12 +411,37 @@ export async function runUws(config: UwsConfig, script: string, log: (line: stri
     for (const shape of UWS_SHAPES) {
       const list = rounds.filter((r) => r.adapter === adapter && r.phase.shape === shape);
       summary[adapter][shape] = {
-        mainCpuUsPerBroadcast: median(list.map((r) => (r.phase.mainCpuMs * 1000) / r.phase.broadcasts)),
-        emitUsPerBroadcast: median(list.map((r) => (r.phase.emitMs * 1000) / r.phase.broadcasts)),
+        mainCpuUsPerBroadcast: median(list.map((r) => cpuUsPerBroadcast(r.phase))),
+        emitUsPerBroadcast: median(list.map((r) => r.phase.emitUsPerBroadcast)),
         deliveredPerSecond: median(list.map((r) => r.deliveredPerSecond)),
         deliveredFraction: median(list.map((r) => r.delivered / r.phase.expectedDeliveries)),
       };
     }
   }
-  return { config, uwsPackage, rounds, summary, elapsedSeconds: (performance.now() - started) / 1000 };
+  const ratios = {} as Record<UwsShape, UwsPairedRatios>;
+  for (const shape of UWS_SHAPES) {
+    const pairs = Array.from({ length: roundsOf(shape, config) }, (_, round) => pairedRatios(rounds, round, shape));
+    const mainCpuPerRound = pairs.map((p) => p.mainCpu);
+    const emitPerRound = pairs.map((p) => p.emit);
+    ratios[shape] = { mainCpuPerRound, emitPerRound, mainCpu: median(mainCpuPerRound), emit: median(emitPerRound) };
+    log(`[uws] ${shape}: sharded / in-memory main CPU per round ${mainCpuPerRound.map((x) => x.toFixed(3)).join(", ")}: median ${ratios[shape].mainCpu.toFixed(3)}`);
+  }
+  return { config, uwsPackage, rounds, summary, ratios, elapsedSeconds: (performance.now() - started) / 1000 };
+}
+
+function roundsOf(shape: UwsShape, config: UwsConfig): number {
+  return PUBLISHED_SHAPES.includes(shape) ? config.rounds : config.unpublishedRounds;
+}
+
+function cpuUsPerBroadcast(phase: UwsPhase): number {
+  return (phase.mainCpuMs * 1000) / phase.broadcasts;
+}
+
+/** Sharded / in-memory for `shape` in `round` (NaN for a phase that did not run). */
+function pairedRatios(rounds: readonly UwsShapeRound[], round: number, shape: UwsShape): { mainCpu: number; emit: number } {
+  const phaseOf = (adapter: AdapterKind) => rounds.find((r) => r.round === round && r.adapter === adapter && r.phase.shape === shape)?.phase;
+  const a = phaseOf("in-memory");
+  const b = phaseOf("sharded");
+  if (a === undefined || b === undefined) return { mainCpu: NaN, emit: NaN };
+  return { mainCpu: cpuUsPerBroadcast(b) / cpuUsPerBroadcast(a), emit: b.emitUsPerBroadcast / a.emitUsPerBroadcast };
 }

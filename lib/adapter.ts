@@ -244,6 +244,10 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
      * state recovery on, event packets are first stored for clients that miss them.
      */
     override broadcast(packet: BroadcastPacket, opts: BroadcastOptions): void | Promise<void> {
+      // On uWS, most broadcasts (a room, a socket id, everyone) are one
+      // publish: done here with one lookup, before anything else is set up.
+      const uws = this.uwsTopics();
+      if (uws !== undefined && this.recovery === undefined && publishesWhole(opts)) return this.publishToTopic(packet, opts, uws, undefined, undefined);
       this.recovery?.beginBroadcast(packet, opts);
       // No client can tell in which order the others were written to, so the
       // recipients may come shard by shard, computed by the workers.
@@ -330,12 +334,27 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         }
         return;
       }
+      this.publishToTopic(packet, opts, uws, encoded, packetOpts);
+    }
+
+    /**
+     * On uWS, a broadcast to one room (a socket id's included) or to
+     * everyone, not volatile, with no except (see publishesWhole): one
+     * publish to the room's topic, then the recipients the publish does not
+     * do everything for, if any. `encoded` and `packetOpts` are made here if
+     * the caller has not made them.
+     */
+    private publishToTopic(packet: BroadcastPacket, opts: BroadcastOptions, uws: UwsTopics, encoded: unknown[] | undefined, packetOpts: PacketOptions | undefined): void {
       const index = this.index;
       let roomId = -1;
       if (opts.rooms.size === 1) {
-        const found = index.roomIdOf(opts.rooms.values().next().value as Room);
+        const found = index.roomIdOfOwnFirst(opts.rooms.values().next().value as Room);
         if (found === undefined) return; // nobody is in it
         roomId = found;
+      }
+      if (encoded === undefined) {
+        packet.nsp = this.nsp.name;
+        encoded = (this.nsp.server as unknown as ServerInternals).encoder.encode(packet);
       }
       // The uWS websocket transport never compresses, so the publish need not either.
       const publisher = uws.publish(roomId, encoded);
@@ -344,9 +363,14 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       // is none of them among the recipients (counted as they join), and the
       // publish was all: no recipient is visited.
       if (!uws.leavesWorkIn(roomId)) return;
+      packetOpts ??= { preEncoded: true, volatile: opts.flags?.volatile, compress: opts.flags?.compress };
+      const written = encoded;
+      const writeOpts = packetOpts;
       if (roomId === -1 || index.roomSize(roomId) >= this.pool.offloadThreshold) {
+        // No client can tell in which order the others were written to.
+        this.nextApplyInAnyOrder = true;
         return this.applyToRecipients(opts, (socket, slot) => {
-          if (slot === publisher || !uws.publishesTo(slot)) return writeBroadcast(socket, packet, encoded, packetOpts);
+          if (slot === publisher || !uws.publishesTo(slot)) return writeBroadcast(socket, packet, written, writeOpts);
           (socket as unknown as SocketInternals).notifyOutgoingListeners?.(packet);
         });
       }
@@ -358,7 +382,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
           const slot = out[i];
           const socket = this.registeredSocketAt(slot);
           if (socket === undefined) continue;
-          if (slot === publisher || !uws.publishesTo(slot)) writeBroadcast(socket, packet, encoded, packetOpts);
+          if (slot === publisher || !uws.publishesTo(slot)) writeBroadcast(socket, packet, written, writeOpts);
           else (socket as unknown as SocketInternals).notifyOutgoingListeners?.(packet);
         }
       } finally {
@@ -682,6 +706,16 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     }
   }
   return Sharded;
+}
+
+/**
+ * Whether on uWS `opts` selects exactly one topic's subscribers, for one
+ * publish: one room or everyone, nothing excluded, and not volatile (a
+ * volatile packet is dropped for a socket that cannot take it now: only a
+ * write per socket can tell).
+ */
+function publishesWhole(opts: BroadcastOptions): boolean {
+  return opts.rooms.size <= 1 && (opts.except === undefined || opts.except.size === 0) && opts.flags?.volatile !== true;
 }
 
 /** socket.io-adapter's write of one broadcast packet to one recipient. */

@@ -162,6 +162,11 @@ export class MembershipIndex {
     return this.rooms.idOf(room);
   }
 
+  /** As roomIdOf, trying `room` as a socket id first (see RoomTable.idOfOwnFirst). */
+  roomIdOfOwnFirst(room: Room): number | undefined {
+    return this.rooms.idOfOwnFirst(room);
+  }
+
   roomNameOf(roomId: number): Room | undefined {
     return this.rooms.nameOf(roomId);
   }

@@ -61,6 +61,22 @@ export class RoomTable {
   }
 
   /**
+   * As {@link idOf}, looked up as a connected socket's own-id room first: a
+   * broadcast to a socket id then takes one lookup, and one to a room by name
+   * one more (a miss), next to its many writes.
+   */
+  idOfOwnFirst(room: Room): number | undefined {
+    if (typeof room === "string") {
+      const slot = this.slots.slotOf(room);
+      if (slot !== undefined) {
+        const ownRoom = this.slots.ownRoomOf(slot);
+        if (ownRoom !== NONE) return ownRoom;
+      }
+    }
+    return this.roomIds.get(room);
+  }
+
+  /**
    * The slot of the socket whose own-id room `room` is, when that socket is
    * the room's only member (socket.io's own-id room as it comes), else NONE:
    * a broadcast to a socket id then writes to that one socket. A room name
