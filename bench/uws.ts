@@ -353,9 +353,13 @@ async function runTogether(order: readonly UwsStand[], shape: UwsShape, fraction
 }
 
 /**
- * Runs every shape on both adapters. Both servers (each with its clients'
- * process) stay up for the whole part, and each round runs each shape on
- * both at once, interleaved (see runTogether).
+ * Runs every shape on both adapters, in two sittings. In each, both servers
+ * (each with its clients' process) stay up, and each round runs each shape
+ * on both at once, interleaved (see runTogether). The second sitting starts
+ * fresh processes in the other order: with the same adapter on both
+ * servers, one process stayed ~10% dearer than the other for its whole
+ * life, and pairing within a sitting cannot remove that; swapping which
+ * adapter gets which start position halfway cancels it.
  */
 export async function runUws(config: UwsConfig, script: string, log: (line: string) => void, live: Set<{ kill(): void }>): Promise<UwsResult> {
   const started = performance.now();
@@ -363,9 +367,53 @@ export async function runUws(config: UwsConfig, script: string, log: (line: stri
   const uwsPackage = `${name}@${version}`;
   log(`[uws] ${config.clients} websocket clients per adapter on uWebSockets.js (${uwsPackage}), ${config.k} rooms each; shapes ${UWS_SHAPES.join(", ")}`);
   const rounds: UwsShapeRound[] = [];
+  const totalRounds = Math.max(config.rounds, config.unpublishedRounds);
+  const sittings = totalRounds > 1 ? 2 : 1;
+  for (let sitting = 0; sitting < sittings; sitting++) {
+    const startOrder = sitting === 0 ? ADAPTERS : [...ADAPTERS].reverse();
+    const firstRound = Math.floor((sitting * totalRounds) / sittings);
+    const endRound = Math.floor(((sitting + 1) * totalRounds) / sittings);
+    log(`[uws] sitting ${sitting + 1} of ${sittings}: servers started ${startOrder.join(", then ")}; rounds ${firstRound + 1} to ${endRound}`);
+    await runSitting(config, script, log, live, startOrder, firstRound, endRound, rounds);
+  }
+  const summary = {} as Record<AdapterKind, Record<UwsShape, UwsShapeSummary>>;
+  for (const adapter of ADAPTERS) {
+    summary[adapter] = {} as Record<UwsShape, UwsShapeSummary>;
+    for (const shape of UWS_SHAPES) {
+      const list = rounds.filter((r) => r.adapter === adapter && r.phase.shape === shape);
+      summary[adapter][shape] = {
+        mainCpuUsPerBroadcast: median(list.map((r) => cpuUsPerBroadcast(r.phase))),
+        emitUsPerBroadcast: median(list.map((r) => r.phase.emitUsPerBroadcast)),
+        deliveredPerSecond: median(list.map((r) => r.deliveredPerSecond)),
+        deliveredFraction: median(list.map((r) => r.delivered / r.phase.expectedDeliveries)),
+      };
+    }
+  }
+  const ratios = {} as Record<UwsShape, UwsPairedRatios>;
+  for (const shape of UWS_SHAPES) {
+    const pairs = Array.from({ length: roundsOf(shape, config) }, (_, round) => pairedRatios(rounds, round, shape));
+    const mainCpuPerRound = pairs.map((p) => p.mainCpu);
+    const emitPerRound = pairs.map((p) => p.emit);
+    ratios[shape] = { mainCpuPerRound, emitPerRound, mainCpu: median(mainCpuPerRound), emit: median(emitPerRound) };
+    log(`[uws] ${shape}: sharded / in-memory main CPU per round ${mainCpuPerRound.map((x) => x.toFixed(3)).join(", ")}: median ${ratios[shape].mainCpu.toFixed(3)}`);
+  }
+  return { config, uwsPackage, rounds, summary, ratios, elapsedSeconds: (performance.now() - started) / 1000 };
+}
+
+/** One sitting of runUws: both servers started in `startOrder`, warmed up, then rounds [firstRound, endRound), appended to `rounds`. */
+async function runSitting(
+  config: UwsConfig,
+  script: string,
+  log: (line: string) => void,
+  live: Set<{ kill(): void }>,
+  startOrder: readonly AdapterKind[],
+  firstRound: number,
+  endRound: number,
+  rounds: UwsShapeRound[],
+): Promise<void> {
   const stands: UwsStand[] = [];
   try {
-    for (const adapter of ADAPTERS) stands.push(await startStand(adapter, config, script, live));
+    for (const adapter of startOrder) stands.push(await startStand(adapter, config, script, live));
     await new Promise((resolve) => setTimeout(resolve, 500));
     const report = (stand: UwsStand, shape: UwsShape, warmUp: boolean, done: { phase: UwsPhase; delivered: number }): void => {
       if (done.delivered !== done.phase.expectedDeliveries) {
@@ -377,7 +425,7 @@ export async function runUws(config: UwsConfig, script: string, log: (line: stri
       const done = await runTogether(stands, shape, WARM_UP_FRACTION, config.tickMs);
       stands.forEach((stand, i) => report(stand, shape, true, done[i]));
     }
-    for (let round = 0; round < Math.max(config.rounds, config.unpublishedRounds); round++) {
+    for (let round = firstRound; round < endRound; round++) {
       for (const [s, shape] of UWS_SHAPES.entries()) {
         if (round >= roundsOf(shape, config)) continue;
         // Which goes first in each tick alternates from round to round, and from shape to shape.
@@ -405,28 +453,6 @@ export async function runUws(config: UwsConfig, script: string, log: (line: stri
       live.delete(stand.server);
     }
   }
-  const summary = {} as Record<AdapterKind, Record<UwsShape, UwsShapeSummary>>;
-  for (const adapter of ADAPTERS) {
-    summary[adapter] = {} as Record<UwsShape, UwsShapeSummary>;
-    for (const shape of UWS_SHAPES) {
-      const list = rounds.filter((r) => r.adapter === adapter && r.phase.shape === shape);
-      summary[adapter][shape] = {
-        mainCpuUsPerBroadcast: median(list.map((r) => cpuUsPerBroadcast(r.phase))),
-        emitUsPerBroadcast: median(list.map((r) => r.phase.emitUsPerBroadcast)),
-        deliveredPerSecond: median(list.map((r) => r.deliveredPerSecond)),
-        deliveredFraction: median(list.map((r) => r.delivered / r.phase.expectedDeliveries)),
-      };
-    }
-  }
-  const ratios = {} as Record<UwsShape, UwsPairedRatios>;
-  for (const shape of UWS_SHAPES) {
-    const pairs = Array.from({ length: roundsOf(shape, config) }, (_, round) => pairedRatios(rounds, round, shape));
-    const mainCpuPerRound = pairs.map((p) => p.mainCpu);
-    const emitPerRound = pairs.map((p) => p.emit);
-    ratios[shape] = { mainCpuPerRound, emitPerRound, mainCpu: median(mainCpuPerRound), emit: median(emitPerRound) };
-    log(`[uws] ${shape}: sharded / in-memory main CPU per round ${mainCpuPerRound.map((x) => x.toFixed(3)).join(", ")}: median ${ratios[shape].mainCpu.toFixed(3)}`);
-  }
-  return { config, uwsPackage, rounds, summary, ratios, elapsedSeconds: (performance.now() - started) / 1000 };
 }
 
 function roundsOf(shape: UwsShape, config: UwsConfig): number {
