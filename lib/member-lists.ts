@@ -5,7 +5,7 @@
  * ordered walks rely on.
  */
 import type { Room } from "socket.io-adapter";
-import { grownFloat64, IntStack } from "./compact-containers";
+import { grownUint32, IntStack } from "./compact-containers";
 import type { PairIndex } from "./pair-index";
 import type { RoomTable } from "./room-table";
 import {
@@ -52,6 +52,29 @@ function unlink(nodes: Int32Array, lists: Int32Array, list: number, node: number
   lists[list + LIST_COUNT]--;
 }
 
+/** The last join sequence number given before the live ones are renumbered (they are uint32). */
+export const MAX_JOIN_SEQ = 0xffffffff;
+
+/**
+ * Maps a join sequence number from before a renumbering to the numbering
+ * after it: a live node's to its new one, a departed node's to a fraction
+ * between its live neighbours' (so that "joined after it" still holds, and
+ * no live node ever equals it). 0 (none) stays 0.
+ */
+export type JoinSeqTranslation = (seq: number) => number;
+
+/** The first index in `sorted[0..length)` whose value is not below `value`. */
+function lowerBound(sorted: Uint32Array, length: number, value: number): number {
+  let low = 0;
+  let high = length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (sorted[middle] < value) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
 export class MemberLists {
   private readonly buffers: TableBuffers;
   private readonly rooms: RoomTable;
@@ -61,10 +84,15 @@ export class MemberLists {
   /**
    * Join sequence number of each live node, 0 once it left; main thread only.
    * Lists are appended in join order, so this orders a room's members across
-   * shards and lets iterators survive joins and leaves between steps.
+   * shards and lets iterators survive joins and leaves between steps. 4
+   * bytes a node: when the counter reaches MAX_JOIN_SEQ (after billions of
+   * joins), the live nodes are renumbered 1..n in the same order and the
+   * renumbering listener translates what others kept.
    */
-  private seqs = new Float64Array(INITIAL_NODES);
+  private seqs = new Uint32Array(INITIAL_NODES);
   private lastJoinSeq = 0;
+  private renumberings = 0;
+  private renumbered: (translate: JoinSeqTranslation) => void = () => {};
   /** Where the warm* hints put what they read, so that the reads are not optimized away. */
   private warmSink = 0;
 
@@ -75,8 +103,30 @@ export class MemberLists {
   }
 
   /** Join sequence numbers by node (see `seqs`); replaced on growth. */
-  get joinSeqs(): Float64Array {
+  get joinSeqs(): Uint32Array {
     return this.seqs;
+  }
+
+  /** Times the join sequences were renumbered (see `seqs`). */
+  get joinSeqRenumberings(): number {
+    return this.renumberings;
+  }
+
+  /** Sets what is told, right after a renumbering, how to translate the join sequence numbers it kept. */
+  onRenumber(listener: (translate: JoinSeqTranslation) => void): void {
+    this.renumbered = listener;
+  }
+
+  /**
+   * For tests: the next join gets sequence number `seq + 1` (`seq` must not
+   * be below the last one given), so that renumbering can be reached without
+   * four billion joins.
+   */
+  skipJoinSeqsTo(seq: number): void {
+    if (!Number.isInteger(seq) || seq < this.lastJoinSeq || seq > MAX_JOIN_SEQ) {
+      throw new RangeError(`skipJoinSeqsTo(${seq}): expected an integer from ${this.lastJoinSeq} to ${MAX_JOIN_SEQ}`);
+    }
+    this.lastJoinSeq = seq;
   }
 
   has(slot: number, roomId: number): boolean {
@@ -103,6 +153,7 @@ export class MemberLists {
     const base = node * NODE_STRIDE;
     nodes[base + NODE_ROOM] = roomId;
     nodes[base + NODE_SLOT] = slot;
+    if (this.lastJoinSeq === MAX_JOIN_SEQ) this.renumber();
     this.seqs[node] = ++this.lastJoinSeq;
 
     const roomList = roomListOffset(shardCount, roomId, slot % shardCount);
@@ -179,7 +230,28 @@ export class MemberLists {
     this.freeNodes.clear();
     this.highWater = 0;
     // Sized with the tables, which start small again.
-    this.seqs = new Float64Array(INITIAL_NODES);
+    this.seqs = new Uint32Array(INITIAL_NODES);
+  }
+
+  /**
+   * Renumbers the live nodes' join sequences 1..n in the same order, and
+   * tells the listener how old numbers map to new ones. O(n log n), once per
+   * MAX_JOIN_SEQ - n joins (n < 2^31: node indexes are int32).
+   */
+  private renumber(): void {
+    const seqs = this.seqs;
+    const sorted = new Uint32Array(this.pairs.size);
+    let live = 0;
+    for (let node = 0; node < this.highWater; node++) if (seqs[node] !== 0) sorted[live++] = seqs[node];
+    sorted.subarray(0, live).sort();
+    for (let node = 0; node < this.highWater; node++) if (seqs[node] !== 0) seqs[node] = lowerBound(sorted, live, seqs[node]) + 1;
+    this.lastJoinSeq = live;
+    this.renumberings++;
+    this.renumbered((seq) => {
+      if (seq === 0) return 0;
+      const rank = lowerBound(sorted, live, seq);
+      return rank < live && sorted[rank] === seq ? rank + 1 : rank + 0.5;
+    });
   }
 
   private allocateNode(): number {
@@ -188,7 +260,7 @@ export class MemberLists {
     const node = this.highWater++;
     if (node * NODE_STRIDE >= this.buffers.view.nodes.length) {
       this.buffers.grow("nodes");
-      this.seqs = grownFloat64(this.seqs);
+      this.seqs = grownUint32(this.seqs);
     }
     return node;
   }

@@ -269,6 +269,16 @@ export class MembershipIndex {
     return this.queries.collectShard(shard, query, out, offset);
   }
 
+  /** Times the join sequence numbers were renumbered (they are uint32; see MemberLists). */
+  get joinSeqRenumberings(): number {
+    return this.members.joinSeqRenumberings;
+  }
+
+  /** For tests: the next join gets sequence number `seq + 1`, to reach a renumbering without billions of joins (see MemberLists). */
+  skipJoinSeqsTo(seq: number): void {
+    this.members.skipJoinSeqsTo(seq);
+  }
+
   /** Drops everything, shared buffers included; the index is empty afterwards. */
   clear(): void {
     this.buffers.reset();

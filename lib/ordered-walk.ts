@@ -5,7 +5,7 @@
  * fetchSockets, socketsJoin and the like in the order the in-memory adapter
  * would find them.
  */
-import type { MemberLists } from "./member-lists";
+import type { JoinSeqTranslation, MemberLists } from "./member-lists";
 import { OrderedRoomCache } from "./ordered-room-cache";
 import type { RoomTable } from "./room-table";
 import {
@@ -29,7 +29,11 @@ import {
 import type { SlotTable } from "./slot-table";
 import type { TableBuffers } from "./table-buffers";
 
-/** Where an iteration over one list stands: the node it last gave out, and that node's successor then. */
+/**
+ * Where an iteration over one list stands: the node it last gave out, and
+ * that node's successor then, with their join sequences (fractional after a
+ * renumbering if the node has left: see `JoinSeqTranslation`).
+ */
 interface ListCursor {
   last: number;
   lastSeq: number;
@@ -49,7 +53,15 @@ export class OrderedWalks {
   private readonly marks: RecipientMarks;
   /** Scratch for roomInOrder: one room's members, shard by shard, with their join sequences. */
   private orderSlots = new Int32Array(0);
-  private orderSeqs = new Float64Array(0);
+  private orderSeqs = new Uint32Array(0);
+  /**
+   * The cursors of the live iterators (`socketRoomIds`, `roomSlots`), held
+   * weakly (an iterator may be dropped unfinished): a renumbering of the join
+   * sequences translates the sequences they kept.
+   */
+  private readonly liveCursors = new Set<WeakRef<ListCursor[]>>();
+  /** Size of `liveCursors` after its last sweep of dropped iterators. */
+  private liveCursorsSwept = 0;
 
   /** Memberships in the index (bounds what the cached orders hold). */
   private readonly memberships: () => number;
@@ -63,6 +75,7 @@ export class OrderedWalks {
     this.marks = marks;
     this.memberships = memberships;
     this.orderedRooms = new OrderedRoomCache(buffers, rooms);
+    members.onRenumber((translate) => this.translateSeqs(translate));
   }
 
   /**
@@ -74,12 +87,17 @@ export class OrderedWalks {
     const generation = this.slots.generation(slot);
     const head = () => this.buffers.view.sockets[slot * SOCKET_STRIDE + LIST_HEAD];
     const cursor = newCursor();
-    for (;;) {
-      if (this.slots.generation(slot) !== generation) return;
-      const node = this.peek(cursor, head, NODE_SOCK_NEXT);
-      if (node === NONE) return;
-      this.advance(cursor, node, NODE_SOCK_NEXT);
-      yield this.buffers.view.nodes[node * NODE_STRIDE + NODE_ROOM];
+    const tracked = this.track([cursor]);
+    try {
+      for (;;) {
+        if (this.slots.generation(slot) !== generation) return;
+        const node = this.peek(cursor, head, NODE_SOCK_NEXT);
+        if (node === NONE) return;
+        this.advance(cursor, node, NODE_SOCK_NEXT);
+        yield this.buffers.view.nodes[node * NODE_STRIDE + NODE_ROOM];
+      }
+    } finally {
+      this.liveCursors.delete(tracked);
     }
   }
 
@@ -96,21 +114,26 @@ export class OrderedWalks {
       return () => this.buffers.view.rooms[at];
     });
     const cursors = heads.map(newCursor);
-    for (;;) {
-      if (this.rooms.generation(roomId) !== generation) return;
-      const seqs = this.members.joinSeqs;
-      let best = NONE;
-      let bestShard = 0;
-      for (let shard = 0; shard < shardCount; shard++) {
-        const node = this.peek(cursors[shard], heads[shard], NODE_ROOM_NEXT);
-        if (node !== NONE && (best === NONE || seqs[node] < seqs[best])) {
-          best = node;
-          bestShard = shard;
+    const tracked = this.track(cursors);
+    try {
+      for (;;) {
+        if (this.rooms.generation(roomId) !== generation) return;
+        const seqs = this.members.joinSeqs;
+        let best = NONE;
+        let bestShard = 0;
+        for (let shard = 0; shard < shardCount; shard++) {
+          const node = this.peek(cursors[shard], heads[shard], NODE_ROOM_NEXT);
+          if (node !== NONE && (best === NONE || seqs[node] < seqs[best])) {
+            best = node;
+            bestShard = shard;
+          }
         }
+        if (best === NONE) return;
+        this.advance(cursors[bestShard], best, NODE_ROOM_NEXT);
+        yield this.buffers.view.nodes[best * NODE_STRIDE + NODE_SLOT];
       }
-      if (best === NONE) return;
-      this.advance(cursors[bestShard], best, NODE_ROOM_NEXT);
-      yield this.buffers.view.nodes[best * NODE_STRIDE + NODE_SLOT];
+    } finally {
+      this.liveCursors.delete(tracked);
     }
   }
 
@@ -156,7 +179,35 @@ export class OrderedWalks {
   /** Drops the scratch buffers and the cached orders. */
   clear(): void {
     this.orderSlots = new Int32Array(0);
-    this.orderSeqs = new Float64Array(0);
+    this.orderSeqs = new Uint32Array(0);
+    this.orderedRooms.clear();
+  }
+
+  /** Registers the cursors of a new live iterator (see `liveCursors`). */
+  private track(cursors: ListCursor[]): WeakRef<ListCursor[]> {
+    if (this.liveCursors.size > 2 * this.liveCursorsSwept + 64) {
+      for (const ref of this.liveCursors) if (ref.deref() === undefined) this.liveCursors.delete(ref);
+      this.liveCursorsSwept = this.liveCursors.size;
+    }
+    const ref = new WeakRef(cursors);
+    this.liveCursors.add(ref);
+    return ref;
+  }
+
+  /** After a renumbering of the join sequences: the live iterators' kept sequences in the new numbering; the cached orders dropped. */
+  private translateSeqs(translate: JoinSeqTranslation): void {
+    for (const ref of this.liveCursors) {
+      const cursors = ref.deref();
+      if (cursors === undefined) {
+        this.liveCursors.delete(ref);
+        continue;
+      }
+      for (const cursor of cursors) {
+        cursor.lastSeq = translate(cursor.lastSeq);
+        cursor.nextSeq = translate(cursor.nextSeq);
+      }
+    }
+    this.liveCursorsSwept = this.liveCursors.size;
     this.orderedRooms.clear();
   }
 
@@ -180,7 +231,7 @@ export class OrderedWalks {
     }
     if (this.orderSlots.length < total) {
       this.orderSlots = new Int32Array(total);
-      this.orderSeqs = new Float64Array(total);
+      this.orderSeqs = new Uint32Array(total);
     }
     const slots = this.orderSlots;
     const seqs = this.orderSeqs;
