@@ -23,7 +23,24 @@
  * huge measurement (a machine paused mid-measurement) cannot make every
  * broadcast wait for the workers, nor stop the workers from ever helping.
  */
-import { collectShard, LIST_COUNT, LIST_HEAD, LIST_RUN, LIST_TAIL, NODE_ROOM_NEXT, NODE_SLOT, NODE_STRIDE, NONE, RecipientMarks, ROOM_SHARD_STRIDE, SOCKET_STRIDE } from "./shared-tables";
+import {
+  collectShard,
+  EVERY_SHARD,
+  LIST_COUNT,
+  LIST_HEAD,
+  LIST_RUN,
+  LIST_TAIL,
+  LISTS_AT,
+  LISTS_ONLY_SHARD,
+  NODE_ROOM_NEXT,
+  NODE_SLOT,
+  NODE_STRIDE,
+  NONE,
+  RecipientMarks,
+  ROOM_LISTS_STRIDE,
+  ROOM_SHARD_STRIDE,
+  SOCKET_STRIDE,
+} from "./shared-tables";
 
 /** The threshold before calibration has run (and when it cannot). */
 export const UNCALIBRATED_THRESHOLD = 100_000;
@@ -95,7 +112,13 @@ export function measureCollectCost(): number {
     rooms[room * ROOM_SHARD_STRIDE + LIST_COUNT] = ROOM_SIZE;
     rooms[room * ROOM_SHARD_STRIDE + LIST_RUN] = NONE; // lists walked node by node: the cost of a cold broadcast
   }
-  const view = { shardCount: 1, nodes, rooms, sockets, runs: new Int32Array(0) };
+  // Every room with its one list (one shard) at room * ROOM_SHARD_STRIDE.
+  const roomLists = new Int32Array(roomCount * ROOM_LISTS_STRIDE);
+  for (let room = 0; room < roomCount; room++) {
+    roomLists[room * ROOM_LISTS_STRIDE + LISTS_AT] = room * ROOM_SHARD_STRIDE;
+    roomLists[room * ROOM_LISTS_STRIDE + LISTS_ONLY_SHARD] = EVERY_SHARD;
+  }
+  const view = { shardCount: 1, nodes, roomLists, rooms, sockets, runs: new Int32Array(0) };
   const all = new Int32Array(roomCount);
   for (let i = 0; i < roomCount; i++) all[i] = i;
   // Unions of a quarter of the rooms at a time: each walk starts cold.

@@ -7,6 +7,7 @@
 import type { Room } from "socket.io-adapter";
 import { grownUint32, IntStack } from "./compact-containers";
 import type { PairIndex } from "./pair-index";
+import type { RoomLists } from "./room-lists";
 import type { RoomTable } from "./room-table";
 import {
   LIST_COUNT,
@@ -79,6 +80,7 @@ export class MemberLists {
   private readonly buffers: TableBuffers;
   private readonly rooms: RoomTable;
   private readonly pairs: PairIndex;
+  private readonly lists: RoomLists;
   private readonly freeNodes = new IntStack();
   private highWater = 0;
   /**
@@ -96,10 +98,11 @@ export class MemberLists {
   /** Where the warm* hints put what they read, so that the reads are not optimized away. */
   private warmSink = 0;
 
-  constructor(buffers: TableBuffers, rooms: RoomTable, pairs: PairIndex) {
+  constructor(buffers: TableBuffers, rooms: RoomTable, pairs: PairIndex, lists: RoomLists) {
     this.buffers = buffers;
     this.rooms = rooms;
     this.pairs = pairs;
+    this.lists = lists;
   }
 
   /** Join sequence numbers by node (see `seqs`); replaced on growth. */
@@ -149,14 +152,15 @@ export class MemberLists {
   join(slot: number, roomId: number): boolean {
     if (this.has(slot, roomId)) return false;
     const node = this.allocateNode();
-    const { nodes, rooms, sockets, shardCount } = this.buffers.view;
+    // Before reading the view: it may give the room a list in every shard, growing `rooms`.
+    const roomList = this.lists.listForJoin(roomId, slot % this.buffers.shardCount);
+    const { nodes, rooms, sockets } = this.buffers.view;
     const base = node * NODE_STRIDE;
     nodes[base + NODE_ROOM] = roomId;
     nodes[base + NODE_SLOT] = slot;
     if (this.lastJoinSeq === MAX_JOIN_SEQ) this.renumber();
     this.seqs[node] = ++this.lastJoinSeq;
 
-    const roomList = roomListOffset(shardCount, roomId, slot % shardCount);
     append(nodes, rooms, roomList, node, NODE_ROOM_PREV, NODE_ROOM_NEXT);
     rooms[roomList + LIST_RUN] = NONE; // its run, if any, is stale
     append(nodes, sockets, slot * SOCKET_STRIDE, node, NODE_SOCK_PREV, NODE_SOCK_NEXT);
@@ -168,13 +172,13 @@ export class MemberLists {
 
   /** Removes `slot` from `roomId`; false if it was not there. */
   leave(slot: number, roomId: number): boolean {
-    const { nodes, rooms, sockets, shardCount } = this.buffers.view;
+    const { nodes, roomLists, rooms, sockets, shardCount } = this.buffers.view;
     const at = this.pairs.find(roomId, slot, nodes);
     if (at < 0) return false;
     const node = this.pairs.nodeAt(at);
     this.pairs.deleteAt(at);
 
-    const roomList = roomListOffset(shardCount, roomId, slot % shardCount);
+    const roomList = roomListOffset(roomLists, roomId, slot % shardCount);
     unlink(nodes, rooms, roomList, node, NODE_ROOM_PREV, NODE_ROOM_NEXT);
     rooms[roomList + LIST_RUN] = NONE; // its run, if any, is stale
     unlink(nodes, sockets, slot * SOCKET_STRIDE, node, NODE_SOCK_PREV, NODE_SOCK_NEXT);
@@ -212,7 +216,7 @@ export class MemberLists {
    * tail each join will write, for the rooms that exist, first.
    */
   warmJoins(slot: number, roomNames: Iterable<Room>): void {
-    const { nodes, rooms, shardCount } = this.buffers.view;
+    const { nodes, roomLists, rooms, shardCount } = this.buffers.view;
     const pairs = this.pairs;
     const shard = slot % shardCount;
     let acc = 0;
@@ -220,7 +224,7 @@ export class MemberLists {
       const roomId = this.rooms.idOf(room);
       if (roomId === undefined) continue;
       acc += pairs.homeEntry(roomId, slot);
-      const tail = rooms[roomListOffset(shardCount, roomId, shard) + LIST_TAIL];
+      const tail = rooms[roomListOffset(roomLists, roomId, shard) + LIST_TAIL];
       if (tail !== NONE) acc += nodes[tail * NODE_STRIDE + NODE_ROOM_NEXT];
     }
     this.warmSink = acc;

@@ -83,10 +83,10 @@ export class OrderedRoomCache {
 
   /** The join sequence of the last member to join `roomId` still in it (0 when empty). */
   private maxJoinSeqOf(roomId: number, joinSeqs: Uint32Array): number {
-    const { rooms, shardCount } = this.buffers.view;
+    const { roomLists, rooms, shardCount } = this.buffers.view;
     let max = 0;
     for (let shard = 0; shard < shardCount; shard++) {
-      const tail = rooms[roomListOffset(shardCount, roomId, shard) + LIST_TAIL];
+      const tail = rooms[roomListOffset(roomLists, roomId, shard) + LIST_TAIL];
       if (tail !== NONE && joinSeqs[tail] > max) max = joinSeqs[tail];
     }
     return max;

@@ -109,9 +109,10 @@ export class OrderedWalks {
   *roomSlots(roomId: number): IterableIterator<number> {
     const generation = this.rooms.generation(roomId);
     const shardCount = this.buffers.shardCount;
-    const heads = Array.from({ length: shardCount }, (_, shard) => {
-      const at = roomListOffset(shardCount, roomId, shard) + LIST_HEAD;
-      return () => this.buffers.view.rooms[at];
+    // Looked up at each step: a join from another shard can move a list's header (`room-lists.ts`).
+    const heads = Array.from({ length: shardCount }, (_, shard) => () => {
+      const view = this.buffers.view;
+      return view.rooms[roomListOffset(view.roomLists, roomId, shard) + LIST_HEAD];
     });
     const cursors = heads.map(newCursor);
     const tracked = this.track(cursors);
@@ -220,13 +221,13 @@ export class OrderedWalks {
     const joinSeqs = this.members.joinSeqs;
     const cached = this.orderedRooms.lookUp(roomId, joinSeqs);
     if (cached !== undefined) return cached;
-    const { rooms, shardCount } = this.buffers.view;
+    const { roomLists, rooms, shardCount } = this.buffers.view;
     const starts = new Int32Array(shardCount);
     const ends = new Int32Array(shardCount);
     let total = 0;
     for (let shard = 0; shard < shardCount; shard++) {
       starts[shard] = total;
-      total += rooms[roomListOffset(shardCount, roomId, shard) + LIST_COUNT];
+      total += rooms[roomListOffset(roomLists, roomId, shard) + LIST_COUNT];
       ends[shard] = total;
     }
     if (this.orderSlots.length < total) {
@@ -262,7 +263,7 @@ export class OrderedWalks {
    * 2 × shardCount independent chains let the CPU wait for several at once.
    */
   private gatherRoom(roomId: number, starts: Int32Array, ends: Int32Array): void {
-    const { nodes, rooms, shardCount } = this.buffers.view;
+    const { nodes, roomLists, rooms, shardCount } = this.buffers.view;
     const nodeSeqs = this.members.joinSeqs;
     const slots = this.orderSlots;
     const seqs = this.orderSeqs;
@@ -272,7 +273,7 @@ export class OrderedWalks {
     const high = new Int32Array(shardCount);
     let left = 0;
     for (let shard = 0; shard < shardCount; shard++) {
-      const at = roomListOffset(shardCount, roomId, shard);
+      const at = roomListOffset(roomLists, roomId, shard);
       forward[shard] = rooms[at + LIST_HEAD];
       backward[shard] = rooms[at + LIST_TAIL];
       low[shard] = starts[shard];

@@ -4,7 +4,8 @@
  * changes size: growing a table replaces its buffer by one twice as big, and
  * the workers get the new one with their next task.
  */
-import { NODE_STRIDE, ROOM_SHARD_STRIDE, SOCKET_STRIDE, viewTables, type SharedTables, type TablesView } from "./shared-tables";
+import { EMPTY_LIST, NODE_STRIDE, ROOM_LISTS_STRIDE, ROOM_SHARD_STRIDE, SOCKET_STRIDE, viewTables, type SharedTables, type TablesView } from "./shared-tables";
+import { emptyHeader } from "./room-lists";
 
 /** Capacities the tables start with (and start again with after `reset`). */
 export const INITIAL_SLOTS = 64;
@@ -14,10 +15,13 @@ export const INITIAL_NODES = 256;
 export const INITIAL_RUNS = 4096;
 
 function newTables(shardCount: number): SharedTables {
+  const rooms = new SharedArrayBuffer(INITIAL_ROOMS * shardCount * ROOM_SHARD_STRIDE * 4);
+  emptyHeader(new Int32Array(rooms), EMPTY_LIST);
   return {
     shardCount,
     nodes: new SharedArrayBuffer(INITIAL_NODES * NODE_STRIDE * 4),
-    rooms: new SharedArrayBuffer(INITIAL_ROOMS * shardCount * ROOM_SHARD_STRIDE * 4),
+    roomLists: new SharedArrayBuffer(INITIAL_ROOMS * ROOM_LISTS_STRIDE * 4),
+    rooms,
     sockets: new SharedArrayBuffer(INITIAL_SLOTS * SOCKET_STRIDE * 4),
     runs: new SharedArrayBuffer(INITIAL_RUNS * 4),
   };
@@ -52,11 +56,11 @@ export class TableBuffers {
 
   get bytes(): number {
     const t = this.tablesValue;
-    return t.nodes.byteLength + t.rooms.byteLength + t.sockets.byteLength + t.runs.byteLength;
+    return t.nodes.byteLength + t.roomLists.byteLength + t.rooms.byteLength + t.sockets.byteLength + t.runs.byteLength;
   }
 
   /** Doubles one table, keeping its content. */
-  grow(table: "nodes" | "rooms" | "sockets"): void {
+  grow(table: "nodes" | "roomLists" | "rooms" | "sockets"): void {
     this.tablesValue = { ...this.tablesValue, [table]: doubled(this.tablesValue[table]) };
     this.viewValue = viewTables(this.tablesValue);
   }
