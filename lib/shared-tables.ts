@@ -19,13 +19,13 @@
  *  ┌──────────┬───────────┐
  *  │ listsAt  │ onlyShard │  × roomCapacity
  *  └──────────┴───────────┘
- *  rooms (Int32Array, ROOM_SHARD_STRIDE per list header), from listsAt on:
- *  shardCount headers (onlyShard EVERY_SHARD), or one (the list in
- *  onlyShard; the room has no member in the other shards)
- *  ┌─────────────────────┬──────── room a: every shard ───────┬─ room b: shard 1 ─┬─
- *  │ head tail count run │ head tail count run │ ... shard 2  │ head tail count run │
- *  │ EMPTY_LIST (always) │ shard 0             │              │                     │
- *  └─────────────────────┴─────────────────────┴──────────────┴─────────────────────┴─
+ *  rooms (Int32Array, ROOM_SHARD_STRIDE per list header): at 0 EMPTY_LIST,
+ *  always empty; from a room's listsAt on, shardCount headers (onlyShard
+ *  EVERY_SHARD) or one header, its list in onlyShard
+ *  ┌─────────────────────┬─────────────────────┬─────┬─────────────────────┬─
+ *  │ head tail count run │ head tail count run │ ... │ head tail count run │
+ *  │ EMPTY_LIST          │ room a, shard 0     │     │ room b (shard 1)    │
+ *  └─────────────────────┴─────────────────────┴─────┴─────────────────────┴─
  *  runs (Int32Array): the slots of some lists, each list's `count` slots
  *  contiguous from its `run` on (see below)
  *  sockets (Int32Array, SOCKET_STRIDE per slot)
