@@ -64,6 +64,19 @@ export const MAX_JOIN_SEQ = 0xffffffff;
  */
 export type JoinSeqTranslation = (seq: number) => number;
 
+/**
+ * One numbering of the join sequences: the one in effect, or an earlier one
+ * with its translation into the next. An iterator keeps the numbering its
+ * kept sequences are in and catches up when it next steps; an earlier
+ * numbering (and its translation) lives only as long as some iterator holds
+ * it, so nothing needs to track the iterators.
+ */
+export interface JoinSeqNumbering {
+  /** Set when the next numbering replaced this one. */
+  translate?: JoinSeqTranslation;
+  next?: JoinSeqNumbering;
+}
+
 /** The first index in `sorted[0..length)` whose value is not below `value`. */
 function lowerBound(sorted: Uint32Array, length: number, value: number): number {
   let low = 0;
@@ -94,7 +107,8 @@ export class MemberLists {
   private seqs = new Uint32Array(INITIAL_NODES);
   private lastJoinSeq = 0;
   private renumberings = 0;
-  private renumbered: (translate: JoinSeqTranslation) => void = () => {};
+  private numberingInEffect: JoinSeqNumbering = {};
+  private renumbered: () => void = () => {};
   /** Where the warm* hints put what they read, so that the reads are not optimized away. */
   private warmSink = 0;
 
@@ -115,8 +129,13 @@ export class MemberLists {
     return this.renumberings;
   }
 
-  /** Sets what is told, right after a renumbering, how to translate the join sequence numbers it kept. */
-  onRenumber(listener: (translate: JoinSeqTranslation) => void): void {
+  /** The numbering `joinSeqs` are in (see {@link JoinSeqNumbering}). */
+  get joinSeqNumbering(): JoinSeqNumbering {
+    return this.numberingInEffect;
+  }
+
+  /** Sets what is told right after a renumbering. */
+  onRenumber(listener: () => void): void {
     this.renumbered = listener;
   }
 
@@ -239,8 +258,8 @@ export class MemberLists {
 
   /**
    * Renumbers the live nodes' join sequences 1..n in the same order, and
-   * tells the listener how old numbers map to new ones. O(n log n), once per
-   * MAX_JOIN_SEQ - n joins (n < 2^31: node indexes are int32).
+   * leaves how old numbers map to new ones in the numbering it ends. O(n log
+   * n), once per MAX_JOIN_SEQ - n joins (n < 2^31: node indexes are int32).
    */
   private renumber(): void {
     const seqs = this.seqs;
@@ -251,11 +270,14 @@ export class MemberLists {
     for (let node = 0; node < this.highWater; node++) if (seqs[node] !== 0) seqs[node] = lowerBound(sorted, live, seqs[node]) + 1;
     this.lastJoinSeq = live;
     this.renumberings++;
-    this.renumbered((seq) => {
+    const ended = this.numberingInEffect;
+    ended.translate = (seq) => {
       if (seq === 0) return 0;
       const rank = lowerBound(sorted, live, seq);
       return rank < live && sorted[rank] === seq ? rank + 1 : rank + 0.5;
-    });
+    };
+    ended.next = this.numberingInEffect = {};
+    this.renumbered();
   }
 
   private allocateNode(): number {

@@ -5,7 +5,7 @@
  * fetchSockets, socketsJoin and the like in the order the in-memory adapter
  * would find them.
  */
-import type { JoinSeqTranslation, MemberLists } from "./member-lists";
+import type { JoinSeqNumbering, JoinSeqTranslation, MemberLists } from "./member-lists";
 import { OrderedRoomCache } from "./ordered-room-cache";
 import type { RoomTable } from "./room-table";
 import {
@@ -31,18 +31,20 @@ import type { TableBuffers } from "./table-buffers";
 
 /**
  * Where an iteration over one list stands: the node it last gave out, and
- * that node's successor then, with their join sequences (fractional after a
- * renumbering if the node has left: see `JoinSeqTranslation`).
+ * that node's successor then, with their join sequences in `numbering`
+ * (fractional after a renumbering if the node has left: see
+ * `JoinSeqTranslation`).
  */
 interface ListCursor {
   last: number;
   lastSeq: number;
   next: number;
   nextSeq: number;
+  numbering: JoinSeqNumbering;
 }
 
-function newCursor(): ListCursor {
-  return { last: NONE, lastSeq: 0, next: NONE, nextSeq: 0 };
+function newCursor(numbering: JoinSeqNumbering): ListCursor {
+  return { last: NONE, lastSeq: 0, next: NONE, nextSeq: 0, numbering };
 }
 
 export class OrderedWalks {
@@ -54,14 +56,6 @@ export class OrderedWalks {
   /** Scratch for roomInOrder: one room's members, shard by shard, with their join sequences. */
   private orderSlots = new Int32Array(0);
   private orderSeqs = new Uint32Array(0);
-  /**
-   * The cursors of the live iterators (`socketRoomIds`, `roomSlots`), held
-   * weakly (an iterator may be dropped unfinished): a renumbering of the join
-   * sequences translates the sequences they kept.
-   */
-  private readonly liveCursors = new Set<WeakRef<ListCursor[]>>();
-  /** Size of `liveCursors` after its last sweep of dropped iterators. */
-  private liveCursorsSwept = 0;
 
   /** Memberships in the index (bounds what the cached orders hold). */
   private readonly memberships: () => number;
@@ -75,7 +69,8 @@ export class OrderedWalks {
     this.marks = marks;
     this.memberships = memberships;
     this.orderedRooms = new OrderedRoomCache(buffers, rooms);
-    members.onRenumber((translate) => this.translateSeqs(translate));
+    // The cached orders were checked against join sequences of the old numbering.
+    members.onRenumber(() => this.orderedRooms.clear());
   }
 
   /**
@@ -86,18 +81,13 @@ export class OrderedWalks {
   *socketRoomIds(slot: number): IterableIterator<number> {
     const generation = this.slots.generation(slot);
     const head = () => this.buffers.view.sockets[slot * SOCKET_STRIDE + LIST_HEAD];
-    const cursor = newCursor();
-    const tracked = this.track([cursor]);
-    try {
-      for (;;) {
-        if (this.slots.generation(slot) !== generation) return;
-        const node = this.peek(cursor, head, NODE_SOCK_NEXT);
-        if (node === NONE) return;
-        this.advance(cursor, node, NODE_SOCK_NEXT);
-        yield this.buffers.view.nodes[node * NODE_STRIDE + NODE_ROOM];
-      }
-    } finally {
-      this.liveCursors.delete(tracked);
+    const cursor = newCursor(this.members.joinSeqNumbering);
+    for (;;) {
+      if (this.slots.generation(slot) !== generation) return;
+      const node = this.peek(cursor, head, NODE_SOCK_NEXT);
+      if (node === NONE) return;
+      this.advance(cursor, node, NODE_SOCK_NEXT);
+      yield this.buffers.view.nodes[node * NODE_STRIDE + NODE_ROOM];
     }
   }
 
@@ -114,27 +104,22 @@ export class OrderedWalks {
       const view = this.buffers.view;
       return view.rooms[roomListOffset(view.roomLists, roomId, shard) + LIST_HEAD];
     });
-    const cursors = heads.map(newCursor);
-    const tracked = this.track(cursors);
-    try {
-      for (;;) {
-        if (this.rooms.generation(roomId) !== generation) return;
-        const seqs = this.members.joinSeqs;
-        let best = NONE;
-        let bestShard = 0;
-        for (let shard = 0; shard < shardCount; shard++) {
-          const node = this.peek(cursors[shard], heads[shard], NODE_ROOM_NEXT);
-          if (node !== NONE && (best === NONE || seqs[node] < seqs[best])) {
-            best = node;
-            bestShard = shard;
-          }
+    const cursors = heads.map(() => newCursor(this.members.joinSeqNumbering));
+    for (;;) {
+      if (this.rooms.generation(roomId) !== generation) return;
+      const seqs = this.members.joinSeqs;
+      let best = NONE;
+      let bestShard = 0;
+      for (let shard = 0; shard < shardCount; shard++) {
+        const node = this.peek(cursors[shard], heads[shard], NODE_ROOM_NEXT);
+        if (node !== NONE && (best === NONE || seqs[node] < seqs[best])) {
+          best = node;
+          bestShard = shard;
         }
-        if (best === NONE) return;
-        this.advance(cursors[bestShard], best, NODE_ROOM_NEXT);
-        yield this.buffers.view.nodes[best * NODE_STRIDE + NODE_SLOT];
       }
-    } finally {
-      this.liveCursors.delete(tracked);
+      if (best === NONE) return;
+      this.advance(cursors[bestShard], best, NODE_ROOM_NEXT);
+      yield this.buffers.view.nodes[best * NODE_STRIDE + NODE_SLOT];
     }
   }
 
@@ -181,34 +166,6 @@ export class OrderedWalks {
   clear(): void {
     this.orderSlots = new Int32Array(0);
     this.orderSeqs = new Uint32Array(0);
-    this.orderedRooms.clear();
-  }
-
-  /** Registers the cursors of a new live iterator (see `liveCursors`). */
-  private track(cursors: ListCursor[]): WeakRef<ListCursor[]> {
-    if (this.liveCursors.size > 2 * this.liveCursorsSwept + 64) {
-      for (const ref of this.liveCursors) if (ref.deref() === undefined) this.liveCursors.delete(ref);
-      this.liveCursorsSwept = this.liveCursors.size;
-    }
-    const ref = new WeakRef(cursors);
-    this.liveCursors.add(ref);
-    return ref;
-  }
-
-  /** After a renumbering of the join sequences: the live iterators' kept sequences in the new numbering; the cached orders dropped. */
-  private translateSeqs(translate: JoinSeqTranslation): void {
-    for (const ref of this.liveCursors) {
-      const cursors = ref.deref();
-      if (cursors === undefined) {
-        this.liveCursors.delete(ref);
-        continue;
-      }
-      for (const cursor of cursors) {
-        cursor.lastSeq = translate(cursor.lastSeq);
-        cursor.nextSeq = translate(cursor.nextSeq);
-      }
-    }
-    this.liveCursorsSwept = this.liveCursors.size;
     this.orderedRooms.clear();
   }
 
@@ -316,6 +273,13 @@ export class OrderedWalks {
     const nodes = this.buffers.view.nodes;
     const seqs = this.members.joinSeqs;
     if (cursor.last === NONE) return head();
+    // Renumbered since its last step: its kept sequences into the numbering in effect.
+    for (let numbering = cursor.numbering; numbering.next !== undefined; numbering = numbering.next) {
+      const translate = numbering.translate as JoinSeqTranslation;
+      cursor.lastSeq = translate(cursor.lastSeq);
+      cursor.nextSeq = translate(cursor.nextSeq);
+      cursor.numbering = numbering.next;
+    }
     // Still there: read its successor now, so appends made meanwhile are seen.
     if (seqs[cursor.last] === cursor.lastSeq) return nodes[cursor.last * NODE_STRIDE + nextField];
     // It left: its successor at the time, if that one is still there.
@@ -331,6 +295,7 @@ export class OrderedWalks {
     const next = this.buffers.view.nodes[node * NODE_STRIDE + nextField];
     const seqs = this.members.joinSeqs;
     cursor.last = node;
+    cursor.numbering = this.members.joinSeqNumbering;
     cursor.lastSeq = seqs[node];
     cursor.next = next;
     cursor.nextSeq = next === NONE ? 0 : seqs[next];
