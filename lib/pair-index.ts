@@ -62,8 +62,6 @@ export class PairIndex {
   private entries = newEntries(MIN_ENTRIES);
   private mask = MIN_ENTRIES - 1;
   private count = 0;
-  /** Where growing puts what it reads ahead, so that the reads are not optimized away. */
-  private warmSink = 0;
 
   /** Pairs held: the number of memberships. */
   get size(): number {
@@ -163,41 +161,30 @@ export class PairIndex {
   /**
    * Moves every pair into a new index of `size` entries, or bigger if some
    * pair would land too far from home. The new homes need hash bits the
-   * tags do not keep, so each pair is read back from its node: the old
-   * entries mark their nodes in a bitmap, then the marked nodes are read in
-   * node order (one streaming pass, not a cache miss each), REHASH_BATCH at
-   * a time, and the batch's homes are read before any is written (their
-   * cache misses overlap).
+   * tags do not keep, so each pair is read back from its node: a batch of
+   * REHASH_BATCH nodes at a time first (independent reads, whose cache
+   * misses overlap), then their entries are written.
    */
   private rehash(size: number, nodes: Int32Array): void {
     const old = this.entries;
-    const live = new Int32Array(((nodes.length / NODE_STRIDE) + 31) >>> 5);
-    let nodeBound = 0;
-    for (let i = 0; i < old.length; i += ENTRY) {
-      if (old[i] === EMPTY) continue;
-      const node = old[i + 1] | (old[i + 2] << 16);
-      live[node >>> 5] |= 1 << (node & 31);
-      if (node >= nodeBound) nodeBound = node + 1;
-    }
+    const oldSize = old.length / ENTRY;
     const batchNodes = new Int32Array(REHASH_BATCH);
     const batchHashes = new Int32Array(REHASH_BATCH);
     for (;;) {
-      const entries = (this.entries = newEntries(size));
-      const mask = (this.mask = size - 1);
+      this.entries = newEntries(size);
+      this.mask = size - 1;
       let placed = true;
-      let n = 0;
-      for (let node = 0; node <= nodeBound && placed; node++) {
-        if (node < nodeBound) {
-          if ((live[node >>> 5] & (1 << (node & 31))) === 0) continue;
+      for (let first = 0; first < oldSize && placed; first += REHASH_BATCH) {
+        const end = Math.min(oldSize, first + REHASH_BATCH);
+        let n = 0;
+        for (let at = first; at < end; at++) {
+          if (old[ENTRY * at] === EMPTY) continue;
+          const node = old[ENTRY * at + 1] | (old[ENTRY * at + 2] << 16);
+          const base = node * NODE_STRIDE;
           batchNodes[n] = node;
-          batchHashes[n++] = hashPair(nodes[node * NODE_STRIDE + NODE_ROOM], nodes[node * NODE_STRIDE + NODE_SLOT]);
-          if (n < REHASH_BATCH) continue;
+          batchHashes[n++] = hashPair(nodes[base + NODE_ROOM], nodes[base + NODE_SLOT]);
         }
-        let sink = 0;
-        for (let i = 0; i < n; i++) sink |= entries[ENTRY * (batchHashes[i] & mask)];
-        this.warmSink = sink;
         for (let i = 0; i < n && placed; i++) placed = this.placeHashed(batchNodes[i], batchHashes[i]);
-        n = 0;
       }
       if (placed) return;
       size *= 2;
