@@ -34,8 +34,6 @@ const DISPLACEMENT_UNIT = 1 << FINGERPRINT_BITS;
 const EMPTY = 0xffff;
 /** Farthest an entry may sit from its home (the displacement field's last value but one). */
 export const MAX_DISPLACEMENT = (EMPTY >>> FINGERPRINT_BITS) - 1;
-/** Pairs read back from their nodes at a time when growing. */
-const REHASH_BATCH = 256;
 /** uint16 per entry: tag, node's low half, node's high half. */
 const ENTRY = 3;
 
@@ -161,30 +159,20 @@ export class PairIndex {
   /**
    * Moves every pair into a new index of `size` entries, or bigger if some
    * pair would land too far from home. The new homes need hash bits the
-   * tags do not keep, so each pair is read back from its node: a batch of
-   * REHASH_BATCH nodes at a time first (independent reads, whose cache
-   * misses overlap), then their entries are written.
+   * tags do not keep, so each pair is read back from its node (independent
+   * reads: their cache misses overlap).
    */
   private rehash(size: number, nodes: Int32Array): void {
     const old = this.entries;
-    const oldSize = old.length / ENTRY;
-    const batchNodes = new Int32Array(REHASH_BATCH);
-    const batchHashes = new Int32Array(REHASH_BATCH);
     for (;;) {
       this.entries = newEntries(size);
       this.mask = size - 1;
       let placed = true;
-      for (let first = 0; first < oldSize && placed; first += REHASH_BATCH) {
-        const end = Math.min(oldSize, first + REHASH_BATCH);
-        let n = 0;
-        for (let at = first; at < end; at++) {
-          if (old[ENTRY * at] === EMPTY) continue;
-          const node = old[ENTRY * at + 1] | (old[ENTRY * at + 2] << 16);
-          const base = node * NODE_STRIDE;
-          batchNodes[n] = node;
-          batchHashes[n++] = hashPair(nodes[base + NODE_ROOM], nodes[base + NODE_SLOT]);
-        }
-        for (let i = 0; i < n && placed; i++) placed = this.placeHashed(batchNodes[i], batchHashes[i]);
+      for (let i = 0; i < old.length && placed; i += ENTRY) {
+        if (old[i] === EMPTY) continue;
+        const node = old[i + 1] | (old[i + 2] << 16);
+        const base = node * NODE_STRIDE;
+        placed = this.placeHashed(node, hashPair(nodes[base + NODE_ROOM], nodes[base + NODE_SLOT]));
       }
       if (placed) return;
       size *= 2;
