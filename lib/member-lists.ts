@@ -185,7 +185,7 @@ export class MemberLists {
     append(nodes, sockets, slot * SOCKET_STRIDE, node, NODE_SOCK_PREV, NODE_SOCK_NEXT);
 
     this.rooms.memberJoined(roomId);
-    this.pairs.insert(node, roomId, slot, nodes);
+    this.pairs.insert(node, roomId, slot);
     return true;
   }
 
