@@ -65,6 +65,13 @@ export function grownInt32(array: Int32Array<ArrayBuffer>, fill = 0): Int32Array
 }
 
 /** `array` at twice its length, the new half zero. */
+export function grownUint32(array: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> {
+  const bigger = new Uint32Array(array.length * 2);
+  bigger.set(array);
+  return bigger;
+}
+
+/** `array` at twice its length, the new half zero. */
 export function grownFloat64(array: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> {
   const bigger = new Float64Array(array.length * 2);
   bigger.set(array);

@@ -18,6 +18,7 @@ import { LocalQueries, type InternedQuery } from "./local-queries";
 import { MemberLists } from "./member-lists";
 import { OrderedWalks } from "./ordered-walk";
 import { PairIndex } from "./pair-index";
+import { RoomLists } from "./room-lists";
 import { RoomTable } from "./room-table";
 import { RunCache } from "./run-cache";
 import { LIST_COUNT, NONE, RecipientMarks, SOCKET_STRIDE, type RecipientQuery, type SharedTables } from "./shared-tables";
@@ -33,6 +34,7 @@ export class MembershipIndex {
   private readonly slots: SlotTable;
   private readonly rooms: RoomTable;
   private readonly pairs = new PairIndex();
+  private readonly lists: RoomLists;
   private readonly members: MemberLists;
   private readonly walks: OrderedWalks;
   private readonly queries: LocalQueries;
@@ -42,8 +44,9 @@ export class MembershipIndex {
     this.shardCount = shardCount;
     const buffers = (this.buffers = new TableBuffers(shardCount));
     const slots = (this.slots = new SlotTable(buffers));
-    const rooms = (this.rooms = new RoomTable(buffers, slots));
-    const members = (this.members = new MemberLists(buffers, rooms, this.pairs));
+    const lists = (this.lists = new RoomLists(buffers));
+    const rooms = (this.rooms = new RoomTable(buffers, slots, lists));
+    const members = (this.members = new MemberLists(buffers, rooms, this.pairs, lists));
     const marks = new RecipientMarks();
     this.walks = new OrderedWalks(buffers, slots, rooms, members, marks, () => this.pairs.size);
     const runs = (this.runs = new RunCache(buffers));
@@ -274,10 +277,21 @@ export class MembershipIndex {
     return this.queries.collectShard(shard, query, out, offset);
   }
 
+  /** Times the join sequence numbers were renumbered (they are uint32; see MemberLists). */
+  get joinSeqRenumberings(): number {
+    return this.members.joinSeqRenumberings;
+  }
+
+  /** For tests: the next join gets sequence number `seq + 1`, to reach a renumbering without billions of joins (see MemberLists). */
+  skipJoinSeqsTo(seq: number): void {
+    this.members.skipJoinSeqsTo(seq);
+  }
+
   /** Drops everything, shared buffers included; the index is empty afterwards. */
   clear(): void {
     this.buffers.reset();
     this.slots.clear();
+    this.lists.clear();
     this.rooms.clear();
     this.pairs.clear();
     this.members.clear();

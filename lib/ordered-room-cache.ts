@@ -8,7 +8,7 @@
  * Validity is checked, not signalled: an entry holds the room's size and
  * the highest join sequence among its members (the tail of some shard's
  * list, since lists are in join order). Join sequences are global and never
- * reused, so any join after the entry was made (into this room, or into a
+ * reused (a renumbering of them clears the cache), so any join after the entry was made (into this room, or into a
  * room created again under its id), if it is still there, raises that
  * maximum; and without one, the member set can only have shrunk, which the
  * size shows. Equal (size, max sequence) thus means an identical member
@@ -47,7 +47,7 @@ export class OrderedRoomCache {
   }
 
   /** The members of `roomId` in join order if the stored copy is still exact, else undefined. Do not write to it. */
-  lookUp(roomId: number, joinSeqs: Float64Array): Int32Array | undefined {
+  lookUp(roomId: number, joinSeqs: Uint32Array): Int32Array | undefined {
     const entry = this.entries.get(roomId);
     if (entry === undefined) return undefined;
     if (entry.size !== this.rooms.sizeOf(roomId) || entry.maxJoinSeq !== this.maxJoinSeqOf(roomId, joinSeqs)) return undefined;
@@ -59,7 +59,7 @@ export class OrderedRoomCache {
    * cache from now on) for the next walks. `memberships` bounds how many
    * members all entries hold together: past it, every entry is dropped.
    */
-  store(roomId: number, slots: Int32Array, joinSeqs: Float64Array, memberships: number): void {
+  store(roomId: number, slots: Int32Array, joinSeqs: Uint32Array, memberships: number): void {
     if (slots.length < MIN_CACHED_MEMBERS) return;
     const previous = this.entries.get(roomId);
     if (previous !== undefined) this.held -= previous.slots.length;
@@ -82,11 +82,11 @@ export class OrderedRoomCache {
   }
 
   /** The join sequence of the last member to join `roomId` still in it (0 when empty). */
-  private maxJoinSeqOf(roomId: number, joinSeqs: Float64Array): number {
-    const { rooms, shardCount } = this.buffers.view;
+  private maxJoinSeqOf(roomId: number, joinSeqs: Uint32Array): number {
+    const { roomLists, rooms, shardCount } = this.buffers.view;
     let max = 0;
     for (let shard = 0; shard < shardCount; shard++) {
-      const tail = rooms[roomListOffset(shardCount, roomId, shard) + LIST_TAIL];
+      const tail = rooms[roomListOffset(roomLists, roomId, shard) + LIST_TAIL];
       if (tail !== NONE && joinSeqs[tail] > max) max = joinSeqs[tail];
     }
     return max;

@@ -5,7 +5,7 @@
  * fetchSockets, socketsJoin and the like in the order the in-memory adapter
  * would find them.
  */
-import type { MemberLists } from "./member-lists";
+import type { JoinSeqNumbering, JoinSeqTranslation, MemberLists } from "./member-lists";
 import { OrderedRoomCache } from "./ordered-room-cache";
 import type { RoomTable } from "./room-table";
 import {
@@ -29,16 +29,22 @@ import {
 import type { SlotTable } from "./slot-table";
 import type { TableBuffers } from "./table-buffers";
 
-/** Where an iteration over one list stands: the node it last gave out, and that node's successor then. */
+/**
+ * Where an iteration over one list stands: the node it last gave out, and
+ * that node's successor then, with their join sequences in `numbering`
+ * (fractional after a renumbering if the node has left: see
+ * `JoinSeqTranslation`).
+ */
 interface ListCursor {
   last: number;
   lastSeq: number;
   next: number;
   nextSeq: number;
+  numbering: JoinSeqNumbering;
 }
 
-function newCursor(): ListCursor {
-  return { last: NONE, lastSeq: 0, next: NONE, nextSeq: 0 };
+function newCursor(numbering: JoinSeqNumbering): ListCursor {
+  return { last: NONE, lastSeq: 0, next: NONE, nextSeq: 0, numbering };
 }
 
 export class OrderedWalks {
@@ -49,7 +55,7 @@ export class OrderedWalks {
   private readonly marks: RecipientMarks;
   /** Scratch for roomInOrder: one room's members, shard by shard, with their join sequences. */
   private orderSlots = new Int32Array(0);
-  private orderSeqs = new Float64Array(0);
+  private orderSeqs = new Uint32Array(0);
 
   /** Memberships in the index (bounds what the cached orders hold). */
   private readonly memberships: () => number;
@@ -63,6 +69,8 @@ export class OrderedWalks {
     this.marks = marks;
     this.memberships = memberships;
     this.orderedRooms = new OrderedRoomCache(buffers, rooms);
+    // The cached orders were checked against join sequences of the old numbering.
+    members.onRenumber(() => this.orderedRooms.clear());
   }
 
   /**
@@ -73,7 +81,7 @@ export class OrderedWalks {
   *socketRoomIds(slot: number): IterableIterator<number> {
     const generation = this.slots.generation(slot);
     const head = () => this.buffers.view.sockets[slot * SOCKET_STRIDE + LIST_HEAD];
-    const cursor = newCursor();
+    const cursor = newCursor(this.members.joinSeqNumbering);
     for (;;) {
       if (this.slots.generation(slot) !== generation) return;
       const node = this.peek(cursor, head, NODE_SOCK_NEXT);
@@ -91,11 +99,12 @@ export class OrderedWalks {
   *roomSlots(roomId: number): IterableIterator<number> {
     const generation = this.rooms.generation(roomId);
     const shardCount = this.buffers.shardCount;
-    const heads = Array.from({ length: shardCount }, (_, shard) => {
-      const at = roomListOffset(shardCount, roomId, shard) + LIST_HEAD;
-      return () => this.buffers.view.rooms[at];
+    // Looked up at each step: a join from another shard can move a list's header (`room-lists.ts`).
+    const heads = Array.from({ length: shardCount }, (_, shard) => () => {
+      const view = this.buffers.view;
+      return view.rooms[roomListOffset(view.roomLists, roomId, shard) + LIST_HEAD];
     });
-    const cursors = heads.map(newCursor);
+    const cursors = heads.map(() => newCursor(this.members.joinSeqNumbering));
     for (;;) {
       if (this.rooms.generation(roomId) !== generation) return;
       const seqs = this.members.joinSeqs;
@@ -156,7 +165,7 @@ export class OrderedWalks {
   /** Drops the scratch buffers and the cached orders. */
   clear(): void {
     this.orderSlots = new Int32Array(0);
-    this.orderSeqs = new Float64Array(0);
+    this.orderSeqs = new Uint32Array(0);
     this.orderedRooms.clear();
   }
 
@@ -169,18 +178,18 @@ export class OrderedWalks {
     const joinSeqs = this.members.joinSeqs;
     const cached = this.orderedRooms.lookUp(roomId, joinSeqs);
     if (cached !== undefined) return cached;
-    const { rooms, shardCount } = this.buffers.view;
+    const { roomLists, rooms, shardCount } = this.buffers.view;
     const starts = new Int32Array(shardCount);
     const ends = new Int32Array(shardCount);
     let total = 0;
     for (let shard = 0; shard < shardCount; shard++) {
       starts[shard] = total;
-      total += rooms[roomListOffset(shardCount, roomId, shard) + LIST_COUNT];
+      total += rooms[roomListOffset(roomLists, roomId, shard) + LIST_COUNT];
       ends[shard] = total;
     }
     if (this.orderSlots.length < total) {
       this.orderSlots = new Int32Array(total);
-      this.orderSeqs = new Float64Array(total);
+      this.orderSeqs = new Uint32Array(total);
     }
     const slots = this.orderSlots;
     const seqs = this.orderSeqs;
@@ -211,7 +220,7 @@ export class OrderedWalks {
    * 2 × shardCount independent chains let the CPU wait for several at once.
    */
   private gatherRoom(roomId: number, starts: Int32Array, ends: Int32Array): void {
-    const { nodes, rooms, shardCount } = this.buffers.view;
+    const { nodes, roomLists, rooms, shardCount } = this.buffers.view;
     const nodeSeqs = this.members.joinSeqs;
     const slots = this.orderSlots;
     const seqs = this.orderSeqs;
@@ -221,7 +230,7 @@ export class OrderedWalks {
     const high = new Int32Array(shardCount);
     let left = 0;
     for (let shard = 0; shard < shardCount; shard++) {
-      const at = roomListOffset(shardCount, roomId, shard);
+      const at = roomListOffset(roomLists, roomId, shard);
       forward[shard] = rooms[at + LIST_HEAD];
       backward[shard] = rooms[at + LIST_TAIL];
       low[shard] = starts[shard];
@@ -264,6 +273,13 @@ export class OrderedWalks {
     const nodes = this.buffers.view.nodes;
     const seqs = this.members.joinSeqs;
     if (cursor.last === NONE) return head();
+    // Renumbered since its last step: its kept sequences into the numbering in effect.
+    for (let numbering = cursor.numbering; numbering.next !== undefined; numbering = numbering.next) {
+      const translate = numbering.translate as JoinSeqTranslation;
+      cursor.lastSeq = translate(cursor.lastSeq);
+      cursor.nextSeq = translate(cursor.nextSeq);
+      cursor.numbering = numbering.next;
+    }
     // Still there: read its successor now, so appends made meanwhile are seen.
     if (seqs[cursor.last] === cursor.lastSeq) return nodes[cursor.last * NODE_STRIDE + nextField];
     // It left: its successor at the time, if that one is still there.
@@ -279,6 +295,7 @@ export class OrderedWalks {
     const next = this.buffers.view.nodes[node * NODE_STRIDE + nextField];
     const seqs = this.members.joinSeqs;
     cursor.last = node;
+    cursor.numbering = this.members.joinSeqNumbering;
     cursor.lastSeq = seqs[node];
     cursor.next = next;
     cursor.nextSeq = next === NONE ? 0 : seqs[next];

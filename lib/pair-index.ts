@@ -35,6 +35,11 @@ export class PairIndex {
     return this.count;
   }
 
+  /** Entries allocated (a power of two). */
+  get capacity(): number {
+    return this.mask + 1;
+  }
+
   /** Position of (roomId, slot), or -1; `nodes` is the nodes table the pairs' nodes live in. */
   find(roomId: number, slot: number, nodes: Int32Array): number {
     const entries = this.entries;

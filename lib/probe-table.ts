@@ -15,13 +15,14 @@
  * their second walk on, as broadcasts to rooms broadcast to before.
  */
 import { collectEveryShard } from "./local-queries";
+import { append } from "./member-lists";
 import type { CooperativeTables } from "./protocol";
+import { RoomLists } from "./room-lists";
 import { RunCache } from "./run-cache";
 import {
   collectShard,
-  LIST_COUNT,
+  EVERY_SHARD,
   LIST_HEAD,
-  LIST_RUN,
   LIST_TAIL,
   NODE_ROOM,
   NODE_ROOM_NEXT,
@@ -32,12 +33,10 @@ import {
   NODE_STRIDE,
   NONE,
   RecipientMarks,
-  roomListOffset,
   SOCKET_ALIVE,
   SOCKET_STRIDE,
   type RecipientQuery,
   type SharedTables,
-  type TablesView,
 } from "./shared-tables";
 import { TableBuffers } from "./table-buffers";
 
@@ -52,6 +51,7 @@ export class ProbeTable implements CooperativeTables {
   readonly roomCount: number;
   private readonly socketCount: number;
   private readonly buffers: TableBuffers;
+  private readonly lists: RoomLists;
   private readonly runs: RunCache;
   private readonly marks = new RecipientMarks();
   /** Rooms [0, filledRooms) are written (with the slots as many as their members). */
@@ -74,23 +74,24 @@ export class ProbeTable implements CooperativeTables {
     this.roomCount = memberships / PROBE_ROOM_SIZE;
     // A runs arena for every list at once: the first walks that copy them fill it, and no run is dropped for room.
     const buffers = (this.buffers = new TableBuffers(shardCount, { slots: this.socketCount, rooms: this.roomCount, nodes: memberships, runs: memberships }));
+    this.lists = new RoomLists(buffers);
     this.runs = new RunCache(buffers);
     this.random = seed | 0;
   }
 
   /** Writes up to `count` more rooms (the first `count` slots with each, alive); returns whether every room is written. */
   fillRooms(count: number): boolean {
-    const view = this.buffers.view;
     const mask = this.socketCount - 1;
     const end = Math.min(this.roomCount, this.filledRooms + count);
     for (let room = this.filledRooms; room < end; room++) {
       const first = room * PROBE_ROOM_SIZE;
-      addSockets(view.sockets, first, first + PROBE_ROOM_SIZE);
+      addSockets(this.buffers.view.sockets, first, first + PROBE_ROOM_SIZE);
       // Room r's members are slots (start + i·step) mod sockets, i < ROOM_SIZE:
       // distinct (step odd, sockets a power of two), at random across rooms.
       const start = (this.nextRandom() >>> 8) & mask;
       const step = ((this.nextRandom() >>> 8) | 1) & mask;
-      addRoom(view, room, first, start, step, mask);
+      this.lists.place(room, EVERY_SHARD);
+      addRoom(this.buffers, this.lists, room, first, start, step, mask);
     }
     this.filledRooms = end;
     return end === this.roomCount;
@@ -141,36 +142,24 @@ function addSockets(sockets: Int32Array, from: number, to: number): void {
 }
 
 /**
- * Writes room `room`: its empty lists, then member i (slot (start + i·step)
- * & mask, node `firstNode` + i) at the end of the list of its slot's shard.
- * A function of its own, called once per room, so that it is compiled
- * after a few rooms (as one loop nest, the build ran mostly interpreted:
- * ~100 ms on a loaded machine, against ~15 ms).
+ * Writes room `room` (its lists placed, empty): member i (slot (start +
+ * i·step) & mask, node `firstNode` + i) at the end of the list of its slot's
+ * shard, through the member lists' own append. A function of its own, called
+ * once per room, so that it is compiled after a few rooms (as one loop nest,
+ * the build ran mostly interpreted: ~100 ms on a loaded machine, against ~15 ms).
  */
-function addRoom(view: TablesView, room: number, firstNode: number, start: number, step: number, mask: number): void {
-  const { nodes, rooms, shardCount } = view;
-  for (let shard = 0; shard < shardCount; shard++) {
-    const at = roomListOffset(shardCount, room, shard);
-    rooms[at + LIST_HEAD] = NONE;
-    rooms[at + LIST_TAIL] = NONE;
-    rooms[at + LIST_COUNT] = 0;
-    rooms[at + LIST_RUN] = NONE;
-  }
+function addRoom(buffers: TableBuffers, lists: RoomLists, room: number, firstNode: number, start: number, step: number, mask: number): void {
+  const shardCount = buffers.shardCount;
   for (let i = 0; i < PROBE_ROOM_SIZE; i++) {
     const node = firstNode + i;
     const slot = (start + i * step) & mask;
-    const at = roomListOffset(shardCount, room, slot % shardCount);
-    const tail = rooms[at + LIST_TAIL];
+    const list = lists.listForJoin(room, slot % shardCount);
+    const { nodes, rooms } = buffers.view;
     const base = node * NODE_STRIDE;
     nodes[base + NODE_ROOM] = room;
     nodes[base + NODE_SLOT] = slot;
-    nodes[base + NODE_ROOM_NEXT] = NONE;
-    nodes[base + NODE_ROOM_PREV] = tail;
     nodes[base + NODE_SOCK_NEXT] = NONE;
     nodes[base + NODE_SOCK_PREV] = NONE;
-    if (tail === NONE) rooms[at + LIST_HEAD] = node;
-    else nodes[tail * NODE_STRIDE + NODE_ROOM_NEXT] = node;
-    rooms[at + LIST_TAIL] = node;
-    rooms[at + LIST_COUNT] = rooms[at + LIST_COUNT] + 1;
+    append(nodes, rooms, list, node, NODE_ROOM_PREV, NODE_ROOM_NEXT);
   }
 }

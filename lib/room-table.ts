@@ -6,13 +6,15 @@
  */
 import type { Room, SocketId } from "socket.io-adapter";
 import { ChunkedStrings, grownFloat64, grownInt32, IntStack } from "./compact-containers";
-import { LIST_COUNT, LIST_HEAD, LIST_RUN, LIST_TAIL, NONE, roomListOffset } from "./shared-tables";
+import type { RoomLists } from "./room-lists";
+import { EVERY_SHARD, NONE } from "./shared-tables";
 import type { SlotTable } from "./slot-table";
 import { INITIAL_ROOMS, type TableBuffers } from "./table-buffers";
 
 export class RoomTable {
   private readonly buffers: TableBuffers;
   private readonly slots: SlotTable;
+  private readonly lists: RoomLists;
   /**
    * Room name -> id, for every room but own-id rooms: a room created with the
    * id of a connected socket as its name (socket.io puts each socket in one)
@@ -42,9 +44,10 @@ export class RoomTable {
   /** Bumped each time a room id is (re)assigned or freed, so stale views read empty. */
   private generations = new Int32Array(INITIAL_ROOMS);
 
-  constructor(buffers: TableBuffers, slots: SlotTable) {
+  constructor(buffers: TableBuffers, slots: SlotTable, lists: RoomLists) {
     this.buffers = buffers;
     this.slots = slots;
+    this.lists = lists;
   }
 
   get count(): number {
@@ -134,15 +137,6 @@ export class RoomTable {
     if (roomId === NONE) {
       roomId = this.highWater++;
       if (roomId >= this.sizes.length) this.grow();
-      const shardCount = this.buffers.shardCount;
-      const rooms = this.buffers.view.rooms;
-      for (let shard = 0; shard < shardCount; shard++) {
-        const at = roomListOffset(shardCount, roomId, shard);
-        rooms[at + LIST_HEAD] = NONE;
-        rooms[at + LIST_TAIL] = NONE;
-        rooms[at + LIST_COUNT] = 0;
-        rooms[at + LIST_RUN] = NONE;
-      }
     }
     this.sizes[roomId] = 0;
     this.generations[roomId]++;
@@ -150,8 +144,11 @@ export class RoomTable {
     if (owner !== undefined && this.slots.ownRoomOf(owner) === NONE) {
       this.slots.setOwnRoom(owner, roomId);
       this.ownerSlots[roomId] = owner;
+      // Its members are nearly always its socket alone: a list in that socket's shard only.
+      this.lists.place(roomId, owner % this.buffers.shardCount);
     } else {
       this.roomIds.set(room, roomId);
+      this.lists.place(roomId, EVERY_SHARD);
     }
     this.names.set(roomId, room);
     this.liveRooms++;
@@ -253,6 +250,6 @@ export class RoomTable {
     this.orderNext = grownInt32(this.orderNext);
     this.orderPrev = grownInt32(this.orderPrev);
     this.orderSeqs = grownFloat64(this.orderSeqs);
-    this.buffers.grow("rooms");
+    this.buffers.grow("roomLists");
   }
 }

@@ -59,11 +59,11 @@ export class RunCache {
    * WALKED. `memberships` bounds the arena's growth.
    */
   prepare(roomIds: Int32Array, firstShard: number, lastShard: number, memberships: number): void {
-    const shardCount = this.buffers.shardCount;
     for (let i = 0; i < roomIds.length; i++) {
       for (let shard = firstShard; shard <= lastShard; shard++) {
-        const at = roomListOffset(shardCount, roomIds[i], shard);
-        const rooms = this.buffers.view.rooms;
+        const { roomLists, rooms } = this.buffers.view;
+        // EMPTY_LIST (count 0) is never written: it is below MIN_RUN_MEMBERS.
+        const at = roomListOffset(roomLists, roomIds[i], shard);
         const run = rooms[at + LIST_RUN];
         if (run >= 0 || rooms[at + LIST_COUNT] < MIN_RUN_MEMBERS) continue;
         if (run === NONE) rooms[at + LIST_RUN] = WALKED;

@@ -15,11 +15,17 @@
  *  ┌──────┬──────┬──────────┬──────────┬──────────┬──────────┐
  *  │ room │ slot │ roomNext │ roomPrev │ sockNext │ sockPrev │  × nodeCapacity
  *  └──────┴──────┴──────────┴──────────┴──────────┴──────────┘
- *  rooms (Int32Array, ROOM_SHARD_STRIDE per shard per room id)
- *  ┌──────────────────── room 0 ──────────────────┬──── room 1 ────┬─
- *  │ head tail count run │ head tail count run    │ shard 0 │ ...  │   shardCount lists per room
- *  │       shard 0       │       shard 1          │         │      │
- *  └─────────────────────┴────────────────────────┴─────────┴──────┴─
+ *  roomLists (Int32Array, ROOM_LISTS_STRIDE per room id): where its lists are
+ *  ┌──────────┬───────────┐
+ *  │ listsAt  │ onlyShard │  × roomCapacity
+ *  └──────────┴───────────┘
+ *  rooms (Int32Array, ROOM_SHARD_STRIDE per list header): at 0 EMPTY_LIST,
+ *  always empty; from a room's listsAt on, shardCount headers (onlyShard
+ *  EVERY_SHARD) or one header, its list in onlyShard
+ *  ┌─────────────────────┬─────────────────────┬─────┬─────────────────────┬─
+ *  │ head tail count run │ head tail count run │ ... │ head tail count run │
+ *  │ EMPTY_LIST          │ room a, shard 0     │     │ room b (shard 1)    │
+ *  └─────────────────────┴─────────────────────┴─────┴─────────────────────┴─
  *  runs (Int32Array): the slots of some lists, each list's `count` slots
  *  contiguous from its `run` on (see below)
  *  sockets (Int32Array, SOCKET_STRIDE per slot)
@@ -30,6 +36,12 @@
  *
  * `head`, `tail`, `*Next` and `*Prev` are node indexes, `NONE` (-1) at the
  * ends.
+ *
+ * A socket's own-id room (socket.io puts every socket in the room named
+ * after its id) nearly always holds that socket alone: it gets one list
+ * header, in its socket's shard, instead of one per shard; the other shards
+ * read the always-empty header `EMPTY_LIST` for it. A member joining it from
+ * another shard first gives it a header in every shard (`room-lists.ts`).
  *
  * Following a list is a cache miss per member once the table outgrows the
  * caches. So a list that is walked again unchanged gets a *run*: a copy of
@@ -57,6 +69,14 @@ export const NODE_ROOM_PREV = 3;
 export const NODE_SOCK_NEXT = 4;
 export const NODE_SOCK_PREV = 5;
 
+export const ROOM_LISTS_STRIDE = 2;
+export const LISTS_AT = 0;
+export const LISTS_ONLY_SHARD = 1;
+/** `LISTS_ONLY_SHARD` of a room with a list header in every shard. */
+export const EVERY_SHARD = -1;
+/** Offset in `rooms` of the header that stays empty: a one-shard room's list in the other shards. */
+export const EMPTY_LIST = 0;
+
 export const ROOM_SHARD_STRIDE = 4;
 export const LIST_HEAD = 0;
 export const LIST_TAIL = 1;
@@ -72,6 +92,7 @@ export const SOCKET_ALIVE = 3;
 export interface SharedTables {
   readonly shardCount: number;
   readonly nodes: SharedArrayBuffer;
+  readonly roomLists: SharedArrayBuffer;
   readonly rooms: SharedArrayBuffer;
   readonly sockets: SharedArrayBuffer;
   readonly runs: SharedArrayBuffer;
@@ -81,6 +102,7 @@ export interface SharedTables {
 export interface TablesView {
   readonly shardCount: number;
   readonly nodes: Int32Array;
+  readonly roomLists: Int32Array;
   readonly rooms: Int32Array;
   readonly sockets: Int32Array;
   readonly runs: Int32Array;
@@ -90,15 +112,19 @@ export function viewTables(tables: SharedTables): TablesView {
   return {
     shardCount: tables.shardCount,
     nodes: new Int32Array(tables.nodes),
+    roomLists: new Int32Array(tables.roomLists),
     rooms: new Int32Array(tables.rooms),
     sockets: new Int32Array(tables.sockets),
     runs: new Int32Array(tables.runs),
   };
 }
 
-/** Offset of the list header of `roomId` in `shard` inside `rooms`. */
-export function roomListOffset(shardCount: number, roomId: number, shard: number): number {
-  return (roomId * shardCount + shard) * ROOM_SHARD_STRIDE;
+/** Offset of the list header of `roomId` in `shard` inside `rooms` (`EMPTY_LIST` if it has no list there). */
+export function roomListOffset(roomLists: Int32Array, roomId: number, shard: number): number {
+  const at = roomId * ROOM_LISTS_STRIDE;
+  const onlyShard = roomLists[at + LISTS_ONLY_SHARD];
+  if (onlyShard === EVERY_SHARD) return roomLists[at + LISTS_AT] + shard * ROOM_SHARD_STRIDE;
+  return onlyShard === shard ? roomLists[at + LISTS_AT] : EMPTY_LIST;
 }
 
 /**
@@ -177,21 +203,21 @@ const EXCEPT_LANES = 4;
  * chains overlap them.
  */
 export function markExcluded(view: TablesView, shard: number, except: Int32Array, bits: Int32Array): void {
-  const { nodes, rooms, runs, shardCount } = view;
+  const { nodes, roomLists, rooms, runs } = view;
   const maxSteps = nodes.length / NODE_STRIDE;
   const lists = listsWithoutRun(view, shard, except);
   for (let i = 0; i < except.length; i++) {
-    const at = roomListOffset(shardCount, except[i], shard);
+    const at = roomListOffset(roomLists, except[i], shard);
     const run = rooms[at + LIST_RUN];
     if (run < 0) continue;
     const end = Math.min(run + rooms[at + LIST_COUNT], runs.length);
     for (let r = run; r < end; r++) mark(bits, runs[r]);
   }
   for (let first = 0; first < lists.length; first += EXCEPT_LANES) {
-    let a = laneHead(rooms, shardCount, shard, lists, first);
-    let b = laneHead(rooms, shardCount, shard, lists, first + 1);
-    let c = laneHead(rooms, shardCount, shard, lists, first + 2);
-    let d = laneHead(rooms, shardCount, shard, lists, first + 3);
+    let a = laneHead(roomLists, rooms, shard, lists, first);
+    let b = laneHead(roomLists, rooms, shard, lists, first + 1);
+    let c = laneHead(roomLists, rooms, shard, lists, first + 2);
+    let d = laneHead(roomLists, rooms, shard, lists, first + 3);
     for (let steps = 0; (a !== NONE || b !== NONE || c !== NONE || d !== NONE) && steps < maxSteps; steps++) {
       if (a !== NONE) {
         mark(bits, nodes[a * NODE_STRIDE + NODE_SLOT]);
@@ -221,18 +247,18 @@ let listScratch = new Int32Array(64);
  * node by node); a view of per-thread scratch, valid until the next call.
  */
 function listsWithoutRun(view: TablesView, shard: number, roomIds: Int32Array): Int32Array {
-  const { rooms, shardCount } = view;
+  const { roomLists, rooms } = view;
   if (listScratch.length < roomIds.length) listScratch = new Int32Array(Math.max(roomIds.length, listScratch.length * 2));
   let n = 0;
   for (let i = 0; i < roomIds.length; i++) {
-    if (rooms[roomListOffset(shardCount, roomIds[i], shard) + LIST_RUN] < 0) listScratch[n++] = roomIds[i];
+    if (rooms[roomListOffset(roomLists, roomIds[i], shard) + LIST_RUN] < 0) listScratch[n++] = roomIds[i];
   }
   return listScratch.subarray(0, n);
 }
 
 /** The head of the list of `ids[i]` in `shard`, or NONE past the end of `ids`. */
-function laneHead(rooms: Int32Array, shardCount: number, shard: number, ids: Int32Array, i: number): number {
-  return i < ids.length ? rooms[roomListOffset(shardCount, ids[i], shard) + LIST_HEAD] : NONE;
+function laneHead(roomLists: Int32Array, rooms: Int32Array, shard: number, ids: Int32Array, i: number): number {
+  return i < ids.length ? rooms[roomListOffset(roomLists, ids[i], shard) + LIST_HEAD] : NONE;
 }
 
 /** Rooms of a union walked at once by {@link collectUnion}. */
@@ -247,21 +273,21 @@ const UNION_LANES = 4;
  * Recipients come in no particular order.
  */
 export function collectUnion(view: TablesView, shard: number, roomIds: Int32Array, bits: Int32Array, out: Int32Array, n: number): number {
-  const { nodes, rooms, runs, shardCount } = view;
+  const { nodes, roomLists, rooms, runs } = view;
   const maxSteps = nodes.length / NODE_STRIDE;
   const lists = listsWithoutRun(view, shard, roomIds);
   for (let i = 0; i < roomIds.length; i++) {
-    const at = roomListOffset(shardCount, roomIds[i], shard);
+    const at = roomListOffset(roomLists, roomIds[i], shard);
     const run = rooms[at + LIST_RUN];
     if (run < 0) continue;
     const end = Math.min(run + rooms[at + LIST_COUNT], runs.length);
     for (let r = run; r < end; r++) n = appendUnmarked(runs[r], bits, out, n);
   }
   for (let first = 0; first < lists.length; first += UNION_LANES) {
-    let a = laneHead(rooms, shardCount, shard, lists, first);
-    let b = laneHead(rooms, shardCount, shard, lists, first + 1);
-    let c = laneHead(rooms, shardCount, shard, lists, first + 2);
-    let d = laneHead(rooms, shardCount, shard, lists, first + 3);
+    let a = laneHead(roomLists, rooms, shard, lists, first);
+    let b = laneHead(roomLists, rooms, shard, lists, first + 1);
+    let c = laneHead(roomLists, rooms, shard, lists, first + 2);
+    let d = laneHead(roomLists, rooms, shard, lists, first + 3);
     for (let steps = 0; (a !== NONE || b !== NONE || c !== NONE || d !== NONE) && steps < maxSteps; steps++) {
       if (a !== NONE) {
         n = appendUnmarked(nodes[a * NODE_STRIDE + NODE_SLOT], bits, out, n);
@@ -366,14 +392,14 @@ export function collectShard(
   out: Int32Array,
   offset: number,
 ): number {
-  const { nodes, rooms, sockets, shardCount } = view;
+  const { nodes, roomLists, rooms, sockets, shardCount } = view;
   const maxSteps = nodes.length / NODE_STRIDE;
   let n = offset;
 
   // One room and nothing excluded (the own-id room, a plain `to(room)`):
   // the list holds each socket once, no marks needed.
   if (!query.everyone && query.rooms.length === 1 && query.except.length === 0) {
-    const at = roomListOffset(shardCount, query.rooms[0], shard);
+    const at = roomListOffset(roomLists, query.rooms[0], shard);
     const run = rooms[at + LIST_RUN];
     if (run >= 0) {
       const end = Math.min(run + rooms[at + LIST_COUNT], view.runs.length);

@@ -4,7 +4,8 @@
  * changes size: growing a table replaces its buffer by one twice as big, and
  * the workers get the new one with their next task.
  */
-import { NODE_STRIDE, ROOM_SHARD_STRIDE, SOCKET_STRIDE, viewTables, type SharedTables, type TablesView } from "./shared-tables";
+import { EMPTY_LIST, NODE_STRIDE, ROOM_LISTS_STRIDE, ROOM_SHARD_STRIDE, SOCKET_STRIDE, viewTables, type SharedTables, type TablesView } from "./shared-tables";
+import { emptyHeader } from "./room-lists";
 
 /** Capacities the tables start with (and start again with after `reset`). */
 export const INITIAL_SLOTS = 64;
@@ -24,10 +25,13 @@ export interface TableCapacities {
 const INITIAL_CAPACITIES: TableCapacities = { slots: INITIAL_SLOTS, rooms: INITIAL_ROOMS, nodes: INITIAL_NODES, runs: INITIAL_RUNS };
 
 function newTables(shardCount: number, capacities: TableCapacities): SharedTables {
+  const rooms = new SharedArrayBuffer(capacities.rooms * shardCount * ROOM_SHARD_STRIDE * 4);
+  emptyHeader(new Int32Array(rooms), EMPTY_LIST);
   return {
     shardCount,
     nodes: new SharedArrayBuffer(capacities.nodes * NODE_STRIDE * 4),
-    rooms: new SharedArrayBuffer(capacities.rooms * shardCount * ROOM_SHARD_STRIDE * 4),
+    roomLists: new SharedArrayBuffer(capacities.rooms * ROOM_LISTS_STRIDE * 4),
+    rooms,
     sockets: new SharedArrayBuffer(capacities.slots * SOCKET_STRIDE * 4),
     runs: new SharedArrayBuffer(capacities.runs * 4),
   };
@@ -63,11 +67,11 @@ export class TableBuffers {
 
   get bytes(): number {
     const t = this.tablesValue;
-    return t.nodes.byteLength + t.rooms.byteLength + t.sockets.byteLength + t.runs.byteLength;
+    return t.nodes.byteLength + t.roomLists.byteLength + t.rooms.byteLength + t.sockets.byteLength + t.runs.byteLength;
   }
 
   /** Doubles one table, keeping its content. */
-  grow(table: "nodes" | "rooms" | "sockets"): void {
+  grow(table: "nodes" | "roomLists" | "rooms" | "sockets"): void {
     this.tablesValue = { ...this.tablesValue, [table]: doubled(this.tablesValue[table]) };
     this.viewValue = viewTables(this.tablesValue);
   }

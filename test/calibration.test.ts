@@ -84,12 +84,12 @@ test("thresholdFrom: a measurement that is not one leaves the uncalibrated defau
 
 /** Every (room, shard) list of `table` walked from its head: checks its links, returns the distinct slots of rooms [0, roomCount). */
 function walkLists(table: ProbeTable, roomCount: number): Set<number> {
-  const { nodes, rooms, shardCount } = viewTables(table.tables);
+  const { nodes, roomLists, rooms, shardCount } = viewTables(table.tables);
   const slots = new Set<number>();
   for (let room = 0; room < table.roomCount; room++) {
     const inRoom = new Set<number>();
     for (let shard = 0; shard < shardCount; shard++) {
-      const at = roomListOffset(shardCount, room, shard);
+      const at = roomListOffset(roomLists, room, shard);
       let count = 0;
       let prev = NONE;
       for (let node = rooms[at + LIST_HEAD]; node !== NONE; node = nodes[node * NODE_STRIDE + NODE_ROOM_NEXT]) {

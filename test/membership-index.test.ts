@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { MembershipIndex } from "../lib/membership-index";
+import { EMPTY_LIST, EVERY_SHARD, LISTS_ONLY_SHARD, ROOM_LISTS_STRIDE, roomListOffset, viewTables } from "../lib/shared-tables";
 import { mulberry32 } from "./random";
 
 
@@ -177,4 +178,97 @@ test("unions and excepts over many rooms match a model query after query (lockst
       assert.deepEqual(ordered, expected, `in-memory adapter's order, query ${q}`);
     }
   }
+});
+
+test("own-id rooms: one list in the owner's shard until a socket of another shard joins; answers and orders stay those of a model", () => {
+  const random = mulberry32(2024);
+  const shardCount = 3;
+  const index = new MembershipIndex(shardCount);
+  const model = new Map<string, Set<string>>(); // room -> member ids, in join order
+  let nextId = 0;
+  const connected: string[] = [];
+  const connect = () => {
+    const id = `s${nextId++}`;
+    const slot = index.addSocket(id);
+    const roomId = index.roomIdOf(id) ?? index.addRoom(id, slot);
+    index.join(slot, roomId);
+    if (!model.has(id)) model.set(id, new Set());
+    model.get(id)!.add(id);
+    connected.push(id);
+  };
+  const join = (id: string, room: string) => {
+    const slot = index.slotOf(id)!;
+    const roomId = index.roomIdOf(room) ?? index.addRoom(room);
+    index.join(slot, roomId);
+    if (!model.has(room)) model.set(room, new Set());
+    model.get(room)!.add(id);
+  };
+  const leave = (id: string, room: string) => {
+    const roomId = index.roomIdOf(room);
+    if (roomId === undefined || !index.leave(index.slotOf(id)!, roomId)) return;
+    if (index.roomSize(roomId) === 0) index.removeRoom(roomId);
+    model.get(room)!.delete(id);
+    if (model.get(room)!.size === 0) model.delete(room);
+  };
+  const disconnect = (id: string) => {
+    for (const [room, members] of model) if (members.has(id)) leave(id, room);
+    index.removeSocket(index.slotOf(id)!);
+    connected.splice(connected.indexOf(id), 1);
+  };
+  for (let i = 0; i < 60; i++) connect();
+  // Each own-id room has a list in its socket's shard only.
+  const view = () => viewTables(index.tables);
+  for (const id of connected) {
+    const roomId = index.roomIdOf(id)!;
+    const shard = index.slotOf(id)! % shardCount;
+    for (let other = 0; other < shardCount; other++) {
+      assert.equal(roomListOffset(view().roomLists, roomId, other) === EMPTY_LIST, other !== shard, `${id}'s own room in shard ${other}`);
+    }
+  }
+  let iterators: { room: string; expected: Iterator<string>; actual: Iterator<number> }[] = [];
+  for (let step = 0; step < 6000; step++) {
+    const id = connected[Math.floor(random() * connected.length)];
+    const other = connected[Math.floor(random() * connected.length)];
+    const op = random();
+    if (op < 0.4) join(id, random() < 0.7 ? other : `r${Math.floor(random() * 5)}`);
+    else if (op < 0.75) leave(id, random() < 0.7 ? other : `r${Math.floor(random() * 5)}`);
+    else if (op < 0.8 && connected.length > 20) disconnect(id);
+    else if (op < 0.86) connect();
+    else if (op < 0.9 && model.has(other)) iterators.push({ room: other, expected: model.get(other)!.values(), actual: index.roomSlots(index.roomIdOf(other)!) });
+    // Queries over own-id rooms, twice in a row at times (the second gives runs), shard by shard and in order.
+    const union = connected.filter(() => random() < 0.04).filter((room) => model.has(room));
+    const except = connected.filter(() => random() < 0.02);
+    if (union.length > 0) {
+      const expected = [...new Set(union.flatMap((room) => [...model.get(room)!]))].filter((member) => !except.some((room) => model.get(room)?.has(member)));
+      for (let repeat = 0; repeat < 2; repeat++) {
+        const query = index.internQuery(new Set(union), new Set(except));
+        index.prepareRuns(query);
+        const buffer = new Int32Array(index.slotCapacity);
+        const got: (string | undefined)[] = [];
+        for (let shard = 0; shard < shardCount; shard++) {
+          const end = index.collectShardInto(shard, query, buffer, 0);
+          for (const slot of buffer.subarray(0, end)) got.push(index.socketIdOf(slot));
+        }
+        assert.deepEqual(new Set(got), new Set(expected), `step ${step}: ${union} except ${except}`);
+        assert.equal(got.length, expected.length, `step ${step}: each once`);
+        assert.deepEqual(Array.from(index.collectOrdered(query), (slot) => index.socketIdOf(slot)), expected, `step ${step}: in-memory adapter's order`);
+      }
+    }
+    // Live iterators over rooms whose lists may have spread meanwhile: as the model's Set iterators.
+    iterators = iterators.filter((entry) => {
+      if (random() < 0.5) return true;
+      const expected = entry.expected.next();
+      const actual = entry.actual.next();
+      assert.deepEqual(actual.done === true ? actual : { done: false, value: index.socketIdOf(actual.value) }, expected, `step ${step}: live iterator of ${entry.room}`);
+      return expected.done !== true;
+    });
+    if (step % 500 === 0) {
+      for (const [room, members] of model) {
+        assert.deepEqual(Array.from(index.roomSlots(index.roomIdOf(room)!), (slot) => index.socketIdOf(slot)), [...members], `step ${step}: members of ${room}`);
+      }
+    }
+  }
+  const ownRooms = connected.map((id) => index.roomIdOf(id)!).filter((roomId) => index.roomSize(roomId) > 0);
+  const spread = ownRooms.filter((roomId) => view().roomLists[roomId * ROOM_LISTS_STRIDE + LISTS_ONLY_SHARD] === EVERY_SHARD).length;
+  assert.ok(spread > 0 && spread < ownRooms.length, `${spread} of ${ownRooms.length} own-id rooms spread to every shard`);
 });

@@ -23,7 +23,7 @@ function answer(index: MembershipIndex, rooms: string[], except: string[]): Set<
 
 function runOf(index: MembershipIndex, room: string, shard: number): number {
   const view = viewTables(index.tables);
-  return view.rooms[roomListOffset(index.shardCount, index.roomIdOf(room)!, shard) + LIST_RUN];
+  return view.rooms[roomListOffset(view.roomLists, index.roomIdOf(room)!, shard) + LIST_RUN];
 }
 
 test("a list walked twice unchanged gets a run, a join or a leave makes it stale, a small list never gets one", () => {
@@ -97,7 +97,7 @@ test("answers match a model under churn while runs are made, go stale, and the a
         const roomId = index.roomIdOf(room);
         if (roomId === undefined) continue;
         for (let shard = 0; shard < shardCount; shard++) {
-          const at = roomListOffset(shardCount, roomId, shard);
+          const at = roomListOffset(view.roomLists, roomId, shard);
           const run = view.rooms[at + LIST_RUN];
           if (run < 0) continue;
           runsSeen++;
