@@ -226,13 +226,30 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
 
     /** Removes a socket from all its rooms (on disconnect). */
     override delAll(id: SocketId): void {
-      const slot = this.index.slotOf(id);
+      const index = this.index;
+      const slot = index.slotOf(id);
       if (slot === undefined) return;
-      this.index.warmLeaves(slot);
+      index.warmLeaves(slot);
+      // Without a leave-room listener, no code runs between a leave and the
+      // check that the room emptied, and no one needs the room's name unless
+      // it did: the name (a cache miss per room at scale) is read then only.
+      let quiet = this.listenerCount("leave-room") === 0;
       // Always the socket's current first room, so that rooms a listener joins
       // meanwhile are left too (the in-memory adapter iterates its live Set).
-      for (let roomId = this.index.firstRoomIdOf(slot); roomId !== -1; roomId = this.index.firstRoomIdOf(slot)) {
-        this.leaveRoom(slot, roomId, this.index.roomNameOf(roomId) as Room, id);
+      for (let roomId = index.firstRoomIdOf(slot); roomId !== NONE; roomId = index.firstRoomIdOf(slot)) {
+        if (!quiet) {
+          this.leaveRoom(slot, roomId, index.roomNameOf(roomId) as Room, id);
+          continue;
+        }
+        index.leave(slot, roomId);
+        this.uws?.left(slot, roomId);
+        if (index.roomSize(roomId) === 0) {
+          const room = index.roomNameOf(roomId) as Room;
+          index.removeRoom(roomId);
+          this.emit("delete-room", room);
+          // Its listener may have added one.
+          quiet = this.listenerCount("leave-room") === 0;
+        }
       }
       this.uws?.untrack(slot);
       if (slot < this.socketsBySlot.length) this.socketsBySlot[slot] = undefined;

@@ -216,12 +216,15 @@ export class MemberLists {
    * at once. Only a hint: listeners may change the rooms meanwhile.
    */
   warmLeaves(slot: number): void {
-    const { nodes, sockets } = this.buffers.view;
+    const { nodes, rooms, sockets, shardCount } = this.buffers.view;
     const pairs = this.pairs;
+    const shard = slot % shardCount;
     let acc = 0;
     for (let node = sockets[slot * SOCKET_STRIDE + LIST_HEAD]; node !== NONE; node = nodes[node * NODE_STRIDE + NODE_SOCK_NEXT]) {
       const base = node * NODE_STRIDE;
-      acc += pairs.homeEntry(nodes[base + NODE_ROOM], slot);
+      const roomId = nodes[base + NODE_ROOM];
+      acc += pairs.homeEntry(roomId, slot);
+      acc += rooms[roomListOffset(shardCount, roomId, shard) + LIST_COUNT];
       const next = nodes[base + NODE_ROOM_NEXT];
       const prev = nodes[base + NODE_ROOM_PREV];
       if (next !== NONE) acc += nodes[next * NODE_STRIDE + NODE_ROOM_PREV];

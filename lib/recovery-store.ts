@@ -31,8 +31,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { Packr } from "msgpackr";
 import type { BroadcastOptions, PrivateSessionId, Room, Session, SocketId } from "socket.io-adapter";
-// socket.io-adapter's offset generator, so offsets look exactly as with its SessionAwareAdapter.
-import { yeast } from "socket.io-adapter/dist/contrib/yeast";
+import { nextOffset } from "./recovery-offsets";
 
 const HEADER_BYTES = 4 + 8 + 1;
 const INITIAL_LOG_BYTES = 64 * 1024;
@@ -60,15 +59,6 @@ export interface PacketDecoder {
   destroy(): void;
 }
 
-/** A broadcast being stored: it has its offset, and waits for its wire encoding. */
-interface PendingPacket {
-  id: string;
-  emittedAt: number;
-  /** The broadcast's own Sets, read by recordEncoded in the same synchronous call. */
-  rooms: ReadonlySet<Room>;
-  except: ReadonlySet<Room>;
-}
-
 const FORMAT_PLAIN = 0;
 const FORMAT_MSGPACK = 1;
 const NO_ROOMS: ReadonlySet<Room> = new Set();
@@ -90,7 +80,16 @@ export class RecoveryStore {
   private end = 0;
   private readonly sessions = new Map<PrivateSessionId, Buffer | StoredSession>();
   private readonly heapFilters = new Map<string, Filter>();
-  private pending: PendingPacket | undefined;
+  /**
+   * The broadcast being stored, between beginBroadcast and recordEncoded: it
+   * has its offset, and waits for its wire encoding. Fields, not an object
+   * per broadcast. `pendingRooms` and `pendingExcept` are the broadcast's own
+   * Sets, read in the same synchronous call.
+   */
+  private pendingId: string | undefined;
+  private pendingAt = 0;
+  private pendingRooms: ReadonlySet<Room> = NO_ROOMS;
+  private pendingExcept: ReadonlySet<Room> = NO_ROOMS;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -131,9 +130,13 @@ export class RecoveryStore {
     // Same test as SessionAwareAdapter: a `volatile` flag present at all, even false, skips storage.
     const notVolatile = opts.flags?.volatile === undefined;
     if (!(isEvent && withoutAck && notVolatile)) return;
-    const id = yeast();
+    const now = Date.now();
+    const id = nextOffset(now);
     packet.data.push(id);
-    this.pending = { id, emittedAt: Date.now(), rooms: opts.rooms, except: opts.except ?? NO_ROOMS };
+    this.pendingId = id;
+    this.pendingAt = now;
+    this.pendingRooms = opts.rooms;
+    this.pendingExcept = opts.except ?? NO_ROOMS;
   }
 
   /**
@@ -142,26 +145,32 @@ export class RecoveryStore {
    * precomputed holds the encoding's UTF-8 bytes, copied from there.
    */
   recordEncoded(encoded: unknown[], packetOpts?: { wsPreEncodedFrame?: unknown }): void {
-    const pending = this.pending;
-    if (pending === undefined) return;
-    this.pending = undefined;
-    if (this.appendPlain(pending, encoded, packetOpts && frameDataOf(packetOpts.wsPreEncodedFrame, encoded))) return;
-    const rooms = [...pending.rooms];
-    const except = [...pending.except];
+    const id = this.pendingId;
+    if (id === undefined) return;
+    const rooms = this.pendingRooms;
+    const except = this.pendingExcept;
+    this.abandonBroadcast();
+    const frameData = packetOpts === undefined ? undefined : frameDataOf(packetOpts.wsPreEncodedFrame, encoded);
+    if (this.appendPlain(id, this.pendingAt, rooms, except, encoded, frameData)) return;
+    const roomList = [...rooms];
+    const exceptList = [...except];
     let payload: Uint8Array;
-    if (allPrimitive(rooms) && allPrimitive(except)) {
-      payload = this.packr.pack([rooms, except, encoded]);
+    if (allPrimitive(roomList) && allPrimitive(exceptList)) {
+      payload = this.packr.pack([roomList, exceptList, encoded]);
     } else {
       // Object and symbol rooms compare by identity: msgpack would copy them.
-      this.heapFilters.set(pending.id, [rooms, except]);
+      this.heapFilters.set(id, [roomList, exceptList]);
       payload = this.packr.pack([[], [], encoded]);
     }
-    this.append(pending.id, pending.emittedAt, payload);
+    this.append(id, this.pendingAt, payload);
   }
 
   /** Drops a pending broadcast that never reached its encoding (it threw). */
   abandonBroadcast(): void {
-    this.pending = undefined;
+    this.pendingId = undefined;
+    // Not kept alive until the next broadcast.
+    this.pendingRooms = NO_ROOMS;
+    this.pendingExcept = NO_ROOMS;
   }
 
   persistSession(session: SessionToPersist): void {
@@ -217,7 +226,7 @@ export class RecoveryStore {
     // As the in-memory adapter: everything up to the last expired packet goes.
     let cut = -1;
     for (let at = this.start; at < this.end; at = this.next(at)) {
-      if (this.log.readDoubleLE(at + 4) < threshold) cut = this.next(at);
+      if (readF64(this.log, at + 4) < threshold) cut = this.next(at);
     }
     if (cut !== -1) {
       for (let at = this.start; at < cut && this.heapFilters.size > 0; at = this.next(at)) this.heapFilters.delete(this.idAt(at));
@@ -237,85 +246,113 @@ export class RecoveryStore {
 
   /** Appends a record whose payload is msgpack. */
   private append(id: string, emittedAt: number, payload: Uint8Array): void {
-    const at = this.beginRecord(id, emittedAt, FORMAT_MSGPACK, payload.length);
+    const at = this.reserve(this.beginRecord(id, emittedAt, FORMAT_MSGPACK), payload.length);
     this.log.set(payload, at);
     this.endRecord(at + payload.length);
   }
 
   /**
    * Appends the record in the PLAIN format if every room, except room and
-   * wire chunk is a string (and the lists are not huge); false otherwise.
-   * `frameData`, when given, is "4" and the UTF-8 encoding of the one wire chunk.
+   * wire chunk is a string (and the lists are not huge); false otherwise,
+   * leaving the log as it was (a record counts once `endRecord` closes it).
+   * Written in one pass, making room as it goes. `frameData`, when given, is
+   * "4" and the UTF-8 encoding of the one wire chunk.
    */
-  private appendPlain(pending: PendingPacket, encoded: unknown[], frameData: Uint8Array | undefined): boolean {
-    const { rooms, except } = pending;
+  private appendPlain(
+    id: string,
+    emittedAt: number,
+    rooms: ReadonlySet<Room>,
+    except: ReadonlySet<Room>,
+    encoded: unknown[],
+    frameData: Uint8Array | undefined,
+  ): boolean {
     if (rooms.size > MAX_LIST || except.size > MAX_LIST || encoded.length > MAX_LIST) return false;
-    // An upper bound of the payload: UTF-8 takes at most 3 bytes per UTF-16 unit.
-    let bound = 6;
-    for (const room of rooms) {
-      if (typeof room !== "string") return false;
-      bound += 4 + 3 * room.length;
-    }
-    for (const room of except) {
-      if (typeof room !== "string") return false;
-      bound += 4 + 3 * room.length;
-    }
+    let at = this.writeStringSet(this.beginRecord(id, emittedAt, FORMAT_PLAIN), rooms);
+    if (at !== -1) at = this.writeStringSet(at, except);
+    if (at === -1) return false;
     if (frameData !== undefined) {
-      bound += 4 + frameData.length;
-    } else {
-      for (const chunk of encoded) {
-        if (typeof chunk !== "string") return false;
-        bound += 4 + 3 * chunk.length;
-      }
-    }
-    let at = this.beginRecord(pending.id, pending.emittedAt, FORMAT_PLAIN, bound);
-    const log = this.log;
-    at = writeStringSet(log, at, rooms as ReadonlySet<string>);
-    at = writeStringSet(log, at, except as ReadonlySet<string>);
-    if (frameData !== undefined) {
-      log.writeUInt16LE(1, at);
-      log.writeUInt32LE(frameData.length - 1, at + 2);
+      const length = frameData.length - 1;
+      at = this.reserve(at, 6 + length);
+      const log = this.log;
+      writeU16(log, at, 1);
+      writeU32(log, at + 2, length);
       at = copyBytes(frameData, 1, log, at + 6);
     } else {
-      log.writeUInt16LE(encoded.length, at);
+      at = this.reserve(at, 2);
+      writeU16(this.log, at, encoded.length);
       at += 2;
-      for (const chunk of encoded as string[]) at = writeLengthPrefixed(log, at, chunk);
+      for (const chunk of encoded) {
+        if (typeof chunk !== "string") return false;
+        at = this.writeLengthPrefixed(at, chunk);
+      }
     }
     this.endRecord(at);
     return true;
   }
 
-  /** Writes a record's header at the end of the log (room for `payloadBound` more bytes); returns where its payload starts. */
-  private beginRecord(id: string, emittedAt: number, format: number, payloadBound: number): number {
+  /** Writes a Set of strings at `at` as a u16 count of u32 length-prefixed UTF-8 strings; returns the end, or -1 if one is not a string. */
+  private writeStringSet(at: number, strings: ReadonlySet<Room>): number {
+    at = this.reserve(at, 2);
+    writeU16(this.log, at, strings.size);
+    at += 2;
+    for (const text of strings) {
+      if (typeof text !== "string") return -1;
+      at = this.writeLengthPrefixed(at, text);
+    }
+    return at;
+  }
+
+  /** Writes `text` at `at` as a u32 byte length and its UTF-8 bytes; returns the end. */
+  private writeLengthPrefixed(at: number, text: string): number {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    at = this.reserve(at, 4 + 3 * text.length);
+    const log = this.log;
+    const length = writeUtf8(log, at + 4, text);
+    writeU32(log, at, length);
+    return at + 4 + length;
+  }
+
+  /** Writes a record's header at the end of the log; returns where its payload starts. */
+  private beginRecord(id: string, emittedAt: number, format: number): number {
     // Offsets are ASCII (yeast's alphabet): one byte per character.
     const idBytes = id.length;
-    if (this.end + HEADER_BYTES + idBytes + 1 + payloadBound > this.log.length) this.makeRoom(HEADER_BYTES + idBytes + 1 + payloadBound);
+    const at = this.reserve(this.end, HEADER_BYTES + idBytes + 1);
     const log = this.log;
-    let at = this.end;
-    log.writeDoubleLE(emittedAt, at + 4);
+    writeF64(log, at + 4, emittedAt);
     log[at + 12] = idBytes;
-    at += HEADER_BYTES;
-    at += writeUtf8(log, at, id);
-    log[at] = format;
-    return at + 1;
+    const formatAt = at + HEADER_BYTES + writeUtf8(log, at + HEADER_BYTES, id);
+    log[formatAt] = format;
+    return formatAt + 1;
   }
 
   /** Closes the record begun at `end`, whose last byte is before `at`. */
   private endRecord(at: number): void {
-    this.log.writeUInt32LE(at - this.end, this.end);
+    writeU32(this.log, this.end, at - this.end);
     this.end = at;
   }
 
-  /** Compacts the dead front away, and grows the log if that is not enough. */
-  private makeRoom(length: number): void {
-    const live = this.end - this.start;
+  /**
+   * Makes room for `length` more bytes at `at`, in the record being written
+   * from `end`; returns where `at` is afterwards (the log moves to the front
+   * of a compacted or bigger buffer when full).
+   */
+  private reserve(at: number, length: number): number {
+    if (at + length <= this.log.length) return at;
+    const shift = this.start;
+    this.makeRoom(at, length);
+    return at - shift;
+  }
+
+  /** Compacts the dead front away, and grows the log if that is not enough, for `length` more bytes past `at`. */
+  private makeRoom(at: number, length: number): void {
+    const live = at - this.start;
     let size = this.log.length;
     while (live + length > size / 2) size *= 2;
     const log = size === this.log.length ? this.log : Buffer.allocUnsafeSlow(size);
-    this.log.copy(log, 0, this.start, this.end);
+    this.log.copy(log, 0, this.start, at);
     this.log = log;
+    this.end -= this.start;
     this.start = 0;
-    this.end = live;
   }
 
   private next(at: number): number {
@@ -358,19 +395,33 @@ export class RecoveryStore {
   }
 }
 
-/** Writes a Set of strings as a u16 count of u32 length-prefixed UTF-8 strings; returns the end. */
-function writeStringSet(log: Buffer, at: number, strings: ReadonlySet<string>): number {
-  log.writeUInt16LE(strings.size, at);
-  at += 2;
-  for (const text of strings) at = writeLengthPrefixed(log, at, text);
-  return at;
+/** Writes `value` (below 2^16) at `at`, little-endian. */
+function writeU16(log: Buffer, at: number, value: number): void {
+  log[at] = value;
+  log[at + 1] = value >>> 8;
 }
 
-/** Writes `text` as a u32 byte length and its UTF-8 bytes; returns the end. */
-function writeLengthPrefixed(log: Buffer, at: number, text: string): number {
-  const length = writeUtf8(log, at + 4, text);
-  log.writeUInt32LE(length, at);
-  return at + 4 + length;
+/** Writes `value` (below 2^32) at `at`, little-endian; by hand, cheaper than Buffer's checked writes. */
+function writeU32(log: Buffer, at: number, value: number): void {
+  log[at] = value;
+  log[at + 1] = value >>> 8;
+  log[at + 2] = value >>> 16;
+  log[at + 3] = value >>> 24;
+}
+
+const f64 = new Float64Array(1);
+const f64Bytes = new Uint8Array(f64.buffer);
+
+/** Writes `value` at `at` as a double in the machine's byte order (the log never leaves the process). */
+function writeF64(log: Buffer, at: number, value: number): void {
+  f64[0] = value;
+  for (let i = 0; i < 8; i++) log[at + i] = f64Bytes[i];
+}
+
+/** Reads a double `writeF64` wrote. */
+function readF64(log: Buffer, at: number): number {
+  for (let i = 0; i < 8; i++) f64Bytes[i] = log[at + i];
+  return f64[0];
 }
 
 /**

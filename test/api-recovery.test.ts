@@ -10,6 +10,8 @@ import type { Server, Socket } from "socket.io";
 import { SessionAwareAdapter, type BroadcastOptions, type Room } from "socket.io-adapter";
 import type { Socket as ClientSocket } from "socket.io-client";
 import { Decoder, Encoder } from "socket.io-parser";
+import { encode, yeast } from "socket.io-adapter/dist/contrib/yeast";
+import { nextOffset } from "../lib/recovery-offsets";
 import { RecoveryStore } from "../lib/recovery-store";
 import { acrossVariants, assertOffloaded, Names, until, withApiServer, type ApiVariant } from "./api-helpers";
 import { serverSocketOf, sleep, type TestServer } from "./helpers";
@@ -660,6 +662,76 @@ test("RecoveryStore: the packet log compacts, memory stays bounded and packets s
       session.missedPackets.map((data) => (data as unknown[])[2]),
       lastOffsets.filter((_, i) => i > 0 && i % 2 === 0),
       "each replayed packet carries its own offset",
+    );
+  } finally {
+    store.stopExpiry();
+  }
+});
+
+test("nextOffset(Date.now()) gives what yeast() gives, call for call (same millisecond, next one, clock back)", (t) => {
+  // Far from any time an earlier test used: yeast's state and nextOffset's start alike.
+  const T0 = 7_654_321_000;
+  t.mock.timers.enable({ apis: ["Date"], now: T0 });
+  const steps = [0, 0, 0, 1, 1, 64, 64, 64, 4095, -3, 0, 0];
+  const ours: string[] = [];
+  const theirs: string[] = [];
+  let now = T0;
+  for (const [i, step] of steps.entries()) {
+    now += step;
+    t.mock.timers.setTime(now);
+    // Enough calls in one millisecond to go past the precomputed suffixes.
+    const calls = i === 2 ? 5000 : 3;
+    for (let c = 0; c < calls; c++) {
+      theirs.push(yeast());
+      ours.push(nextOffset(Date.now()));
+    }
+  }
+  assert.deepEqual(ours, theirs);
+  assert.ok(ours.includes(`${encode(T0)}.${encode(4500)}`), "offsets past the precomputed suffixes");
+});
+
+test("RecoveryStore: a record that outgrows the log while it is written moves with it (long room names, a number room after them)", { timeout: 60_000 }, (t) => {
+  const T0 = 9_000_000;
+  t.mock.timers.enable({ apis: ["Date"], now: T0 });
+  const store = newStore(1000);
+  try {
+    // A dead front first, so that making room compacts as well as grows.
+    for (let i = 0; i < 500; i++) recordBroadcast(store, { type: 2, data: ["old", i] }, { rooms: new Set(["r"]), except: new Set() });
+    t.mock.timers.setTime(T0 + 2000);
+    store.expire(T0 + 2000);
+    assert.equal(store.size.packets, 0);
+    const offsets: string[] = [];
+    const labels: unknown[] = [];
+    // Room names of 20 kB each: every record needs room past the end of the log in the middle of its rooms.
+    const long = (i: number) => `${i}-${"ü".repeat(10_000)}`;
+    for (let i = 0; i < 40; i++) {
+      const rooms: Room[] = [long(i), long(i + 1), "shared"];
+      // Every fourth a number room after the long ones: the plain record is dropped half written, msgpack takes it.
+      if (i % 4 === 3) rooms.push(i as unknown as Room);
+      const packet = { type: 2, data: ["ev", { i }] as unknown[] };
+      recordBroadcast(store, packet, { rooms: new Set(rooms), except: new Set(i % 5 === 0 ? [long(99)] : []) }, i % 2 === 0);
+      offsets.push(packet.data[2] as string);
+      labels.push(i);
+    }
+    assert.equal(store.size.packets, 40);
+    store.persistSession({ sid: "s", pid: "p", rooms: ["shared"], data: {} });
+    const all = store.restoreSession("p", offsets[0]);
+    assert.deepEqual(
+      all?.missedPackets.map((data) => [(data as [string, { i: number }])[1].i, data[2]]),
+      labels.slice(1).map((i, k) => [i, offsets[k + 1]]),
+      "every packet after the first, intact, with its offset",
+    );
+    store.persistSession({ sid: "s2", pid: "p2", rooms: [long(7)], data: {} });
+    assert.deepEqual(
+      store.restoreSession("p2", offsets[0])?.missedPackets.map((data) => (data as [string, { i: number }])[1].i),
+      [6, 7],
+      "the long room names came back as written",
+    );
+    store.persistSession({ sid: "s3", pid: "p3", rooms: [long(11), long(99)], data: {} });
+    assert.deepEqual(
+      store.restoreSession("p3", offsets[0])?.missedPackets.map((data) => (data as [string, { i: number }])[1].i),
+      [11],
+      "#10 excluded its except room's members, #11 did not",
     );
   } finally {
     store.stopExpiry();

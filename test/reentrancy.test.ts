@@ -63,6 +63,27 @@ test("a leave-room listener that joins the leaving socket to another room: disco
   });
 });
 
+test("no leave-room listener, a delete-room listener that joins the leaving socket and starts listening to leave-room: disconnect leaves every room, later leaves are seen", async () => {
+  await onBoth((io) => {
+    const nsp = io.of("/");
+    const events: unknown[] = [];
+    const [a, b] = ["a", "b"].map((id) => connectFake(nsp, id));
+    a.join(["solo", "shared", "last"]);
+    b.join("shared");
+    nsp.adapter.on("delete-room", (room: string) => {
+      events.push(["delete-room", room]);
+      if (room === "solo") {
+        // Mid-disconnect: a room joined now is left too, and its leave is seen.
+        nsp.adapter.addAll("a", new Set(["late"]));
+        nsp.adapter.on("leave-room", (left: string, id: string) => events.push(["leave-room", left, id]));
+      }
+    });
+    a.disconnect();
+    b.leave("shared");
+    return { events, state: state(io, [a, b]) };
+  });
+});
+
 test("a join-room listener that disconnects the socket mid-join: no membership is left on its freed slot", async () => {
   const io = new Server({ adapter: createAdapter({ workers: 1 }) });
   try {
