@@ -216,7 +216,7 @@ export class MemberLists {
    * at once. Only a hint: listeners may change the rooms meanwhile.
    */
   warmLeaves(slot: number): void {
-    const { nodes, rooms, sockets, shardCount } = this.buffers.view;
+    const { nodes, roomLists, rooms, sockets, shardCount } = this.buffers.view;
     const pairs = this.pairs;
     const shard = slot % shardCount;
     let acc = 0;
@@ -224,7 +224,7 @@ export class MemberLists {
       const base = node * NODE_STRIDE;
       const roomId = nodes[base + NODE_ROOM];
       acc += pairs.homeEntry(roomId, slot);
-      acc += rooms[roomListOffset(shardCount, roomId, shard) + LIST_COUNT];
+      acc += rooms[roomListOffset(roomLists, roomId, shard) + LIST_COUNT];
       const next = nodes[base + NODE_ROOM_NEXT];
       const prev = nodes[base + NODE_ROOM_PREV];
       if (next !== NONE) acc += nodes[next * NODE_STRIDE + NODE_ROOM_PREV];

@@ -356,7 +356,10 @@ export class RecoveryStore {
   }
 
   private next(at: number): number {
-    return at + this.log.readUInt32LE(at);
+    const length = this.log.readUInt32LE(at);
+    // A record is never empty (it holds at least its length word): a zero here is a bug, and reading on would loop forever.
+    if (length === 0) throw new Error(`recovery log: empty record at byte ${at} of [${this.start}, ${this.end})`);
+    return at + length;
   }
 
   private find(offset: string): number {
