@@ -145,6 +145,8 @@ const GRID = TASKS.filter((t) => GRID_TASKS.includes(t.name));
 const pick = (names: string[]) => TASKS.filter((t) => names.includes(t.name));
 
 const HEADLINE_TIMING: Timing = { time: 700, iterations: 8, warmupTime: 150, warmupIterations: 2 };
+/** The headline cell at 3 rounds: about the time of 2 rounds of HEADLINE_TIMING. */
+const HEADLINE_TIMING_3: Timing = { ...HEADLINE_TIMING, time: 500 };
 const GRID_TIMING: Timing = { time: 200, iterations: 5, warmupTime: 50, warmupIterations: 1 };
 /** At N=1M a broadcast to everyone takes ~0.6 s on the in-memory adapter: fewer iterations. */
 const HUGE_TIMING: Timing = { time: 300, iterations: 3, warmupTime: 0, warmupIterations: 1 };
@@ -239,8 +241,10 @@ function parseArgs(argv: readonly string[]): Config {
           cell(10_000, 1, GRID, 2, GRID_TIMING),
           cell(10_000, 10, GRID, 2, GRID_TIMING),
           cell(10_000, 50, GRID, 2, GRID_TIMING),
-          cell(100_000, 1, GRID, 2, GRID_TIMING),
-          cell(100_000, 10, ALL, 2, HEADLINE_TIMING),
+          // The cells the targets are judged on: 3 rounds, so that the median shrugs off one pass that a collection of
+          // the runner's heap landed in (its CPU counts, its wall time does not: seen at 2 rounds, whose median is a mean).
+          cell(100_000, 1, GRID, 3, GRID_TIMING),
+          cell(100_000, 10, ALL, 3, HEADLINE_TIMING_3),
           cell(100_000, 50, GRID, 1, GRID_TIMING),
           cell(1_000_000, 1, GRID, 1, HUGE_TIMING),
           cell(1_000_000, 10, GRID, 1, HUGE_TIMING, true),
