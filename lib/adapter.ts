@@ -230,26 +230,10 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       const slot = index.slotOf(id);
       if (slot === undefined) return;
       index.warmLeaves(slot);
-      // Without a leave-room listener, no code runs between a leave and the
-      // check that the room emptied, and no one needs the room's name unless
-      // it did: the name (a cache miss per room at scale) is read then only.
-      let quiet = this.listenerCount("leave-room") === 0;
       // Always the socket's current first room, so that rooms a listener joins
       // meanwhile are left too (the in-memory adapter iterates its live Set).
       for (let roomId = index.firstRoomIdOf(slot); roomId !== NONE; roomId = index.firstRoomIdOf(slot)) {
-        if (!quiet) {
-          this.leaveRoom(slot, roomId, index.roomNameOf(roomId) as Room, id);
-          continue;
-        }
-        index.leave(slot, roomId);
-        this.uws?.left(slot, roomId);
-        if (index.roomSize(roomId) === 0) {
-          const room = index.roomNameOf(roomId) as Room;
-          index.removeRoom(roomId);
-          this.emit("delete-room", room);
-          // Its listener may have added one.
-          quiet = this.listenerCount("leave-room") === 0;
-        }
+        this.leaveRoom(slot, roomId, undefined, id);
       }
       this.uws?.untrack(slot);
       if (slot < this.socketsBySlot.length) this.socketsBySlot[slot] = undefined;
@@ -671,17 +655,32 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       return socket;
     }
 
-    private leaveRoom(slot: number, roomId: number, room: Room, id: SocketId): void {
+    /**
+     * Takes `slot` out of `roomId`, with the events; `room` is the room's
+     * name, or undefined to read it only if an event needs it (a cache miss
+     * per room at scale, which a disconnect's leaves mostly do without).
+     */
+    private leaveRoom(slot: number, roomId: number, room: Room | undefined, id: SocketId): void {
       const index = this.index;
       if (!index.leave(slot, roomId)) return;
       this.uws?.left(slot, roomId);
+      if (this.listenerCount("leave-room") === 0) {
+        // No code runs between the leave and the check that the room emptied.
+        if (index.roomSize(roomId) === 0) {
+          const name = room ?? (index.roomNameOf(roomId) as Room);
+          index.removeRoom(roomId);
+          this.emit("delete-room", name);
+        }
+        return;
+      }
+      const name = room ?? (index.roomNameOf(roomId) as Room);
       const generation = index.roomGeneration(roomId);
-      this.emit("leave-room", room, id);
+      this.emit("leave-room", name, id);
       // A leave-room listener may have emptied and removed the room already
       // (the generation changes when a room id is freed, and when it is reused).
       if (index.roomSize(roomId) === 0 && index.roomGeneration(roomId) === generation) {
         index.removeRoom(roomId);
-        this.emit("delete-room", room);
+        this.emit("delete-room", name);
       }
     }
 
