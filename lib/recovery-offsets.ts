@@ -8,11 +8,28 @@
  * so here the caller passes that reading, and the encoding of the current
  * millisecond is kept: a call costs a comparison and, within the same
  * millisecond, one concatenation.
+ *
+ * The base-64 encoding is written here rather than imported from
+ * socket.io-adapter's `dist/contrib/yeast`: a deep import into another
+ * package's build output would break the day that package declares its
+ * `exports`. test/api-recovery.test.ts checks it against yeast call for call.
  */
-import { encode } from "socket.io-adapter/dist/contrib/yeast";
+
+/** yeast's alphabet, most significant digit first. */
+const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
+
+/** `n` (a non-negative integer) in base 64 over {@link ALPHABET}, as yeast's `encode`. */
+export function encodeBase64(n: number): string {
+  let text = "";
+  do {
+    text = ALPHABET[n % 64] + text;
+    n = Math.floor(n / 64);
+  } while (n > 0);
+  return text;
+}
 
 /** The suffixes ".0" to ".4095", the most offsets one millisecond usually takes. */
-const SUFFIXES = Array.from({ length: 4096 }, (_, seed) => "." + encode(seed));
+const SUFFIXES = Array.from({ length: 4096 }, (_, seed) => "." + encodeBase64(seed));
 
 let lastMs = Number.NaN;
 let lastText = "";
@@ -24,7 +41,7 @@ let seed = 0;
  */
 export function nextOffset(now: number): string {
   if (now !== lastMs) {
-    const text = encode(now);
+    const text = encodeBase64(now);
     lastMs = now;
     // yeast compares the encodings, not the times: the same for whole milliseconds.
     if (text !== lastText) {
@@ -34,5 +51,5 @@ export function nextOffset(now: number): string {
     }
   }
   const n = seed++;
-  return lastText + (n < SUFFIXES.length ? SUFFIXES[n] : "." + encode(n));
+  return lastText + (n < SUFFIXES.length ? SUFFIXES[n] : "." + encodeBase64(n));
 }

@@ -11,7 +11,7 @@ import { SessionAwareAdapter, type BroadcastOptions, type Room } from "socket.io
 import type { Socket as ClientSocket } from "socket.io-client";
 import { Decoder, Encoder } from "socket.io-parser";
 import { encode, yeast } from "socket.io-adapter/dist/contrib/yeast";
-import { nextOffset } from "../lib/recovery-offsets";
+import { encodeBase64, nextOffset } from "../lib/recovery-offsets";
 import { RecoveryStore } from "../lib/recovery-store";
 import { acrossVariants, assertOffloaded, Names, until, withApiServer, type ApiVariant } from "./api-helpers";
 import { serverSocketOf, sleep, type TestServer } from "./helpers";
@@ -688,6 +688,12 @@ test("nextOffset(Date.now()) gives what yeast() gives, call for call (same milli
   }
   assert.deepEqual(ours, theirs);
   assert.ok(ours.includes(`${encode(T0)}.${encode(4500)}`), "offsets past the precomputed suffixes");
+});
+
+test("encodeBase64 gives what yeast's encode gives (0, digit boundaries, today's milliseconds, 2^53 - 1)", () => {
+  const values = [0, 1, 63, 64, 65, 4095, 4096, 262_143, 262_144, Date.now(), 7_654_321_000, 2 ** 40 + 12_345, Number.MAX_SAFE_INTEGER];
+  for (let n = 0; n < 70_000; n += 7) values.push(n);
+  for (const n of values) assert.equal(encodeBase64(n), encode(n), `encodeBase64(${n})`);
 });
 
 test("RecoveryStore: a record that outgrows the log while it is written moves with it (long room names, a number room after them)", { timeout: 60_000 }, (t) => {
