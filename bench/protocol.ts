@@ -15,6 +15,7 @@ export type TaskName =
   | "bcast-room"
   | "bcast-to-room"
   | "bcast-own-id"
+  | "bcast-own-id-floor"
   | "bcast-own-id-csr"
   | "bcast-union"
   | "bcast-all"
@@ -52,6 +53,12 @@ export const TASKS: readonly TaskInfo[] = [
   { name: "bcast-room", label: "broadcast to one room (~100)", unit: "op", recipients: "writes" },
   { name: "bcast-to-room", label: "socket.to(room): ~100 room except sender", unit: "op", recipients: "writes" },
   { name: "bcast-own-id", label: "own-id room, io.to(socketId), no recovery", unit: "op", recipients: "writes" },
+  {
+    name: "bcast-own-id-floor",
+    label: "own-id floor: socket.io-adapter's encoding and one write, the recipient known (no adapter)",
+    unit: "op",
+    recipients: "writes",
+  },
   {
     name: "bcast-own-id-csr",
     label: "own-id room with connection state recovery (socket.emit)",

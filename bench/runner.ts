@@ -14,7 +14,7 @@ import { stat } from "node:fs/promises";
 import { constants as perfConstants, performance, PerformanceObserver, type PerformanceEntry } from "node:perf_hooks";
 import type { Namespace } from "socket.io";
 import { Server } from "socket.io";
-import type { Adapter, BroadcastOptions } from "socket.io-adapter";
+import { Adapter as InMemoryAdapter, type Adapter, type BroadcastOptions } from "socket.io-adapter";
 import type { Bench as BenchClass } from "tinybench";
 import { calibrateOffload } from "../lib/calibration";
 import { createAdapter, type ShardedAdapter } from "../lib/index";
@@ -254,6 +254,38 @@ class Runner {
           1,
           32,
         );
+      case "bcast-own-id-floor": {
+        // What every adapter's io.to(socketId) costs at least: the steps of
+        // socket.io-adapter's broadcast with the recipient already known
+        // (its encoding, one Map lookup, the write), no adapter involved.
+        // Measured in each runner's process beside its own-id row, so the
+        // best ratio any adapter could reach is this over the in-memory row.
+        const ids = Array.from(w.ownIdSockets, (s) => w.ids[s]);
+        const count = ids.length;
+        const nsp = this.nsp;
+        const packet = this.packet;
+        const encoderHolder = { encoder: (nsp.server as unknown as { encoder: unknown }).encoder };
+        const encode = (InMemoryAdapter.prototype as unknown as { _encode: (packet: object, packetOpts: object) => unknown[] })._encode;
+        type Writable = { notifyOutgoingListeners?: (packet: object) => void; client: { writeToEngine(encoded: unknown[], opts: object): void } };
+        const writeTo = (id: string) => {
+          const packetOpts = { preEncoded: true, volatile: undefined, compress: undefined };
+          packet.nsp = nsp.name;
+          const encoded = encode.call(encoderHolder, packet, packetOpts);
+          const socket = nsp.sockets.get(id) as unknown as Writable | undefined;
+          if (socket === undefined) return;
+          socket.notifyOutgoingListeners?.(packet);
+          socket.client.writeToEngine(encoded, packetOpts);
+        };
+        return {
+          ...this.broadcastDef([this.opts([ids[0]])], 1, 32),
+          op: (i) => writeTo(ids[i % count]),
+          check: async () => {
+            this.counter.startRecording();
+            writeTo(ids[0]);
+            return this.counter.stopRecording();
+          },
+        };
+      }
       case "bcast-own-id-csr": {
         if (!this.args.recovery) throw new Error("bcast-own-id-csr needs a runner with recovery on");
         const optsList = Array.from(w.ownIdSockets, (s) => this.opts([w.ids[s]]));
