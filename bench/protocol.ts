@@ -18,6 +18,7 @@ export type TaskName =
   | "bcast-own-id-floor"
   | "bcast-own-id-csr"
   | "bcast-union"
+  | "bcast-union-floor"
   | "bcast-all"
   | "bcast-all-except"
   | "fetch-big"
@@ -67,6 +68,12 @@ export const TASKS: readonly TaskInfo[] = [
     recovery: true,
   },
   { name: "bcast-union", label: "union of 100 rooms", unit: "op", recipients: "writes" },
+  {
+    name: "bcast-union-floor",
+    label: "union floor: socket.io-adapter's encoding and the writes, the recipients' sockets known (no adapter)",
+    unit: "op",
+    recipients: "writes",
+  },
   { name: "bcast-all", label: "everyone", unit: "op", recipients: "writes" },
   { name: "bcast-all-except", label: "everyone except 100 rooms", unit: "op", recipients: "writes" },
   { name: "fetch-big", label: "fetchSockets(biggest room)", unit: "op", recipients: "sockets" },
