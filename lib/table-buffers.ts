@@ -1,8 +1,9 @@
 /**
  * The SharedArrayBuffers of one namespace's tables (layout: `shared-tables.ts`)
  * and typed views over them, on the main thread. A SharedArrayBuffer never
- * changes size: growing a table replaces its buffer by one twice as big, and
- * the workers get the new one with their next task.
+ * shrinks: growing a table doubles it, in place when its buffer is growable
+ * (see `doubled`), else into a new buffer twice as big; either way the workers
+ * get it with their next task, and views over it are made again.
  */
 import { EMPTY_LIST, NODE_STRIDE, ROOM_LISTS_STRIDE, ROOM_SHARD_STRIDE, SOCKET_STRIDE, viewTables, type SharedTables, type TablesView } from "./shared-tables";
 import { emptyHeader } from "./room-lists";
@@ -37,8 +38,36 @@ function newTables(shardCount: number, capacities: TableCapacities): SharedTable
   };
 }
 
+/**
+ * From this size on, a table's buffer is growable: V8 reserves its maximum
+ * length as address space (its own mmap, not malloc's) and grows it in place,
+ * so growing copies nothing, frees nothing, and pages past what was written
+ * stay non-resident. Below it, a plain buffer from malloc (a few KiB, where
+ * a mapping of its own would cost more than it saves).
+ *
+ * Why not malloc's buffers all the way: glibc raises its mmap threshold to the
+ * size of each large chunk freed (up to 32 MiB), so once the retired copies of
+ * a doubled table were freed, the next tables of up to that size came from
+ * the main arena, where `calloc` writes a reused chunk in full and freed
+ * chunks stay resident: ~10 B per membership above the tables' own at
+ * N=100k K=10 (measured with `bench/rss-breakdown.ts`).
+ */
+const GROWABLE_FROM_BYTES = 256 * 1024;
+/** A growable buffer reserves this many times its length (address space only)... */
+const RESERVE_FACTOR = 64;
+/** ...up to this (a SharedArrayBuffer's largest length in Node.js 20). */
+const MAX_RESERVE_BYTES = 2 ** 32;
+
 function doubled(old: SharedArrayBuffer): SharedArrayBuffer {
-  const grown = new SharedArrayBuffer(old.byteLength * 2);
+  const length = old.byteLength * 2;
+  if (old.growable && length <= old.maxByteLength) {
+    old.grow(length);
+    return old;
+  }
+  const grown =
+    length < GROWABLE_FROM_BYTES
+      ? new SharedArrayBuffer(length)
+      : new SharedArrayBuffer(length, { maxByteLength: Math.max(length, Math.min(length * RESERVE_FACTOR, MAX_RESERVE_BYTES)) });
   new Int32Array(grown).set(new Int32Array(old));
   return grown;
 }
