@@ -11,9 +11,10 @@
  * - malloc, main arena: `[heap]` (brk). Freed chunks stay resident until the
  *   arena's top is trimmed, and `calloc` writes a reused chunk in full.
  * - malloc, thread arenas: 64 MiB-aligned heaps of other threads' arenas.
- * - large mmaps: other anonymous rw mappings near 2^47, i.e. malloc's own
- *   mmaps of large chunks (ArrayBuffer and SharedArrayBuffer backing stores
- *   above the mmap threshold), whose unwritten pages are not resident.
+ * - large mappings: other anonymous rw mappings near 2^47: malloc's own mmaps
+ *   of large chunks (ArrayBuffer and SharedArrayBuffer backing stores above
+ *   the mmap threshold) and growable buffers (`lib/growable-buffers.ts`, V8's
+ *   own mmap); their unwritten pages are not resident.
  * - thread stacks: anonymous rw mappings right above a small guard page.
  * - files: file-backed mappings and the executable's .bss.
  *
@@ -32,7 +33,7 @@ export const RSS_PART_LABELS: Record<RssPart, string> = {
   v8Code: "V8 code",
   mallocMainArena: "malloc main arena ([heap])",
   mallocThreadArenas: "malloc thread arenas",
-  largeMmaps: "large mmaps (big malloc chunks: ArrayBuffer backing stores)",
+  largeMmaps: "large anonymous mappings (big malloc chunks, growable buffers)",
   threadStacks: "thread stacks",
   files: "files (code, data)",
   other: "other",
