@@ -26,13 +26,21 @@
 export const GROWABLE_FROM_BYTES = 256 * 1024;
 /** A growable buffer reserves this many times the length it is made with (address space only)... */
 const RESERVE_FACTOR = 64;
-/** ...up to this (the largest SharedArrayBuffer Node.js 20 makes). */
+/** ...up to this (the largest maximum length Node.js 20 accepts for a growable SharedArrayBuffer). */
 const MAX_RESERVE_BYTES = 2 ** 32;
 
-/** A new zeroed buffer of `byteLength` bytes: growable from GROWABLE_FROM_BYTES on. */
+/**
+ * A new zeroed buffer of `byteLength` bytes: growable from GROWABLE_FROM_BYTES
+ * on, up to the largest reservation V8 accepts; plain past it, or where the
+ * reservation fails (e.g. a process whose address space is limited).
+ */
 export function newTableBuffer(byteLength: number): SharedArrayBuffer {
-  if (byteLength < GROWABLE_FROM_BYTES) return new SharedArrayBuffer(byteLength);
-  return new SharedArrayBuffer(byteLength, { maxByteLength: Math.max(byteLength, Math.min(byteLength * RESERVE_FACTOR, MAX_RESERVE_BYTES)) });
+  if (byteLength < GROWABLE_FROM_BYTES || byteLength > MAX_RESERVE_BYTES) return new SharedArrayBuffer(byteLength);
+  try {
+    return new SharedArrayBuffer(byteLength, { maxByteLength: Math.min(byteLength * RESERVE_FACTOR, MAX_RESERVE_BYTES) });
+  } catch {
+    return new SharedArrayBuffer(byteLength);
+  }
 }
 
 /** `old` doubled, keeping its content: grown in place when it is growable and has room, else copied into a new buffer. */
