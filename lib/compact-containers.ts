@@ -7,15 +7,11 @@ import { NONE } from "./shared-tables";
 
 /** A stack of integers kept off the JS heap (free slot, room and node ids). */
 export class IntStack {
-  private items = new Int32Array(16);
+  private items: Int32Column = new Int32Array(16);
   private length = 0;
 
   push(value: number): void {
-    if (this.length === this.items.length) {
-      const grown = new Int32Array(this.items.length * 2);
-      grown.set(this.items);
-      this.items = grown;
-    }
+    if (this.length === this.items.length) this.items = grownInt32(this.items);
     this.items[this.length++] = value;
   }
 
