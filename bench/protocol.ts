@@ -3,6 +3,7 @@
  * processes (bench/runner.ts) say to each other, and the workload list.
  */
 import type { Calibration } from "../lib/calibration";
+import type { RssSnapshot } from "./rss-breakdown";
 import type { WorkloadParams } from "./workload";
 
 export type AdapterKind = "in-memory" | "sharded";
@@ -118,6 +119,8 @@ export interface MemoryReport {
   /** RSS of the process before any membership (worker threads included). */
   readonly rssBaseline: number;
   readonly sharedMemoryBytes?: number;
+  /** /proc/self/smaps by part at the same two points (Linux only; see rss-breakdown.ts). */
+  readonly rssParts?: { readonly before: RssSnapshot; readonly after: RssSnapshot };
 }
 
 export interface ReadyMessage {

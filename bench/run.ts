@@ -40,6 +40,7 @@
  *   --seed=1 --zipf=1 --workers=2 --offload-threshold=100000 (default: the pool's calibrated value)
  *   --shapes=uniform,zipf        workload shapes, each cell runs once per shape (default both)
  *   --no-write                   print only, do not write bench/results/
+ *   --rss-breakdown              print where each runner's RSS growth went (/proc/self/smaps by kind of mapping)
  * With --cells, --sizes or --only, GC, end to end and cluster are off unless asked for.
  *
  * This process only orchestrates. Each adapter runs in a child process of its
@@ -56,6 +57,7 @@ import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, release, totalmem, type as osType } from "node:os";
 import { join, relative } from "node:path";
 import { chartSvg, chartPoints } from "./chart";
+import { describeRssGrowth } from "./rss-breakdown";
 import { redisServerAvailable } from "../test/redis-server";
 import { clusterDefaults, runCluster, type ClusterConfig, type ClusterResult } from "./cluster";
 import { e2eClientsMain, e2eServerMain, runEndToEnd, type E2EConfig, type E2EResult } from "./e2e";
@@ -119,6 +121,8 @@ interface Cell {
 
 interface Config {
   mode: "full" | "quick" | "custom";
+  /** Print where each runner's RSS growth went (bench/rss-breakdown.ts). */
+  rssBreakdown?: boolean;
   cells: Cell[];
   skipped: { label: string; reason: string }[];
   seed: number;
@@ -298,7 +302,7 @@ function parseArgs(argv: readonly string[]): Config {
       if (!Number.isFinite(x) || value === "") throw new Error(`${arg}: expected a number`);
       return x;
     };
-    if (key !== "no-write") config.mode = "custom";
+    if (key !== "no-write" && key !== "rss-breakdown") config.mode = "custom";
     switch (key) {
       case "sizes":
         cells = value.split(",").map((n) => ({ n: Number(n), k: 10 }));
@@ -394,6 +398,9 @@ function parseArgs(argv: readonly string[]): Config {
         break;
       case "no-write":
         config.write = false;
+        break;
+      case "rss-breakdown":
+        config.rssBreakdown = true;
         break;
       default:
         throw new Error(`unknown option ${arg}`);
@@ -601,6 +608,10 @@ async function runCell(config: Config, c: Cell, progress: { done: number; total:
         ` (${formatNs(m.populateNsPerMembership)}/membership in addAll); heap ${m.memory.heapBytesPerMembership.toFixed(1)} B/membership,` +
         ` RSS ${m.memory.rssBytesPerMembership.toFixed(1)} B/membership`,
     );
+    const parts = m.memory.rssParts;
+    if (config.rssBreakdown && parts) {
+      for (const line of describeRssGrowth(parts.before, parts.after, Number(m.workload.memberships))) log(`[${label}] ${adapter}: RSS per membership, ${line}`);
+    }
   }
   checkEqual(`${label}: workload digest`, ready["in-memory"].digest, ready.sharded.digest);
   checkEqual(`${label}: membership state after populating`, ready["in-memory"].fingerprint, ready.sharded.fingerprint);
@@ -745,7 +756,7 @@ const NOTES = [
   "Cluster, two nodes: node A has no client and broadcasts `io.to(room).emit(\"m\", seq, stamp)` to a room whose members, 20 clients, are all connected to node B, so every broadcast goes XADD (A) → XREAD (B) → B's sockets. A keeps at most `window` broadcasts outstanding: the clients' process counts, per sequence number, the clients that got it and acks (over one more connection, to A) how many every client has received. Broadcasts per second = broadcasts / (first emit → last ack, all delivered); latency = client receipt − A's emit (same CLOCK_MONOTONIC), under that saturating load; CPU per broadcast on A and B over the same window. Every client must get every sequence number once and in order. These two nodes are n0 and n1 of the many-rooms case, run after it with the other nodes and their clients stopped.",
   "Cluster, many small rooms (socket.io issue #5226): 4 nodes, each with rooms of 2 clients all connected to it; every node emits its share of the round's broadcasts, `io.to(room).emit(\"b\", id, text)` with 200 bytes of text by default (one event-loop turn every 20 emits) to rooms drawn at random among the OTHER nodes' rooms (seeded: the same plan for both kinds in a round). A node reads every stream entry of the others: `entries read` counts them (ours: `adapter.stats().cluster.entriesRead`; official: calls of its adapter's `onRawMessage` for entries of other nodes); `processed` is what was decoded and applied (official: every entry read; ours: entriesRead − broadcastsSkipped, its broadcasts to rooms without a local member being dropped undecoded). The official adapter also decodes its own entries (then drops them): not counted. Entry handler: that per-entry method (official `onRawMessage`, ours `onStreamEntry`, each wrapped on the adapter instance) timed per call (hrtime; the median per kind of entry — for another node's rooms, for this node's rooms, own entries, told apart by the room names in the entry's data — since a call preempted on a loaded machine takes milliseconds), and the medians × entries per 1000 broadcasts: the part of a node's work that the skip can save; reading the stream (XREAD, reply parsing) is outside it and the same for both. CPU per node covers the node's own emits (XADD), its reading and processing of the stream and its deliveries, from before the first emit until every client has its messages and every node has read every entry; divided by the cluster's broadcasts / 1000. Each client's received ids are checked against the plan: every targeted client exactly once, nobody else.",
   "Targets: evaluated at N=100k K=10 (in quick mode, where that cell runs only two workloads, at N=10k K=10 instead: the table says where), on main-thread CPU for the workload rows, heap/RSS per membership after populating, GC pause p99 in the GC cell, and delivered messages per second and event-loop delay p99 end to end. Computed from this run's numbers every time.",
-  "Memory: in each runner, after the fake sockets are registered and (sharded) the workers have started, `global.gc()` and `process.memoryUsage()`; then every socket joins its rooms; gc again and measure. Heap = heapUsed growth, RSS = rss growth (SharedArrayBuffers count in RSS and external, not in the heap), both divided by N × (K+1) memberships.",
+  "Memory: in each runner, after the fake sockets are registered and (sharded) the workers have started, `global.gc()`, 200 ms for V8's background threads to release what the gc freed, and `process.memoryUsage()`; then every socket joins its rooms; gc, wait and measure again (--rss-breakdown: where the RSS growth went, from /proc/self/smaps). Heap = heapUsed growth, RSS = rss growth (SharedArrayBuffers count in RSS and external, not in the heap), both divided by N × (K+1) memberships.",
   "Correctness side check: before timing, each workload's op runs once on each adapter with recipients recorded; recipient count and an order-independent digest of recipient sockets must match between adapters and the count must match the workload's own computation; recipients per timed op and a membership-state fingerprint after each run must match too. Any mismatch aborts the run with a non-zero exit.",
 ];
 

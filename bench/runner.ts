@@ -23,6 +23,7 @@ import { registerFakeSockets, WriteCounter, type FakeSocket } from "./fake-socke
 import type { MembershipIndex } from "../lib/membership-index";
 import type { ShardPool } from "../lib/shard-pool";
 import type { CrossoverPoint, CrossoverResult, GcPauseSummary, GcStormResult, ParentMessage, ReadyMessage, RunCommand, RunnerArgs, RunResult, TaskName, Timing } from "./protocol";
+import { rssSnapshot } from "./rss-breakdown";
 import { quantile } from "./stats";
 import { buildWorkload, describeWorkload, Digest, roomsOfSocket, type Workload } from "./workload";
 
@@ -50,6 +51,19 @@ async function fullGc(): Promise<void> {
   await tick();
   if (process.memoryUsage().heapUsed < BIG_HEAP) gc();
 }
+
+/**
+ * A full gc, then time for V8's background threads to give back what it freed
+ * (the unmapper releases freed pages and the array buffer sweeper frees
+ * backing stores after the gc returns): RSS read straight after the gc swung
+ * by up to ~15 MB (14 B per membership at N=100k K=10) with whether they had
+ * finished yet, seen in /proc/self/smaps read just after `memoryUsage()`.
+ */
+async function settledGc(): Promise<void> {
+  await fullGc();
+  await new Promise((resolve) => setTimeout(resolve, MEMORY_SETTLE_MS));
+}
+const MEMORY_SETTLE_MS = 200;
 
 const nowNs = (): number => Number(process.hrtime.bigint());
 
@@ -143,8 +157,9 @@ class Runner {
     this.clock.refresh();
     const workerThreads = this.clock.addedThreadCount;
     warmYoungGeneration();
-    await fullGc();
+    await settledGc();
     const before = process.memoryUsage();
+    const rssBefore = rssSnapshot();
 
     const w = this.w;
     const n = w.params.n;
@@ -163,8 +178,9 @@ class Runner {
       populateCpuNs += this.clock.sample().main - c0.main - overhead;
     }
     const populateMs = (nowNs() - started) / 1e6;
-    await fullGc();
+    await settledGc();
     const after = process.memoryUsage();
+    const rssAfter = rssSnapshot();
     const m = w.memberships;
     send({
       type: "ready",
@@ -183,6 +199,7 @@ class Runner {
         externalBytesPerMembership: (after.external - before.external) / m,
         rssBaseline: before.rss,
         sharedMemoryBytes: sharded?.stats().sharedMemoryBytes,
+        rssParts: rssBefore && rssAfter ? { before: rssBefore, after: rssAfter } : undefined,
       },
       fingerprint: this.fingerprint(),
       threadCpuClock,

@@ -2,19 +2,16 @@
  * Small containers the membership tables use to keep the JS heap small:
  * integers in typed arrays, strings in fixed-size chunks.
  */
+import { doubledBuffer } from "./growable-buffers";
 import { NONE } from "./shared-tables";
 
 /** A stack of integers kept off the JS heap (free slot, room and node ids). */
 export class IntStack {
-  private items = new Int32Array(16);
+  private items: Int32Column = new Int32Array(16);
   private length = 0;
 
   push(value: number): void {
-    if (this.length === this.items.length) {
-      const grown = new Int32Array(this.items.length * 2);
-      grown.set(this.items);
-      this.items = grown;
-    }
+    if (this.length === this.items.length) this.items = grownInt32(this.items);
     this.items[this.length++] = value;
   }
 
@@ -56,11 +53,19 @@ export class ChunkedStrings<T extends string> {
   }
 }
 
+/**
+ * A main-thread table column: over an ArrayBuffer while small, over a
+ * growable buffer once large (`growable-buffers.ts`), so that growing it leaves
+ * no freed copy resident.
+ */
+export type Int32Column = Int32Array<ArrayBufferLike>;
+export type Float64Column = Float64Array<ArrayBufferLike>;
+
 /** `array` at twice its length, the new half filled with `fill`. */
-export function grownInt32(array: Int32Array<ArrayBuffer>, fill = 0): Int32Array<ArrayBuffer> {
-  const bigger = new Int32Array(array.length * 2);
+export function grownInt32(array: Int32Column, fill = 0): Int32Column {
+  const length = array.length * 2;
+  const bigger = new Int32Array(doubledBuffer(array.buffer), 0, length);
   if (fill !== 0) bigger.fill(fill, array.length);
-  bigger.set(array);
   return bigger;
 }
 
@@ -72,8 +77,6 @@ export function grownUint32(array: Uint32Array<ArrayBuffer>): Uint32Array<ArrayB
 }
 
 /** `array` at twice its length, the new half zero. */
-export function grownFloat64(array: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> {
-  const bigger = new Float64Array(array.length * 2);
-  bigger.set(array);
-  return bigger;
+export function grownFloat64(array: Float64Column): Float64Column {
+  return new Float64Array(doubledBuffer(array.buffer), 0, array.length * 2);
 }

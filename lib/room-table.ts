@@ -5,7 +5,7 @@
  * `rooms` table (`shared-tables.ts`): one member list per shard.
  */
 import type { Room, SocketId } from "socket.io-adapter";
-import { ChunkedStrings, grownFloat64, grownInt32, IntStack } from "./compact-containers";
+import { ChunkedStrings, grownFloat64, grownInt32, IntStack, type Float64Column, type Int32Column } from "./compact-containers";
 import type { RoomLists } from "./room-lists";
 import { EVERY_SHARD, NONE } from "./shared-tables";
 import type { SlotTable } from "./slot-table";
@@ -24,25 +24,25 @@ export class RoomTable {
    */
   private readonly roomIds = new Map<Room, number>();
   /** Room id -> the slot it is the own-id room of, or NONE. */
-  private ownerSlots = new Int32Array(INITIAL_ROOMS).fill(NONE);
+  private ownerSlots: Int32Column = new Int32Array(INITIAL_ROOMS).fill(NONE);
   private liveRooms = 0;
   /**
    * Rooms in creation order (as the in-memory adapter's Map iterates them):
    * a doubly linked list over room ids, with creation sequence numbers so
    * that an iterator survives the removal of the room it stands on.
    */
-  private orderNext = new Int32Array(INITIAL_ROOMS);
-  private orderPrev = new Int32Array(INITIAL_ROOMS);
-  private orderSeqs = new Float64Array(INITIAL_ROOMS);
+  private orderNext: Int32Column = new Int32Array(INITIAL_ROOMS);
+  private orderPrev: Int32Column = new Int32Array(INITIAL_ROOMS);
+  private orderSeqs: Float64Column = new Float64Array(INITIAL_ROOMS);
   private orderHead = NONE;
   private orderTail = NONE;
   private lastRoomSeq = 0;
   private readonly names = new ChunkedStrings<Room>();
-  private sizes = new Int32Array(INITIAL_ROOMS);
+  private sizes: Int32Column = new Int32Array(INITIAL_ROOMS);
   private readonly freeRoomIds = new IntStack();
   private highWater = 0;
   /** Bumped each time a room id is (re)assigned or freed, so stale views read empty. */
-  private generations = new Int32Array(INITIAL_ROOMS);
+  private generations: Int32Column = new Int32Array(INITIAL_ROOMS);
 
   constructor(buffers: TableBuffers, slots: SlotTable, lists: RoomLists) {
     this.buffers = buffers;

@@ -4,7 +4,7 @@
  * (`shared-tables.ts`) and the shard of its socket is `slot % shardCount`.
  */
 import type { SocketId } from "socket.io-adapter";
-import { ChunkedStrings, grownInt32, IntStack } from "./compact-containers";
+import { ChunkedStrings, grownInt32, IntStack, type Int32Column } from "./compact-containers";
 import { LIST_COUNT, LIST_HEAD, LIST_TAIL, NONE, SOCKET_ALIVE, SOCKET_STRIDE } from "./shared-tables";
 import { INITIAL_SLOTS, type TableBuffers } from "./table-buffers";
 
@@ -23,9 +23,9 @@ export class SlotTable {
   private readonly freeSlots = new IntStack();
   private highWaterValue = 0;
   /** Bumped each time a slot is (re)assigned or freed, so stale views read empty. */
-  private generations = new Int32Array(INITIAL_SLOTS);
+  private generations: Int32Column = new Int32Array(INITIAL_SLOTS);
   /** Slot -> its own-id room (see `RoomTable`), or NONE; with IN_OWN_ROOM while the socket is in it. */
-  private ownRooms = new Int32Array(INITIAL_SLOTS).fill(NONE);
+  private ownRooms: Int32Column = new Int32Array(INITIAL_SLOTS).fill(NONE);
 
   constructor(buffers: TableBuffers) {
     this.buffers = buffers;

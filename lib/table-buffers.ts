@@ -1,10 +1,12 @@
 /**
  * The SharedArrayBuffers of one namespace's tables (layout: `shared-tables.ts`)
  * and typed views over them, on the main thread. A SharedArrayBuffer never
- * changes size: growing a table replaces its buffer by one twice as big, and
- * the workers get the new one with their next task.
+ * shrinks: growing a table doubles it, in place when its buffer is growable
+ * (`growable-buffers.ts`), else into a new buffer twice as big; either way the
+ * workers get it with their next task, and views over it are made again.
  */
 import { EMPTY_LIST, NODE_STRIDE, ROOM_LISTS_STRIDE, ROOM_SHARD_STRIDE, SOCKET_STRIDE, viewTables, type SharedTables, type TablesView } from "./shared-tables";
+import { doubledTableBuffer, newTableBuffer } from "./growable-buffers";
 import { emptyHeader } from "./room-lists";
 
 /** Capacities the tables start with (and start again with after `reset`). */
@@ -25,22 +27,16 @@ export interface TableCapacities {
 const INITIAL_CAPACITIES: TableCapacities = { slots: INITIAL_SLOTS, rooms: INITIAL_ROOMS, nodes: INITIAL_NODES, runs: INITIAL_RUNS };
 
 function newTables(shardCount: number, capacities: TableCapacities): SharedTables {
-  const rooms = new SharedArrayBuffer(capacities.rooms * shardCount * ROOM_SHARD_STRIDE * 4);
-  emptyHeader(new Int32Array(rooms), EMPTY_LIST);
+  const rooms = newTableBuffer(capacities.rooms * shardCount * ROOM_SHARD_STRIDE * 4);
+  emptyHeader(new Int32Array(rooms, 0, rooms.byteLength >> 2), EMPTY_LIST);
   return {
     shardCount,
-    nodes: new SharedArrayBuffer(capacities.nodes * NODE_STRIDE * 4),
-    roomLists: new SharedArrayBuffer(capacities.rooms * ROOM_LISTS_STRIDE * 4),
+    nodes: newTableBuffer(capacities.nodes * NODE_STRIDE * 4),
+    roomLists: newTableBuffer(capacities.rooms * ROOM_LISTS_STRIDE * 4),
     rooms,
-    sockets: new SharedArrayBuffer(capacities.slots * SOCKET_STRIDE * 4),
-    runs: new SharedArrayBuffer(capacities.runs * 4),
+    sockets: newTableBuffer(capacities.slots * SOCKET_STRIDE * 4),
+    runs: newTableBuffer(capacities.runs * 4),
   };
-}
-
-function doubled(old: SharedArrayBuffer): SharedArrayBuffer {
-  const grown = new SharedArrayBuffer(old.byteLength * 2);
-  new Int32Array(grown).set(new Int32Array(old));
-  return grown;
 }
 
 export class TableBuffers {
@@ -72,13 +68,13 @@ export class TableBuffers {
 
   /** Doubles one table, keeping its content. */
   grow(table: "nodes" | "roomLists" | "rooms" | "sockets"): void {
-    this.tablesValue = { ...this.tablesValue, [table]: doubled(this.tablesValue[table]) };
+    this.tablesValue = { ...this.tablesValue, [table]: doubledTableBuffer(this.tablesValue[table]) };
     this.viewValue = viewTables(this.tablesValue);
   }
 
   /** A new, empty runs arena of `entries` (the run cache has dropped every run of the old one). */
   replaceRuns(entries: number): void {
-    this.tablesValue = { ...this.tablesValue, runs: new SharedArrayBuffer(entries * 4) };
+    this.tablesValue = { ...this.tablesValue, runs: newTableBuffer(entries * 4) };
     this.viewValue = viewTables(this.tablesValue);
   }
 
