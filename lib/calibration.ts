@@ -50,9 +50,10 @@
  * probe with the workers can wait for a descheduled worker for several ms,
  * as a broadcast would; past MIN_PROBE_ROUNDS, the budget bounds the sum.
  */
-import type { CooperativeTables } from "./protocol";
+import type { CooperativeTables, WarmUpResult } from "./protocol";
 import { PROBE_ROOM_SIZE, ProbeTable } from "./probe-table";
 import type { RecipientQuery } from "./shared-tables";
+import { WorkerWarmUp } from "./worker-warm-up";
 
 /** The threshold before calibration has run (and when it cannot). */
 export const UNCALIBRATED_THRESHOLD = 100_000;
@@ -63,7 +64,9 @@ export const MAX_CALIBRATED_THRESHOLD = 1_000_000;
 export const PROBE_MEMBERSHIPS = 1 << 16;
 /** Rooms of the small probe: 8k memberships. */
 export const SMALL_PROBE_ROOMS = (1 << 13) / PROBE_ROOM_SIZE;
-/** Untimed rounds of the small probe first (code compiled on the main thread and in the workers), then timed rounds of both. */
+/** Passes over the large probe in each worker's warm-up task (see `worker-warm-up.ts`). */
+export const WARM_UP_PASSES = 2;
+/** Untimed rounds of the small probe both ways on the main thread (its side of the cooperative answer compiled), then timed rounds of both. */
 export const WARM_UP_ROUNDS = 6;
 export const PROBE_ROUNDS = 9;
 /**
@@ -104,6 +107,12 @@ export interface Calibration {
   readonly longestBlockNs: number;
   /** Timed rounds (fewer than PROBE_ROUNDS once over MAIN_THREAD_BUDGET_NS). */
   readonly rounds: number;
+  /** Rounds of warm-up tasks the workers ran before anything was timed (see `worker-warm-up.ts`). */
+  readonly warmUpRounds: number;
+  /** Whether the workers' own times had stopped falling by then (false: MAX_WARM_UP_ROUNDS reached). */
+  readonly workersWarm: boolean;
+  /** The slowest worker's own time per membership over the large probe once warm, ns (its fastest warm-up pass). */
+  readonly workerNsPerMembership: number;
 }
 
 /**
@@ -144,15 +153,24 @@ export function thresholdFrom(small: CalibrationProbe, large: CalibrationProbe, 
  */
 export type CooperativeAnswer = (tables: CooperativeTables, query: RecipientQuery, out: Int32Array) => number | undefined;
 
+/** What the calibration needs of the pool. */
+export interface CalibrationPool {
+  readonly cooperate: CooperativeAnswer;
+  /** Posts one `WarmUpTask` of `query` per worker, together, and resolves with their reports. */
+  readonly warmUpWorkers: (tables: CooperativeTables, query: RecipientQuery, passes: number) => Promise<readonly WarmUpResult[]>;
+  /** False once the pool is stopped: the calibration ends with no result. */
+  readonly live: () => boolean;
+}
+
 /** Not unref'd: an unref'd immediate lets the loop block in poll, and the calibration would wait for the next I/O. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * Times broadcasts on a probe table of `shardCount` shards both ways (see
- * the module comment) and returns the calibration, or undefined if `live()`
- * turned false meanwhile (the pool was stopped).
+ * Times broadcasts on a probe table of `shardCount` shards (`shardCount` − 1
+ * workers) both ways (see the module comment) and returns the calibration,
+ * or undefined if the pool was stopped meanwhile.
  */
-export async function calibrateOffload(shardCount: number, cooperate: CooperativeAnswer, live: () => boolean): Promise<Calibration | undefined> {
+export async function calibrateOffload(shardCount: number, pool: CalibrationPool): Promise<Calibration | undefined> {
   let mainThreadNs = 0;
   let longestBlockNs = 0;
   const timed = <T>(work: () => T): { value: T; ns: number } => {
@@ -167,24 +185,25 @@ export async function calibrateOffload(shardCount: number, cooperate: Cooperativ
   const table = timed(() => new ProbeTable(shardCount, PROBE_MEMBERSHIPS, PROBE_TABLE_SEED)).value;
   while (!timed(() => table.fillRooms(SMALL_PROBE_ROOMS)).value) {
     await nextTurn();
-    if (!live()) return undefined;
+    if (!pool.live()) return undefined;
   }
   const out = new Int32Array(table.slotCapacity);
   const queries = [table.unionOf(SMALL_PROBE_ROOMS), table.unionOf(table.roomCount)];
   const answer = (query: RecipientQuery, withWorkers: boolean): number =>
     // A worker late beyond workerTimeout: the adapter answers alone after waiting, and so does this, timed in.
-    withWorkers ? cooperate(table, query, out) ?? table.collectLocally(query, out) : table.collectLocally(query, out);
+    withWorkers ? (pool.cooperate(table, query, out) ?? table.collectLocally(query, out)) : table.collectLocally(query, out);
 
-  // Every list's run, as for rooms broadcast to before (a list's second walk copies it).
-  timed(() => {
-    table.prepareRuns(queries[1]);
-    table.prepareRuns(queries[1]);
-  });
-  // The same code as the large probe's, compiled on the small one's rounds, in a fraction of the time.
+  // The workers warm on their own, the main thread only posting and reading their reports.
+  const warmUp = new WorkerWarmUp(shardCount - 1);
+  while (warmUp.again) {
+    warmUp.record(await pool.warmUpWorkers(table, queries[1], WARM_UP_PASSES));
+    if (!pool.live()) return undefined;
+  }
+  // The main thread's side of both ways, compiled on the small probe.
   for (let round = 0; round < WARM_UP_ROUNDS; round++) {
     for (const withWorkers of [false, true]) {
       await nextTurn();
-      if (!live()) return undefined;
+      if (!pool.live()) return undefined;
       timed(() => answer(queries[0], withWorkers));
     }
   }
@@ -197,7 +216,7 @@ export async function calibrateOffload(shardCount: number, cooperate: Cooperativ
     for (let q = 0; q < queries.length; q++) {
       for (const withWorkers of rounds % 2 === 0 ? [false, true] : [true, false]) {
         await nextTurn();
-        if (!live()) return undefined;
+        if (!pool.live()) return undefined;
         const { value: count, ns } = timed(() => answer(queries[q], withWorkers));
         (withWorkers ? offloaded : alone)[q].push(ns);
         recipients[q] = count;
@@ -215,5 +234,15 @@ export async function calibrateOffload(shardCount: number, cooperate: Cooperativ
     }),
   );
   const [small, large] = probes;
-  return { small, large, ...modelFrom(small, large, shardCount), mainThreadNs, longestBlockNs, rounds };
+  return {
+    small,
+    large,
+    ...modelFrom(small, large, shardCount),
+    mainThreadNs,
+    longestBlockNs,
+    rounds,
+    warmUpRounds: warmUp.rounds,
+    workersWarm: warmUp.warm,
+    workerNsPerMembership: warmUp.passNs / large.memberships,
+  };
 }
