@@ -4,22 +4,42 @@
  * this machine, found by timing broadcasts both ways.
  *
  * What is timed is what broadcasts do (`probe-table.ts`): unions of rooms of
- * 128 over a table of 64k memberships, read from the lists' runs as
+ * 128 over a table of 128k memberships, read from the lists' runs as
  * broadcasts to rooms broadcast to before are, by the functions broadcasts
  * call; on the main thread alone, and with the workers through the pool's
  * cooperative answer (posting the tasks, the main thread's own shards,
- * waiting for the workers' shards, merging their answers). Each is timed on
- * the main thread at two sizes, SMALL_PROBE_ROOMS and all the table's rooms
- * (8k and 64k memberships), alternated, an event-loop turn before each:
- * every list's run made first, WARM_UP_ROUNDS of the small probe that
- * compile the code on both sides, then PROBE_ROUNDS of both (fewer, at least
- * MIN_PROBE_ROUNDS, once the calibration has kept the main thread
- * MAIN_THREAD_BUDGET_NS in all). That is the bench's crossover measurement
- * in small. Of the rounds, the main thread alone keeps its
- * fastest (it only ever loses time to being preempted, and the fastest of a
- * few is what the median of the bench's many is), the main thread with the
- * workers its median (waiting for a worker the OS runs late is part of
- * what offloading costs, as often as it happens).
+ * waiting for the workers' shards, merging their answers). On this table
+ * the bench's own crossover measurement (sizes 1k to 100k, medians of 15)
+ * gives the same times as on the bench's index of 1M memberships, within
+ * 10%: the runs are read in order, so the table's size hardly matters
+ * below the caches' (a 256k table with as many sockets, larger than the
+ * core's cache, costs half as much again per membership alone).
+ *
+ * In order, an event-loop turn between blocks:
+ * 1. The table, FILL_ROOMS_PER_TURN rooms per turn, each list with its run.
+ * 2. The workers warm up on their own (`worker-warm-up.ts`): just after the
+ *    pool starts, a worker runs the selection code cold, several times
+ *    slower than once compiled, and timed then the workers seemed to save
+ *    nothing. Each round, every worker answers the large probe over every
+ *    shard WARM_UP_PASSES times and reports its own fastest pass, until
+ *    every worker's reports have stopped falling (at most
+ *    MAX_WARM_UP_ROUNDS). The main thread only posts and reads the reports.
+ * 3. WARM_UP_ROUNDS of the small probe both ways, untimed (the main
+ *    thread's side of the cooperative answer compiled).
+ * 4. PROBE_ROUNDS of both probes both ways, alternated (fewer, at least
+ *    MIN_PROBE_ROUNDS, once the calibration has kept the main thread
+ *    MAIN_THREAD_BUDGET_NS in all), each probe timed on the main thread.
+ * Each way keeps its median round at each size, as the bench's crossover
+ * does: being preempted, or waiting for a worker the OS runs late, is part
+ * of what a broadcast costs, as often as it happens.
+ *
+ * The probes' sizes, SMALL_PROBE_ROOMS (32k memberships) and the whole
+ * table (128k), are where the workers take part: the main thread claims a
+ * shard as soon as it has posted the tasks, and a query whose shards it
+ * finishes before a worker wakes costs it just the posting. At 8k that
+ * was most of the time, and a line from there to a larger probe fell too
+ * steeply: the old probes (8k and 64k) put the crossover 3 times below the
+ * bench's.
  *
  * The model: for a query of M memberships, the main thread takes
  *   alone:          a + c·M
@@ -39,16 +59,16 @@
  * core free for them, or a pause in the wrong probe) gives the maximum, so
  * the largest broadcasts are still shared; one that says asking costs
  * nothing gives the minimum, so a small broadcast never waits for a wake-up.
- * Fastest and median keep one paused probe from moving either line. A
- * measurement that is not a number (nothing measured) leaves
- * UNCALIBRATED_THRESHOLD.
+ * Medians keep one paused probe from moving either line. A measurement
+ * that is not a number (nothing measured) leaves UNCALIBRATED_THRESHOLD.
  *
- * It costs the main thread some 20 ms in all on an idle 2-core machine, in
- * blocks of at most about a millisecond (the large probe; the table is
- * written a few rooms per turn), each in an event-loop turn of its own
- * (`Calibration.mainThreadNs`, `longestBlockNs`). On a loaded machine a
- * probe with the workers can wait for a descheduled worker for several ms,
- * as a broadcast would; past MIN_PROBE_ROUNDS, the budget bounds the sum.
+ * It costs the main thread some 40 ms in all on an idle 2-core machine
+ * (about a third building the table), in blocks of at most about 1.5 ms
+ * (the large probe alone), each in an event-loop turn of its own
+ * (`Calibration.mainThreadNs`, `longestBlockNs`); the workers' warm-up
+ * costs it next to nothing. On a loaded machine a block takes longer (the
+ * main thread preempted, or a probe waiting for a descheduled worker, as a
+ * broadcast would); past MIN_PROBE_ROUNDS, the budget bounds the sum.
  */
 import type { CooperativeTables, WarmUpResult } from "./protocol";
 import { PROBE_ROOM_SIZE, ProbeTable } from "./probe-table";
@@ -60,14 +80,16 @@ export const UNCALIBRATED_THRESHOLD = 100_000;
 export const MIN_CALIBRATED_THRESHOLD = 10_000;
 export const MAX_CALIBRATED_THRESHOLD = 1_000_000;
 
-/** Memberships of the probe table (as many sockets): the large probe's size. */
-export const PROBE_MEMBERSHIPS = 1 << 16;
-/** Rooms of the small probe: 8k memberships. */
-export const SMALL_PROBE_ROOMS = (1 << 13) / PROBE_ROOM_SIZE;
+/** Memberships of the probe table (as many sockets): the large probe's size, 128k. */
+export const PROBE_MEMBERSHIPS = 1 << 17;
+/** Rooms of the small probe: 32k memberships. */
+export const SMALL_PROBE_ROOMS = (1 << 15) / PROBE_ROOM_SIZE;
+/** Rooms of the probe table written in one event-loop turn: 8k memberships. */
+export const FILL_ROOMS_PER_TURN = (1 << 13) / PROBE_ROOM_SIZE;
 /** Passes over the large probe in each worker's warm-up task (see `worker-warm-up.ts`). */
 export const WARM_UP_PASSES = 2;
 /** Untimed rounds of the small probe both ways on the main thread (its side of the cooperative answer compiled), then timed rounds of both. */
-export const WARM_UP_ROUNDS = 6;
+export const WARM_UP_ROUNDS = 3;
 export const PROBE_ROUNDS = 9;
 /**
  * Timed rounds stop early, after at least MIN_PROBE_ROUNDS, once the
@@ -183,7 +205,7 @@ export async function calibrateOffload(shardCount: number, pool: CalibrationPool
   };
 
   const table = timed(() => new ProbeTable(shardCount, PROBE_MEMBERSHIPS, PROBE_TABLE_SEED)).value;
-  while (!timed(() => table.fillRooms(SMALL_PROBE_ROOMS)).value) {
+  while (!timed(() => table.fillRooms(FILL_ROOMS_PER_TURN)).value) {
     await nextTurn();
     if (!pool.live()) return undefined;
   }
@@ -229,7 +251,7 @@ export async function calibrateOffload(shardCount: number, pool: CalibrationPool
     (query, q): CalibrationProbe => ({
       memberships: query.rooms.length * PROBE_ROOM_SIZE,
       recipients: recipients[q],
-      aloneNs: Math.min(...alone[q]),
+      aloneNs: median(alone[q]),
       offloadedNs: median(offloaded[q]),
     }),
   );
