@@ -64,11 +64,11 @@
  * Fastest and median keep one paused probe from moving either line. A measurement
  * that is not a number (nothing measured) leaves UNCALIBRATED_THRESHOLD.
  *
- * It costs the main thread some 40 ms in all on an idle 2-core machine
- * (about a third building the table), in blocks of at most about 1.5 ms
- * (the large probe alone), each in an event-loop turn of its own
- * (`Calibration.mainThreadNs`, `longestBlockNs`); the workers' warm-up
- * costs it next to nothing. On a loaded machine a block takes longer (the
+ * It costs the main thread some 40 to 60 ms in all on a loaded 2-core
+ * machine (a fifth to a third building the table), in blocks whose own
+ * work is at most the large probe alone, about 1.3 ms, each in an
+ * event-loop turn of its own (`Calibration.mainThreadNs`,
+ * `longestBlockNs`); the workers' warm-up costs it next to nothing. On a loaded machine a block takes longer (the
  * main thread preempted, or a probe waiting for a descheduled worker, as a
  * broadcast would); past MIN_PROBE_ROUNDS, the budget bounds the sum.
  */
