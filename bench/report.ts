@@ -5,6 +5,7 @@ import type { IpcClusterResult } from "./ipc-cluster";
 import type { E2EResult } from "./e2e";
 import { PUBLISHED_SHAPES, UWS_SHAPES, type UwsResult } from "./uws";
 import type { StormResult, StormSummary } from "./storm";
+import type { Calibration } from "../lib/calibration";
 import type { AdapterKind, CrossoverResult, GcStormResult, MemoryReport, StatsSummary, TaskName, Timing } from "./protocol";
 
 export interface AdapterTaskResult {
@@ -560,13 +561,20 @@ export function crossoverSummary(c: CrossoverResult): string {
     `offloading wins from ${Number.isFinite(c.crossover) ? `${formatCount(c.crossover)} memberships` : "no measured size"} on; offloadThreshold in effect ${formatCount(c.offloadThreshold)}` +
     (cal
       ? ` (calibrated at pool start: asking the workers costs ${signedNs(cal.offloadCostNs)}, ${formatNs(cal.aloneNsPerMembership)} per membership alone, ${formatNs(cal.offloadedNsPerMembership)} with the workers;` +
-        ` the calibration kept the main thread ${formatNs(cal.mainThreadNs)} in all, at most ${formatNs(cal.longestBlockNs)} at once)`
+        ` ${warmUpSummary(cal)}; the calibration kept the main thread ${formatNs(cal.mainThreadNs)} in all, at most ${formatNs(cal.longestBlockNs)} at once)`
       : " (given)") +
     `; measured crossover / threshold in effect: ${crossoverRatio(c.crossover, c.offloadThreshold)}` +
     (c.recalibrated
-      ? `. The calibration run again right after these points: ${formatCount(c.recalibrated.threshold)} (asking ${signedNs(c.recalibrated.offloadCostNs)}, ${formatNs(c.recalibrated.aloneNsPerMembership)} alone, ${formatNs(c.recalibrated.offloadedNsPerMembership)} with the workers); crossover / that: ${crossoverRatio(c.crossover, c.recalibrated.threshold)}`
+      ? `. The calibration run again right after these points: ${formatCount(c.recalibrated.threshold)} (asking ${signedNs(c.recalibrated.offloadCostNs)}, ${formatNs(c.recalibrated.aloneNsPerMembership)} alone, ${formatNs(c.recalibrated.offloadedNsPerMembership)} with the workers; ${warmUpSummary(c.recalibrated)}; main thread ${formatNs(c.recalibrated.mainThreadNs)}, at most ${formatNs(c.recalibrated.longestBlockNs)} at once); crossover / that: ${crossoverRatio(c.crossover, c.recalibrated.threshold)}`
       : "")
   );
+}
+
+/** How the workers' warm-up before the calibration's probes ended. */
+function warmUpSummary(cal: Calibration): string {
+  // Results saved before the warm-up existed have no such fields.
+  if (typeof cal.warmUpRounds !== "number") return "no warm-up of the workers";
+  return `the workers ${cal.workersWarm ? "warm" : "still warming"} after ${cal.warmUpRounds} warm-up rounds, a worker's own ${formatNs(cal.workerNsPerMembership)} per membership`;
 }
 
 /** A fitted cost may come out negative (noise): shown with its sign. */

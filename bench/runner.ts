@@ -16,7 +16,6 @@ import type { Namespace } from "socket.io";
 import { Server } from "socket.io";
 import { Adapter as InMemoryAdapter, type Adapter, type BroadcastOptions } from "socket.io-adapter";
 import type { Bench as BenchClass } from "tinybench";
-import { calibrateOffload } from "../lib/calibration";
 import { createAdapter, type ShardedAdapter } from "../lib/index";
 import { CpuClock } from "./cpu";
 import { registerFakeSockets, WriteCounter, type FakeSocket } from "./fake-sockets";
@@ -793,7 +792,7 @@ class Runner {
     for (let i = points.length - 1; i >= 0 && points[i].offloadNs < points[i].mainOnlyNs; i--) crossover = points[i].cost;
     const stats = pool.stats();
     // The pool's calibration once more, right after the points: in the machine's state they were measured in.
-    const recalibrated = await calibrateOffload(pool.shardCount, (tables, query, out) => pool.collect(tables, query, out), () => true);
+    const recalibrated = await pool.recalibrate();
     return { type: "crossover", points, crossover, offloadThreshold: stats.offloadThreshold, calibration: stats.calibration, recalibrated };
   }
 

@@ -4,22 +4,44 @@
  * this machine, found by timing broadcasts both ways.
  *
  * What is timed is what broadcasts do (`probe-table.ts`): unions of rooms of
- * 128 over a table of 64k memberships, read from the lists' runs as
+ * 128 over a table of 128k memberships, read from the lists' runs as
  * broadcasts to rooms broadcast to before are, by the functions broadcasts
  * call; on the main thread alone, and with the workers through the pool's
  * cooperative answer (posting the tasks, the main thread's own shards,
- * waiting for the workers' shards, merging their answers). Each is timed on
- * the main thread at two sizes, SMALL_PROBE_ROOMS and all the table's rooms
- * (8k and 64k memberships), alternated, an event-loop turn before each:
- * every list's run made first, WARM_UP_ROUNDS of the small probe that
- * compile the code on both sides, then PROBE_ROUNDS of both (fewer, at least
- * MIN_PROBE_ROUNDS, once the calibration has kept the main thread
- * MAIN_THREAD_BUDGET_NS in all). That is the bench's crossover measurement
- * in small. Of the rounds, the main thread alone keeps its
- * fastest (it only ever loses time to being preempted, and the fastest of a
- * few is what the median of the bench's many is), the main thread with the
- * workers its median (waiting for a worker the OS runs late is part of
- * what offloading costs, as often as it happens).
+ * waiting for the workers' shards, merging their answers). On this table
+ * the bench's own crossover measurement (sizes 1k to 100k, medians of 15)
+ * gives the same times as on the bench's index of 1M memberships, within
+ * 10%: the runs are read in order, so the table's size hardly matters
+ * below the caches' (a 256k table with as many sockets, larger than the
+ * core's cache, costs half as much again per membership alone).
+ *
+ * In order, an event-loop turn between blocks:
+ * 1. The table, FILL_ROOMS_PER_TURN rooms per turn, each list with its run.
+ * 2. The workers warm up on their own (`worker-warm-up.ts`): just after the
+ *    pool starts, a worker runs the selection code cold, several times
+ *    slower than once compiled, and timed then the workers seemed to save
+ *    nothing. Each round, every worker answers the large probe over every
+ *    shard WARM_UP_PASSES times and reports its own fastest pass, until
+ *    every worker's reports have stopped falling (at most
+ *    MAX_WARM_UP_ROUNDS). The main thread only posts and reads the reports.
+ * 3. WARM_UP_ROUNDS of the small probe both ways, untimed (the main
+ *    thread's side of the cooperative answer compiled).
+ * 4. PROBE_ROUNDS of both probes both ways, alternated (fewer, at least
+ *    MIN_PROBE_ROUNDS, once the calibration has kept the main thread
+ *    MAIN_THREAD_BUDGET_NS in all), each probe timed on the main thread.
+ * Of the rounds, the main thread alone keeps its fastest (it only ever
+ * loses time to being preempted; its median, with the few rounds the
+ * budget leaves on a loaded machine, once came out 7 times its fastest),
+ * the main thread with the workers its median (waiting for a worker the OS
+ * runs late is part of what offloading costs, as often as it happens).
+ *
+ * The probes' sizes, SMALL_PROBE_ROOMS (32k memberships) and the whole
+ * table (128k), are where the workers take part: the main thread claims a
+ * shard as soon as it has posted the tasks, and a query whose shards it
+ * finishes before a worker wakes costs it just the posting. At 8k that
+ * was most of the time, and a line from there to a larger probe fell too
+ * steeply: the old probes (8k and 64k) put the crossover 3 times below the
+ * bench's.
  *
  * The model: for a query of M memberships, the main thread takes
  *   alone:          a + c·M
@@ -39,40 +61,45 @@
  * core free for them, or a pause in the wrong probe) gives the maximum, so
  * the largest broadcasts are still shared; one that says asking costs
  * nothing gives the minimum, so a small broadcast never waits for a wake-up.
- * Fastest and median keep one paused probe from moving either line. A
- * measurement that is not a number (nothing measured) leaves
- * UNCALIBRATED_THRESHOLD.
+ * Fastest and median keep one paused probe from moving either line. A measurement
+ * that is not a number (nothing measured) leaves UNCALIBRATED_THRESHOLD.
  *
- * It costs the main thread some 20 ms in all on an idle 2-core machine, in
- * blocks of at most about a millisecond (the large probe; the table is
- * written a few rooms per turn), each in an event-loop turn of its own
- * (`Calibration.mainThreadNs`, `longestBlockNs`). On a loaded machine a
- * probe with the workers can wait for a descheduled worker for several ms,
- * as a broadcast would; past MIN_PROBE_ROUNDS, the budget bounds the sum.
+ * It costs the main thread some 40 to 60 ms in all on a loaded 2-core
+ * machine (a fifth to a third building the table), in blocks whose own
+ * work is at most the large probe alone, about 1.3 ms, each in an
+ * event-loop turn of its own (`Calibration.mainThreadNs`,
+ * `longestBlockNs`); the workers' warm-up costs it next to nothing. On a loaded machine a block takes longer (the
+ * main thread preempted, or a probe waiting for a descheduled worker, as a
+ * broadcast would); past MIN_PROBE_ROUNDS, the budget bounds the sum.
  */
-import type { CooperativeTables } from "./protocol";
+import type { CooperativeTables, WarmUpResult } from "./protocol";
 import { PROBE_ROOM_SIZE, ProbeTable } from "./probe-table";
 import type { RecipientQuery } from "./shared-tables";
+import { WorkerWarmUp } from "./worker-warm-up";
 
 /** The threshold before calibration has run (and when it cannot). */
 export const UNCALIBRATED_THRESHOLD = 100_000;
 export const MIN_CALIBRATED_THRESHOLD = 10_000;
 export const MAX_CALIBRATED_THRESHOLD = 1_000_000;
 
-/** Memberships of the probe table (as many sockets): the large probe's size. */
-export const PROBE_MEMBERSHIPS = 1 << 16;
-/** Rooms of the small probe: 8k memberships. */
-export const SMALL_PROBE_ROOMS = (1 << 13) / PROBE_ROOM_SIZE;
-/** Untimed rounds of the small probe first (code compiled on the main thread and in the workers), then timed rounds of both. */
-export const WARM_UP_ROUNDS = 6;
+/** Memberships of the probe table (as many sockets): the large probe's size, 128k. */
+export const PROBE_MEMBERSHIPS = 1 << 17;
+/** Rooms of the small probe: 32k memberships. */
+export const SMALL_PROBE_ROOMS = (1 << 15) / PROBE_ROOM_SIZE;
+/** Rooms of the probe table written in one event-loop turn: 8k memberships. */
+export const FILL_ROOMS_PER_TURN = (1 << 13) / PROBE_ROOM_SIZE;
+/** Passes over the large probe in each worker's warm-up task (see `worker-warm-up.ts`). */
+export const WARM_UP_PASSES = 2;
+/** Untimed rounds of the small probe both ways on the main thread (its side of the cooperative answer compiled), then timed rounds of both. */
+export const WARM_UP_ROUNDS = 3;
 export const PROBE_ROUNDS = 9;
 /**
  * Timed rounds stop early, after at least MIN_PROBE_ROUNDS, once the
  * calibration has kept the main thread this long in all: on a loaded
  * machine, where every probe takes several times longer.
  */
-export const MIN_PROBE_ROUNDS = 3;
-export const MAIN_THREAD_BUDGET_NS = 50e6;
+export const MIN_PROBE_ROUNDS = 5;
+export const MAIN_THREAD_BUDGET_NS = 60e6;
 const PROBE_TABLE_SEED = 0x2545f491;
 
 /** One size of broadcast timed both ways over the rounds. */
@@ -104,6 +131,12 @@ export interface Calibration {
   readonly longestBlockNs: number;
   /** Timed rounds (fewer than PROBE_ROUNDS once over MAIN_THREAD_BUDGET_NS). */
   readonly rounds: number;
+  /** Rounds of warm-up tasks the workers ran before anything was timed (see `worker-warm-up.ts`). */
+  readonly warmUpRounds: number;
+  /** Whether the workers' own times had stopped falling by then (false: MAX_WARM_UP_ROUNDS reached). */
+  readonly workersWarm: boolean;
+  /** The slowest worker's own time per membership over the large probe once warm, ns (its fastest warm-up pass). */
+  readonly workerNsPerMembership: number;
 }
 
 /**
@@ -144,15 +177,24 @@ export function thresholdFrom(small: CalibrationProbe, large: CalibrationProbe, 
  */
 export type CooperativeAnswer = (tables: CooperativeTables, query: RecipientQuery, out: Int32Array) => number | undefined;
 
+/** What the calibration needs of the pool. */
+export interface CalibrationPool {
+  readonly cooperate: CooperativeAnswer;
+  /** Posts one `WarmUpTask` of `query` per worker, together, and resolves with their reports. */
+  readonly warmUpWorkers: (tables: CooperativeTables, query: RecipientQuery, passes: number) => Promise<readonly WarmUpResult[]>;
+  /** False once the pool is stopped: the calibration ends with no result. */
+  readonly live: () => boolean;
+}
+
 /** Not unref'd: an unref'd immediate lets the loop block in poll, and the calibration would wait for the next I/O. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * Times broadcasts on a probe table of `shardCount` shards both ways (see
- * the module comment) and returns the calibration, or undefined if `live()`
- * turned false meanwhile (the pool was stopped).
+ * Times broadcasts on a probe table of `shardCount` shards (`shardCount` − 1
+ * workers) both ways (see the module comment) and returns the calibration,
+ * or undefined if the pool was stopped meanwhile.
  */
-export async function calibrateOffload(shardCount: number, cooperate: CooperativeAnswer, live: () => boolean): Promise<Calibration | undefined> {
+export async function calibrateOffload(shardCount: number, pool: CalibrationPool): Promise<Calibration | undefined> {
   let mainThreadNs = 0;
   let longestBlockNs = 0;
   const timed = <T>(work: () => T): { value: T; ns: number } => {
@@ -165,26 +207,27 @@ export async function calibrateOffload(shardCount: number, cooperate: Cooperativ
   };
 
   const table = timed(() => new ProbeTable(shardCount, PROBE_MEMBERSHIPS, PROBE_TABLE_SEED)).value;
-  while (!timed(() => table.fillRooms(SMALL_PROBE_ROOMS)).value) {
+  while (!timed(() => table.fillRooms(FILL_ROOMS_PER_TURN)).value) {
     await nextTurn();
-    if (!live()) return undefined;
+    if (!pool.live()) return undefined;
   }
   const out = new Int32Array(table.slotCapacity);
   const queries = [table.unionOf(SMALL_PROBE_ROOMS), table.unionOf(table.roomCount)];
   const answer = (query: RecipientQuery, withWorkers: boolean): number =>
     // A worker late beyond workerTimeout: the adapter answers alone after waiting, and so does this, timed in.
-    withWorkers ? cooperate(table, query, out) ?? table.collectLocally(query, out) : table.collectLocally(query, out);
+    withWorkers ? (pool.cooperate(table, query, out) ?? table.collectLocally(query, out)) : table.collectLocally(query, out);
 
-  // Every list's run, as for rooms broadcast to before (a list's second walk copies it).
-  timed(() => {
-    table.prepareRuns(queries[1]);
-    table.prepareRuns(queries[1]);
-  });
-  // The same code as the large probe's, compiled on the small one's rounds, in a fraction of the time.
+  // The workers warm on their own, the main thread only posting and reading their reports.
+  const warmUp = new WorkerWarmUp(shardCount - 1);
+  while (warmUp.again) {
+    warmUp.record(await pool.warmUpWorkers(table, queries[1], WARM_UP_PASSES));
+    if (!pool.live()) return undefined;
+  }
+  // The main thread's side of both ways, compiled on the small probe.
   for (let round = 0; round < WARM_UP_ROUNDS; round++) {
     for (const withWorkers of [false, true]) {
       await nextTurn();
-      if (!live()) return undefined;
+      if (!pool.live()) return undefined;
       timed(() => answer(queries[0], withWorkers));
     }
   }
@@ -197,7 +240,7 @@ export async function calibrateOffload(shardCount: number, cooperate: Cooperativ
     for (let q = 0; q < queries.length; q++) {
       for (const withWorkers of rounds % 2 === 0 ? [false, true] : [true, false]) {
         await nextTurn();
-        if (!live()) return undefined;
+        if (!pool.live()) return undefined;
         const { value: count, ns } = timed(() => answer(queries[q], withWorkers));
         (withWorkers ? offloaded : alone)[q].push(ns);
         recipients[q] = count;
@@ -215,5 +258,15 @@ export async function calibrateOffload(shardCount: number, cooperate: Cooperativ
     }),
   );
   const [small, large] = probes;
-  return { small, large, ...modelFrom(small, large, shardCount), mainThreadNs, longestBlockNs, rounds };
+  return {
+    small,
+    large,
+    ...modelFrom(small, large, shardCount),
+    mainThreadNs,
+    longestBlockNs,
+    rounds,
+    warmUpRounds: warmUp.rounds,
+    workersWarm: warmUp.warm,
+    workerNsPerMembership: warmUp.passNs / large.memberships,
+  };
 }

@@ -11,8 +11,8 @@
  *
  * Its queries run the code broadcasts run: on this thread alone
  * `collectEveryShard`, with the workers the pool's cooperative answer
- * (`CooperativeTables`), both over the lists' runs (`run-cache.ts`) from
- * their second walk on, as broadcasts to rooms broadcast to before.
+ * (`CooperativeTables`), both over the lists' runs (`run-cache.ts`), made
+ * as each room is written, as broadcasts to rooms broadcast to before.
  */
 import { collectEveryShard } from "./local-queries";
 import { append } from "./member-lists";
@@ -79,20 +79,28 @@ export class ProbeTable implements CooperativeTables {
     this.random = seed | 0;
   }
 
-  /** Writes up to `count` more rooms (the first `count` slots with each, alive); returns whether every room is written. */
+  /**
+   * Writes up to `count` more rooms (the first `count` slots with each,
+   * alive), each list with its run, as for rooms broadcast to before;
+   * returns whether every room is written.
+   */
   fillRooms(count: number): boolean {
     const mask = this.socketCount - 1;
-    const end = Math.min(this.roomCount, this.filledRooms + count);
-    for (let room = this.filledRooms; room < end; room++) {
-      const first = room * PROBE_ROOM_SIZE;
-      addSockets(this.buffers.view.sockets, first, first + PROBE_ROOM_SIZE);
+    const first = this.filledRooms;
+    const end = Math.min(this.roomCount, first + count);
+    for (let room = first; room < end; room++) {
+      const firstNode = room * PROBE_ROOM_SIZE;
+      addSockets(this.buffers.view.sockets, firstNode, firstNode + PROBE_ROOM_SIZE);
       // Room r's members are slots (start + i·step) mod sockets, i < ROOM_SIZE:
       // distinct (step odd, sockets a power of two), at random across rooms.
       const start = (this.nextRandom() >>> 8) & mask;
       const step = ((this.nextRandom() >>> 8) | 1) & mask;
       this.lists.place(room, EVERY_SHARD);
-      addRoom(this.buffers, this.lists, room, first, start, step, mask);
+      addRoom(this.buffers, this.lists, room, firstNode, start, step, mask);
     }
+    // A list's second walk unchanged copies it into a run (see run-cache.ts).
+    const written = Int32Array.from({ length: end - first }, (_, i) => first + i);
+    for (let walk = 0; walk < 2; walk++) this.runs.prepare(written, 0, this.shardCount - 1, this.memberships);
     this.filledRooms = end;
     return end === this.roomCount;
   }

@@ -60,6 +60,30 @@ export interface ReadyTask {
 }
 
 /**
+ * A task that warms a worker's code up before the pool's calibration times
+ * it (see `calibration.ts`): the worker answers the query over every shard
+ * `passes` times on its own, into a buffer of its own, and reports its
+ * fastest pass. Nothing is shared back but the time: no control block, and
+ * the main thread does not wait for it.
+ */
+export interface WarmUpTask {
+  readonly warmUp: true;
+  readonly tables: SharedTables;
+  readonly everyone: boolean;
+  readonly rooms: Int32Array;
+  readonly except: Int32Array;
+  readonly slotHighWater: number;
+  readonly passes: number;
+}
+
+/** What a warm-up task resolves with: which worker ran it, and its own time for the query. */
+export interface WarmUpResult {
+  readonly threadId: number;
+  /** The worker's fastest pass over every shard, ns (its own clock: waking it and posting are not in it). */
+  readonly passNs: number;
+}
+
+/**
  * What a cooperative answer needs of the tables it reads: a namespace's
  * `MembershipIndex`, or the calibration's probe table.
  */

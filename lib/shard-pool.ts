@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { Worker } from "node:worker_threads";
 import createDebug from "debug";
 import { Piscina } from "piscina";
-import { calibrateOffload, UNCALIBRATED_THRESHOLD, type Calibration } from "./calibration";
+import { calibrateOffload, UNCALIBRATED_THRESHOLD, type Calibration, type CalibrationPool } from "./calibration";
 import type { ResolvedOptions } from "./options";
 import {
   claimShard,
@@ -20,6 +20,8 @@ import {
   type CollectTaskResult,
   type CooperativeTables,
   type ReadyTask,
+  type WarmUpResult,
+  type WarmUpTask,
 } from "./protocol";
 import { mergeAscending, type RecipientQuery } from "./shared-tables";
 
@@ -122,30 +124,53 @@ export class ShardPool {
    * probes; broadcasts meanwhile use UNCALIBRATED_THRESHOLD.
    */
   private async calibrate(piscina: Piscina): Promise<void> {
-    const ready: ReadyTask = { ready: true };
-    await Promise.all(Array.from({ length: this.options.workers }, () => piscina.run(ready)));
-    const resultsBefore = this.results.length;
-    const calibration = await calibrateOffload(
-      this.shardCount,
-      (tables, query, out) => this.cooperate(tables, query, out, false),
-      () => this.piscina === piscina,
-    );
-    // The probes' result buffers are bigger than a small namespace needs: the next query grows them again if it must.
-    if (this.results.length > resultsBefore) this.results = new Int32Array(new SharedArrayBuffer(resultsBefore * 4));
+    const calibration = await this.measureOffload(piscina, false);
     if (calibration === undefined) {
       this.calibrationStarted = false; // released meanwhile: the next pool calibrates
       return;
     }
     this.calibration = calibration;
     debug(
-      "calibrated: asking the workers costs %d µs, %s ns per membership alone, %s with the workers: offloadThreshold %d (main thread busy %s ms, at most %s ms at once)",
+      "calibrated: asking the workers costs %d µs, %s ns per membership alone, %s with the workers (a warm worker's own: %s, warm after %d rounds: %s): offloadThreshold %d (main thread busy %s ms, at most %s ms at once)",
       Math.round(calibration.offloadCostNs / 1e3),
       calibration.aloneNsPerMembership.toFixed(1),
       calibration.offloadedNsPerMembership.toFixed(1),
+      calibration.workerNsPerMembership.toFixed(1),
+      calibration.warmUpRounds,
+      calibration.workersWarm,
       calibration.threshold,
       (calibration.mainThreadNs / 1e6).toFixed(1),
       (calibration.longestBlockNs / 1e6).toFixed(2),
     );
+  }
+
+  /**
+   * Runs the calibration's measurement again now, on a live pool, without
+   * changing the threshold in effect (the bench compares it with the
+   * crossover it measures); its probes count as offloaded queries.
+   * Undefined when the pool is stopped.
+   */
+  async recalibrate(): Promise<Calibration | undefined> {
+    return this.piscina === undefined ? undefined : this.measureOffload(this.piscina, true);
+  }
+
+  /** The calibration's measurement on `piscina`'s workers (see `calibration.ts`); `counted`: its probes in the statistics. */
+  private async measureOffload(piscina: Piscina, counted: boolean): Promise<Calibration | undefined> {
+    const ready: ReadyTask = { ready: true };
+    await Promise.all(Array.from({ length: this.options.workers }, () => piscina.run(ready)));
+    const resultsBefore = this.results.length;
+    const hooks: CalibrationPool = {
+      cooperate: (tables, query, out) => this.cooperate(tables, query, out, counted),
+      warmUpWorkers: (tables, query, passes) => {
+        const task: WarmUpTask = { warmUp: true, tables: tables.tables, everyone: query.everyone, rooms: query.rooms, except: query.except, slotHighWater: query.slotHighWater, passes };
+        return Promise.all(Array.from({ length: this.options.workers }, (): Promise<WarmUpResult> => piscina.run(task)));
+      },
+      live: () => this.piscina === piscina,
+    };
+    const calibration = await calibrateOffload(this.shardCount, hooks);
+    // The probes' result buffers are bigger than a small namespace needs: the next query grows them again if it must.
+    if (this.results.length > resultsBefore) this.results = new Int32Array(new SharedArrayBuffer(resultsBefore * 4));
+    return calibration;
   }
 
   private startPiscina(): Piscina {

@@ -1,9 +1,11 @@
 /**
  * The calibrated default offloadThreshold: the model and its bounds on
- * injected measurements, the probe table it times broadcasts on, the probe
- * loop with an injected cooperative answer, and a real pool that calibrates
- * when its workers start, unless the option is given. No timing is
- * asserted: only that what is measured is used, bounded.
+ * injected measurements, the workers' warm-up rule on injected reports, the
+ * probe table it times broadcasts on, the probe loop with an injected pool,
+ * and a real pool that calibrates when its workers start, unless the option
+ * is given. No timing is asserted: only that what is measured is used,
+ * bounded, and that the warm-up goes on until the reports stop falling and
+ * no further than its bound.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -19,9 +21,13 @@ import {
   SMALL_PROBE_ROOMS,
   thresholdFrom,
   UNCALIBRATED_THRESHOLD,
+  WARM_UP_PASSES,
   WARM_UP_ROUNDS,
+  type CalibrationPool,
   type CalibrationProbe,
 } from "../lib/calibration";
+import type { WarmUpResult } from "../lib/protocol";
+import { isWarm, MAX_WARM_UP_ROUNDS, WARM_UP_FALL, WARM_UP_WINDOW, WorkerWarmUp } from "../lib/worker-warm-up";
 import { createAdapter } from "../lib/index";
 import { resolveOptions } from "../lib/options";
 import { PROBE_ROOM_SIZE, ProbeTable } from "../lib/probe-table";
@@ -158,29 +164,130 @@ test("the probe table written a few rooms at a time is the table written at once
   assert.notDeepEqual(viewTables(filledProbeTable(2, 1 << 12, 12).tables).nodes, b.nodes, "another seed, other rooms");
 });
 
-test("calibrateOffload times both ways at two sizes, alternated, and uses what it measured", async () => {
-  const calls: { memberships: number }[] = [];
+test("isWarm: a worker's reports have stopped falling once the fastest of the last few is no more than WARM_UP_FALL below the fastest before", () => {
+  const flat = Array.from({ length: WARM_UP_WINDOW + 1 }, () => 1_000_000);
+  assert.equal(isWarm(flat.slice(1)), false, "too few reports to compare");
+  assert.equal(isWarm(flat), true);
+  // Cold (interpreted) then compiled: still falling while the fall is in the last window.
+  const falling = [20e6, 5e6, ...Array.from({ length: WARM_UP_WINDOW }, () => 700_000)];
+  assert.equal(isWarm(falling.slice(0, 2 + WARM_UP_WINDOW - 1)), false);
+  assert.equal(isWarm(falling), false, "the window holds the fall from 5 ms");
+  assert.equal(isWarm([...falling, 700_000]), true, "one report more: the window is flat");
+  // A fall just under WARM_UP_FALL is no fall; just over, it is.
+  assert.equal(isWarm([1e6, ...Array.from({ length: WARM_UP_WINDOW }, () => 1e6 * (1 - WARM_UP_FALL) + 1)]), true);
+  assert.equal(isWarm([1e6, ...Array.from({ length: WARM_UP_WINDOW }, () => 1e6 * (1 - WARM_UP_FALL) - 1)]), false);
+  // Preempted reports only ever come out longer: they do not keep a warm worker warming.
+  assert.equal(isWarm([900_000, 1_000_000, 5e6, 850_000, 9e6, 880_000]), true);
+});
+
+const report = (threadId: number, passNs: number): WarmUpResult => ({ threadId, passNs });
+
+test("WorkerWarmUp: warm once every worker of the last round is, and as many answered as the pool has", () => {
+  assert.throws(() => new WorkerWarmUp(0), /workers must be a positive integer/);
+  const warmUp = new WorkerWarmUp(2);
+  assert.equal(warmUp.warm, false);
+  assert.equal(warmUp.again, true);
+  assert.ok(Number.isNaN(warmUp.passNs));
+  // Thread 2 is warm from the start; thread 1 is cold for two rounds.
+  const cold = [30e6, 4e6];
+  // Warm once a flat report is among those before the last WARM_UP_WINDOW: after cold + 1 + WARM_UP_WINDOW rounds.
+  for (let round = 0; round < cold.length + 1 + WARM_UP_WINDOW; round++) {
+    warmUp.record([report(1, cold[round] ?? 700_000), report(2, 650_000)]);
+    const expectWarm = round + 1 >= cold.length + 1 + WARM_UP_WINDOW;
+    assert.equal(warmUp.warm, expectWarm, `round ${round}`);
+    assert.equal(warmUp.again, !expectWarm);
+  }
+  assert.equal(warmUp.rounds, cold.length + 1 + WARM_UP_WINDOW);
+  assert.equal(warmUp.passNs, 700_000, "the slowest worker's fastest report");
+  // Both tasks of a round taken by one thread (the other one still starting): not warm, whatever that thread says.
+  warmUp.record([report(1, 700_000), report(1, 700_000)]);
+  assert.equal(warmUp.warm, false);
+  // A new thread (a worker replaced) must warm up on its own.
+  warmUp.record([report(1, 700_000), report(3, 8e6)]);
+  assert.equal(warmUp.warm, false);
+  // A report that is not a time counts as no answer.
+  const broken = new WorkerWarmUp(1);
+  for (let round = 0; round < WARM_UP_WINDOW + 1; round++) broken.record([report(1, NaN)]);
+  assert.equal(broken.warm, false);
+});
+
+test("WorkerWarmUp: stops asking for rounds at MAX_WARM_UP_ROUNDS, warm or not", () => {
+  const warmUp = new WorkerWarmUp(1);
+  let passNs = 1e9;
+  let rounds = 0;
+  while (warmUp.again) {
+    warmUp.record([report(1, (passNs *= 0.8))]); // always falling by 20%
+    rounds++;
+  }
+  assert.equal(rounds, MAX_WARM_UP_ROUNDS);
+  assert.equal(warmUp.warm, false);
+});
+
+interface ScriptedPool extends CalibrationPool {
+  /** What the calibration asked for, in order: "warm-up" rounds and cooperative probes (by memberships). */
+  readonly calls: (string | number)[];
+  readonly warmUpPasses: number[];
+  readonly warmUpMemberships: number[];
+}
+
+/**
+ * A pool whose workers report `reports(round)` for warm-up round `round`
+ * (one per worker, by thread ids 1, 2, ...) and whose cooperative answer is
+ * the tables' own, shard by shard (every `lateEvery`-th as a worker late
+ * beyond workerTimeout: undefined).
+ */
+function scriptedPool(workers: number, reports: (round: number) => number, live: () => boolean = () => true, lateEvery = 0): ScriptedPool {
+  const calls: (string | number)[] = [];
+  const warmUpPasses: number[] = [];
+  const warmUpMemberships: number[] = [];
+  let rounds = 0;
   let answered = 0;
-  const calibration = await calibrateOffload(
-    3,
-    (tables, query: RecipientQuery, out) => {
-      calls.push({ memberships: query.rooms.length * PROBE_ROOM_SIZE });
-      // Every other time, as a worker late beyond workerTimeout: the probe answers alone.
-      if (answered++ % 2 === 1) return undefined;
+  return {
+    calls,
+    warmUpPasses,
+    warmUpMemberships,
+    live,
+    warmUpWorkers: async (_tables, query, passes) => {
+      calls.push("warm-up");
+      warmUpPasses.push(passes);
+      warmUpMemberships.push(query.rooms.length * PROBE_ROOM_SIZE);
+      const passNs = reports(rounds++);
+      return Array.from({ length: workers }, (_, i) => report(i + 1, passNs));
+    },
+    cooperate: (tables, query: RecipientQuery, out) => {
+      calls.push(query.rooms.length * PROBE_ROOM_SIZE);
+      if (lateEvery > 0 && ++answered % lateEvery === 0) return undefined;
       let n = 0;
       for (let shard = 0; shard < tables.shardCount; shard++) n = tables.collectShardInto(shard, query, out, n);
       return n;
     },
-    () => true,
-  );
+  };
+}
+
+test("calibrateOffload warms the workers until their reports stop falling, then times both ways at two sizes, alternated, and uses what it measured", async () => {
+  const coldRounds = 5;
+  // Cold rounds falling from 40 ms, then flat at 0.7 ms.
+  const pool = scriptedPool(2, (round) => (round < coldRounds ? 40e6 / (round + 1) : 700_000), () => true, 2);
+  const calibration = await calibrateOffload(3, pool);
   assert.ok(calibration);
   const { small, large } = calibration;
   assert.equal(small.memberships, SMALL_PROBE_ROOMS * PROBE_ROOM_SIZE);
   assert.equal(large.memberships, PROBE_MEMBERSHIPS);
+  // Warm once the first flat report is followed by WARM_UP_WINDOW more.
+  assert.equal(calibration.warmUpRounds, coldRounds + 1 + WARM_UP_WINDOW);
+  assert.equal(calibration.workersWarm, true);
+  assert.equal(calibration.workerNsPerMembership, 700_000 / PROBE_MEMBERSHIPS);
+  assert.ok(pool.warmUpPasses.every((p) => p === WARM_UP_PASSES));
+  assert.ok(pool.warmUpMemberships.every((m) => m === large.memberships), "the workers warm up on the large probe");
+  // Nothing answered with the workers before they are warm.
+  const warmUps = pool.calls.filter((c) => c === "warm-up").length;
+  assert.equal(warmUps, calibration.warmUpRounds);
+  assert.ok(pool.calls.slice(0, warmUps).every((c) => c === "warm-up"));
+  const probes = pool.calls.slice(warmUps) as number[];
   assert.ok(calibration.rounds >= MIN_PROBE_ROUNDS && calibration.rounds <= PROBE_ROUNDS, `${calibration.rounds} rounds`);
-  assert.equal(calls.length, WARM_UP_ROUNDS + 2 * calibration.rounds, "the small size in each warm-up round, both sizes in each timed round");
-  assert.ok(calls.slice(0, WARM_UP_ROUNDS).every((c) => c.memberships === small.memberships));
-  assert.deepEqual(new Set(calls.map((c) => c.memberships)), new Set([small.memberships, large.memberships]));
+  assert.equal(probes.length, WARM_UP_ROUNDS + 2 * calibration.rounds, "the small size in each main-thread warm-up round, both sizes in each timed round");
+  assert.ok(probes.slice(0, WARM_UP_ROUNDS).every((m) => m === small.memberships));
+  assert.deepEqual(new Set(probes), new Set([small.memberships, large.memberships]));
   assert.ok(small.recipients > 0 && small.recipients <= small.memberships && large.recipients > small.recipients && large.recipients < large.memberships);
   for (const p of [small, large]) assert.ok(p.aloneNs > 0 && p.offloadedNs > 0 && Number.isFinite(p.aloneNs + p.offloadedNs));
   assert.deepEqual({ ...modelFrom(small, large, 3) }, {
@@ -193,17 +300,32 @@ test("calibrateOffload times both ways at two sizes, alternated, and uses what i
   assert.ok(calibration.longestBlockNs > 0 && calibration.longestBlockNs <= calibration.mainThreadNs);
 });
 
+test("calibrateOffload times the workers after MAX_WARM_UP_ROUNDS even if they never stop warming, and says so", async () => {
+  const pool = scriptedPool(1, (round) => 1e9 * 0.8 ** round);
+  const calibration = await calibrateOffload(2, pool);
+  assert.ok(calibration);
+  assert.equal(calibration.warmUpRounds, MAX_WARM_UP_ROUNDS);
+  assert.equal(calibration.workersWarm, false);
+  assert.ok(calibration.threshold >= MIN_CALIBRATED_THRESHOLD && calibration.threshold <= MAX_CALIBRATED_THRESHOLD);
+});
+
 test("calibrateOffload stops, with no result, once the pool is gone", async () => {
+  // Gone during the warm-up...
+  let warmUps = 0;
+  const duringWarmUp = scriptedPool(2, () => 1e9 * 0.5 ** warmUps++, () => warmUps < 3);
+  assert.equal(await calibrateOffload(3, duringWarmUp), undefined);
+  assert.equal(warmUps, 3);
+  assert.ok(duringWarmUp.calls.every((c) => c === "warm-up"));
+  // ... or during the probes.
   let probes = 0;
-  const calibration = await calibrateOffload(
-    2,
-    () => {
+  const duringProbes: CalibrationPool = {
+    ...scriptedPool(1, () => 1e6),
+    cooperate: () => {
       probes++;
       return undefined;
     },
-    () => probes < 3,
-  );
-  assert.equal(calibration, undefined);
+  };
+  assert.equal(await calibrateOffload(2, { ...duringProbes, live: () => probes < 3 }), undefined);
   assert.equal(probes, 3);
 });
 
@@ -249,6 +371,10 @@ test("a pool without offloadThreshold calibrates it when its workers start, with
     assert.equal(calibration.threshold, thresholdFrom(small, large, 3));
     assert.equal(stats.offloadThreshold, calibration.threshold);
     assert.ok(Number.isInteger(stats.offloadThreshold) && stats.offloadThreshold >= MIN_CALIBRATED_THRESHOLD && stats.offloadThreshold <= MAX_CALIBRATED_THRESHOLD);
+    // The real workers answered warm-up tasks with their own times, until warm or the bound.
+    assert.ok(calibration.workersWarm ? calibration.warmUpRounds >= WARM_UP_WINDOW + 1 : calibration.warmUpRounds === MAX_WARM_UP_ROUNDS, JSON.stringify(calibration));
+    assert.ok(calibration.warmUpRounds <= MAX_WARM_UP_ROUNDS);
+    assert.ok(calibration.workerNsPerMembership > 0 && Number.isFinite(calibration.workerNsPerMembership));
     // Calibration probes are not broadcasts.
     assert.equal(stats.offloaded, 0);
     assert.equal(stats.shardsByWorkers, 0);
@@ -256,6 +382,28 @@ test("a pool without offloadThreshold calibrates it when its workers start, with
   } finally {
     await shardedAdapterOf(io)!.close(); // the server has no http server to close: stop the pool
   }
+});
+
+test("recalibrate measures again on the live pool, leaving the threshold in effect; its probes count as offloaded", async () => {
+  const pool = new ShardPool(resolveOptions({ workers: 2 }));
+  pool.acquire();
+  try {
+    for (let waited = 0; pool.stats().calibration === undefined && waited < 60_000; waited += 50) await sleep(50);
+    const calibration = pool.stats().calibration;
+    assert.ok(calibration, "calibrated within 60 s");
+    const again = await pool.recalibrate();
+    assert.ok(again && again !== calibration);
+    assert.ok(again.threshold >= MIN_CALIBRATED_THRESHOLD && again.threshold <= MAX_CALIBRATED_THRESHOLD);
+    assert.ok(again.warmUpRounds >= 1 && again.warmUpRounds <= MAX_WARM_UP_ROUNDS);
+    assert.ok(again.workerNsPerMembership > 0 && Number.isFinite(again.workerNsPerMembership));
+    const stats = pool.stats();
+    assert.equal(stats.calibration, calibration);
+    assert.equal(stats.offloadThreshold, calibration.threshold);
+    assert.equal(stats.offloaded, WARM_UP_ROUNDS + 2 * again.rounds, "the main-thread warm-up's and the timed rounds' cooperative probes");
+  } finally {
+    await pool.release();
+  }
+  assert.equal(await pool.recalibrate(), undefined, "a stopped pool measures nothing");
 });
 
 test("an explicit offloadThreshold wins: no calibration", async () => {
