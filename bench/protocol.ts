@@ -177,8 +177,10 @@ export interface CrossoverResult {
   readonly crossover: number;
   /** offloadThreshold the adapter uses (calibrated at pool start unless given). */
   readonly offloadThreshold: number;
-  /** What the pool's calibration measured, if it ran. */
+  /** What the pool's latest calibration measured, if one ran. */
   readonly calibration?: Calibration;
+  /** The thresholds the pool's calibrations chose (at start, then its follow-ups); the one in effect is their median. */
+  readonly calibratedThresholds?: readonly number[];
   /** The same calibration run again right after the crossover's points (the machine's load then, not at pool start). */
   readonly recalibrated?: Calibration;
 }

@@ -560,7 +560,7 @@ export function crossoverSummary(c: CrossoverResult): string {
   return (
     `offloading wins from ${Number.isFinite(c.crossover) ? `${formatCount(c.crossover)} memberships` : "no measured size"} on; offloadThreshold in effect ${formatCount(c.offloadThreshold)}` +
     (cal
-      ? ` (calibrated at pool start: asking the workers costs ${signedNs(cal.offloadCostNs)}, ${formatNs(cal.aloneNsPerMembership)} per membership alone, ${formatNs(cal.offloadedNsPerMembership)} with the workers;` +
+      ? ` (${c.calibratedThresholds ? `the median of the pool's calibrations, which chose ${c.calibratedThresholds.map(formatCount).join(", ")}; ` : ""}the latest: asking the workers costs ${signedNs(cal.offloadCostNs)}, ${formatNs(cal.aloneNsPerMembership)} per membership alone, ${formatNs(cal.offloadedNsPerMembership)} with the workers;` +
         ` ${warmUpSummary(cal)}; the calibration kept the main thread ${formatNs(cal.mainThreadNs)} in all, at most ${formatNs(cal.longestBlockNs)} at once)`
       : " (given)") +
     `; measured crossover / threshold in effect: ${crossoverRatio(c.crossover, c.offloadThreshold)}` +

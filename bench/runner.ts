@@ -141,13 +141,13 @@ class Runner {
   async start(): Promise<void> {
     this.Bench = (await importEsm("tinybench")).Bench;
     const threadCpuClock = this.clock.mainThreadAvailable;
-    // Let the shard workers boot and the pool's start-up calibration (tasks
+    // Let the shard workers boot and the pool's start-up calibrations (tasks
     // that allocate test tables in the workers) finish, so that both are in
     // the baseline, not in the per-membership growth.
     const sharded = this.sharded;
     const poolStarting = (): boolean => {
       const pool = sharded?.stats().pool;
-      return pool !== undefined && (pool.workers < this.args.workers || (this.args.offloadThreshold === undefined && pool.calibration === undefined));
+      return pool !== undefined && (pool.workers < this.args.workers || (this.args.offloadThreshold === undefined && (pool.calibrating || pool.calibration === undefined)));
     };
     for (let waited = 0; poolStarting() && waited < 10_000; waited += 50) {
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -793,7 +793,7 @@ class Runner {
     const stats = pool.stats();
     // The pool's calibration once more, right after the points: in the machine's state they were measured in.
     const recalibrated = await pool.recalibrate();
-    return { type: "crossover", points, crossover, offloadThreshold: stats.offloadThreshold, calibration: stats.calibration, recalibrated };
+    return { type: "crossover", points, crossover, offloadThreshold: stats.offloadThreshold, calibration: stats.calibration, calibratedThresholds: stats.calibratedThresholds, recalibrated };
   }
 
   /**

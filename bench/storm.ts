@@ -386,7 +386,7 @@ export async function stormServerMain(json: string): Promise<void> {
         memberships: memberships(),
         pool: pool0 && {
           offloaded: (poolStats()?.offloaded ?? 0) - pool0.offloaded,
-          calibratedBefore: pool0.calibration !== undefined,
+          calibratedBefore: pool0.calibration !== undefined && !pool0.calibrating,
           offloadThreshold: pool0.offloadThreshold,
         },
       },

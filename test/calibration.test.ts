@@ -31,7 +31,7 @@ import { isWarm, MAX_WARM_UP_ROUNDS, WARM_UP_FALL, WARM_UP_WINDOW, WorkerWarmUp 
 import { createAdapter } from "../lib/index";
 import { resolveOptions } from "../lib/options";
 import { PROBE_ROOM_SIZE, ProbeTable } from "../lib/probe-table";
-import { ShardPool } from "../lib/shard-pool";
+import { FOLLOW_UP_CALIBRATIONS, FOLLOW_UP_DELAY_MS, medianThreshold, ShardPool } from "../lib/shard-pool";
 import { LIST_COUNT, LIST_HEAD, LIST_TAIL, NODE_ROOM, NODE_ROOM_NEXT, NODE_ROOM_PREV, NODE_SLOT, NODE_STRIDE, NONE, roomListOffset, viewTables, type RecipientQuery } from "../lib/shared-tables";
 import { shardedAdapterOf, sleep } from "./helpers";
 
@@ -351,9 +351,18 @@ test("the pool's cooperative answer over the probe table matches the table's own
 async function poolStatsOnceCalibrated(io: Server) {
   const adapter = shardedAdapterOf(io);
   assert.ok(adapter);
-  for (let waited = 0; adapter.stats().pool.calibration === undefined && waited < 60_000; waited += 50) await sleep(50);
+  for (let waited = 0; (adapter.stats().pool.calibration === undefined || adapter.stats().pool.calibrating) && waited < 60_000; waited += 50) await sleep(50);
   return adapter.stats().pool;
 }
+
+test("medianThreshold: the middle one; of two, the lower; none: undefined", () => {
+  assert.equal(medianThreshold([]), undefined);
+  assert.equal(medianThreshold([1_000_000]), 1_000_000);
+  assert.equal(medianThreshold([1_000_000, 60_000]), 60_000);
+  assert.equal(medianThreshold([1_000_000, 60_000, 90_000]), 90_000);
+  assert.equal(medianThreshold([10_000, 1_000_000, 1_000_000]), 1_000_000);
+  assert.equal(medianThreshold([4, 1, 3, 2]), 2);
+});
 
 test("a pool without offloadThreshold calibrates it when its workers start, within bounds", async () => {
   const io = new Server({ adapter: createAdapter({ workers: 2 }) });
@@ -363,13 +372,18 @@ test("a pool without offloadThreshold calibrates it when its workers start, with
     const stats = await poolStatsOnceCalibrated(io);
     const calibration = stats.calibration;
     assert.ok(calibration, "calibrated within 60 s");
+    assert.equal(stats.calibrating, false, "every calibration ended within 60 s");
+    // The one at start and its follow-ups; the threshold in effect is their median, the latest is reported.
+    assert.equal(stats.calibratedThresholds.length, 1 + FOLLOW_UP_CALIBRATIONS);
+    assert.equal(stats.calibratedThresholds.at(-1), calibration.threshold);
+    for (const threshold of stats.calibratedThresholds) assert.ok(threshold >= MIN_CALIBRATED_THRESHOLD && threshold <= MAX_CALIBRATED_THRESHOLD, String(threshold));
     const { small, large } = calibration;
     assert.equal(small.memberships, SMALL_PROBE_ROOMS * PROBE_ROOM_SIZE);
     assert.equal(large.memberships, PROBE_MEMBERSHIPS);
     for (const p of [small, large]) assert.ok(p.aloneNs > 0 && p.offloadedNs > 0 && Number.isFinite(p.aloneNs + p.offloadedNs), JSON.stringify(p));
     assert.ok(Number.isFinite(calibration.offloadCostNs) && Number.isFinite(calibration.aloneNsPerMembership) && Number.isFinite(calibration.offloadedNsPerMembership));
     assert.equal(calibration.threshold, thresholdFrom(small, large, 3));
-    assert.equal(stats.offloadThreshold, calibration.threshold);
+    assert.equal(stats.offloadThreshold, medianThreshold(stats.calibratedThresholds));
     assert.ok(Number.isInteger(stats.offloadThreshold) && stats.offloadThreshold >= MIN_CALIBRATED_THRESHOLD && stats.offloadThreshold <= MAX_CALIBRATED_THRESHOLD);
     // The real workers answered warm-up tasks with their own times, until warm or the bound.
     assert.ok(calibration.workersWarm ? calibration.warmUpRounds >= WARM_UP_WINDOW + 1 : calibration.warmUpRounds === MAX_WARM_UP_ROUNDS, JSON.stringify(calibration));
@@ -388,9 +402,10 @@ test("recalibrate measures again on the live pool, leaving the threshold in effe
   const pool = new ShardPool(resolveOptions({ workers: 2 }));
   pool.acquire();
   try {
-    for (let waited = 0; pool.stats().calibration === undefined && waited < 60_000; waited += 50) await sleep(50);
+    for (let waited = 0; (pool.stats().calibration === undefined || pool.stats().calibrating) && waited < 60_000; waited += 50) await sleep(50);
     const calibration = pool.stats().calibration;
     assert.ok(calibration, "calibrated within 60 s");
+    const thresholdInEffect = pool.stats().offloadThreshold;
     const again = await pool.recalibrate();
     assert.ok(again && again !== calibration);
     assert.ok(again.threshold >= MIN_CALIBRATED_THRESHOLD && again.threshold <= MAX_CALIBRATED_THRESHOLD);
@@ -398,12 +413,33 @@ test("recalibrate measures again on the live pool, leaving the threshold in effe
     assert.ok(again.workerNsPerMembership > 0 && Number.isFinite(again.workerNsPerMembership));
     const stats = pool.stats();
     assert.equal(stats.calibration, calibration);
-    assert.equal(stats.offloadThreshold, calibration.threshold);
+    assert.equal(stats.offloadThreshold, thresholdInEffect);
+    assert.equal(stats.calibratedThresholds.length, 1 + FOLLOW_UP_CALIBRATIONS, "recalibrate() adds none");
     assert.equal(stats.offloaded, WARM_UP_ROUNDS + 2 * again.rounds, "the main-thread warm-up's and the timed rounds' cooperative probes");
   } finally {
     await pool.release();
   }
   assert.equal(await pool.recalibrate(), undefined, "a stopped pool measures nothing");
+});
+
+test("releasing the pool between its calibrations cancels the follow-ups; a pool that calibrated once does not start over", async () => {
+  const pool = new ShardPool(resolveOptions({ workers: 1 }));
+  pool.acquire();
+  for (let waited = 0; pool.stats().calibration === undefined && waited < 60_000; waited += 20) await sleep(20);
+  assert.ok(pool.stats().calibration, "calibrated within 60 s");
+  await pool.release();
+  const stopped = pool.stats();
+  assert.equal(stopped.calibrating, false);
+  await sleep(FOLLOW_UP_DELAY_MS * 2);
+  assert.deepEqual(pool.stats().calibratedThresholds, stopped.calibratedThresholds, "no follow-up ran after release");
+  pool.acquire();
+  try {
+    await sleep(FOLLOW_UP_DELAY_MS);
+    assert.equal(pool.stats().calibrating, false, "the restarted pool keeps the thresholds it has");
+    assert.deepEqual(pool.stats().calibratedThresholds, stopped.calibratedThresholds);
+  } finally {
+    await pool.release();
+  }
 });
 
 test("an explicit offloadThreshold wins: no calibration", async () => {
