@@ -3,10 +3,16 @@
  * the room's list for the socket's shard and into the socket's list of rooms
  * (layout: `shared-tables.ts`). Both lists are kept in join order, which the
  * ordered walks rely on.
+ *
+ * Finding a membership: a socket in at most INDEXED_ABOVE rooms (nearly
+ * all of them) is found by walking its own list, a few nodes that were
+ * mostly allocated together; only the memberships of sockets beyond that are
+ * in the pair index (`pair-index.ts`), whose entries cost 15 bytes of RSS
+ * per membership when every membership has one.
  */
 import type { Room } from "socket.io-adapter";
 import { grownUint32, IntStack } from "./compact-containers";
-import type { PairIndex } from "./pair-index";
+import { PairIndex } from "./pair-index";
 import type { RoomLists } from "./room-lists";
 import type { RoomTable } from "./room-table";
 import {
@@ -53,6 +59,14 @@ function unlink(nodes: Int32Array, lists: Int32Array, list: number, node: number
   lists[list + LIST_COUNT]--;
 }
 
+/**
+ * A socket in more rooms than this has its memberships in the pair index;
+ * one in fewer is found by a walk of its list (at most this many nodes).
+ * Above the usual ten rooms plus the own-id room, so that typical sockets
+ * never reach the index.
+ */
+export const INDEXED_ABOVE = 16;
+
 /** The last join sequence number given before the live ones are renumbered (they are uint32). */
 export const MAX_JOIN_SEQ = 0xffffffff;
 
@@ -92,8 +106,18 @@ function lowerBound(sorted: Uint32Array, length: number, value: number): number 
 export class MemberLists {
   private readonly buffers: TableBuffers;
   private readonly rooms: RoomTable;
-  private readonly pairs: PairIndex;
   private readonly lists: RoomLists;
+  /**
+   * The memberships of the sockets flagged in `indexed`. A socket is indexed
+   * (all its nodes at once) when a join takes it above INDEXED_ABOVE rooms,
+   * and stays indexed until it has left every room: a socket that shrinks
+   * back keeps a few entries rather than paying a delete per node, and one
+   * that hovers around the bound never moves in and out.
+   */
+  private readonly pairs = new PairIndex();
+  /** 1 for a slot whose memberships are in `pairs`; main thread only, grown on demand (slots past its end are 0). */
+  private indexed = new Uint8Array(0);
+  private count = 0;
   private readonly freeNodes = new IntStack();
   private highWater = 0;
   /**
@@ -112,11 +136,20 @@ export class MemberLists {
   /** Where the warm* hints put what they read, so that the reads are not optimized away. */
   private warmSink = 0;
 
-  constructor(buffers: TableBuffers, rooms: RoomTable, pairs: PairIndex, lists: RoomLists) {
+  constructor(buffers: TableBuffers, rooms: RoomTable, lists: RoomLists) {
     this.buffers = buffers;
     this.rooms = rooms;
-    this.pairs = pairs;
     this.lists = lists;
+  }
+
+  /** Memberships held. */
+  get memberships(): number {
+    return this.count;
+  }
+
+  /** Memberships in the pair index (see `pairs`). */
+  get indexedMemberships(): number {
+    return this.pairs.size;
   }
 
   /** Join sequence numbers by node (see `seqs`); replaced on growth. */
@@ -152,7 +185,8 @@ export class MemberLists {
   }
 
   has(slot: number, roomId: number): boolean {
-    return this.pairs.find(roomId, slot, this.buffers.view.nodes) >= 0;
+    if (this.isIndexed(slot)) return this.pairs.find(roomId, slot, this.buffers.view.nodes) >= 0;
+    return this.listed(slot, roomId) !== NONE;
   }
 
   /** Rooms `slot` is in. */
@@ -169,7 +203,8 @@ export class MemberLists {
 
   /** Adds `slot` to `roomId`; false if it was already there. */
   join(slot: number, roomId: number): boolean {
-    if (this.has(slot, roomId)) return false;
+    const indexed = this.isIndexed(slot);
+    if (indexed ? this.pairs.find(roomId, slot, this.buffers.view.nodes) >= 0 : this.listed(slot, roomId) !== NONE) return false;
     const node = this.allocateNode();
     // Before reading the view: it may give the room a list in every shard, growing `rooms`.
     const roomList = this.lists.listForJoin(roomId, slot % this.buffers.shardCount);
@@ -185,17 +220,27 @@ export class MemberLists {
     append(nodes, sockets, slot * SOCKET_STRIDE, node, NODE_SOCK_PREV, NODE_SOCK_NEXT);
 
     this.rooms.memberJoined(roomId);
-    this.pairs.insert(node, roomId, slot);
+    this.count++;
+    if (indexed) this.pairs.insert(node, roomId, slot);
+    else if (sockets[slot * SOCKET_STRIDE + LIST_COUNT] > INDEXED_ABOVE) this.index(slot);
     return true;
   }
 
   /** Removes `slot` from `roomId`; false if it was not there. */
   leave(slot: number, roomId: number): boolean {
     const { nodes, roomLists, rooms, sockets, shardCount } = this.buffers.view;
-    const at = this.pairs.find(roomId, slot, nodes);
-    if (at < 0) return false;
-    const node = this.pairs.nodeAt(at);
-    this.pairs.deleteAt(at);
+    const indexed = this.isIndexed(slot);
+    let node: number;
+    if (indexed) {
+      const at = this.pairs.find(roomId, slot, nodes);
+      if (at < 0) return false;
+      node = this.pairs.nodeAt(at);
+      this.pairs.deleteAt(at);
+    } else {
+      // Leaving every room (delAll) leaves in join order: `node` is the list's head, no walk.
+      node = this.listed(slot, roomId);
+      if (node === NONE) return false;
+    }
 
     const roomList = roomListOffset(roomLists, roomId, slot % shardCount);
     unlink(nodes, rooms, roomList, node, NODE_ROOM_PREV, NODE_ROOM_NEXT);
@@ -205,25 +250,28 @@ export class MemberLists {
     this.rooms.memberLeft(roomId);
     this.seqs[node] = 0;
     this.freeNodes.push(node);
+    this.count--;
+    if (indexed && sockets[slot * SOCKET_STRIDE + LIST_COUNT] === 0) this.indexed[slot] = 0;
     return true;
   }
 
   /**
-   * Reads, for each room of `slot`, what leaving it will write (its pair
-   * index entry, its neighbours in the room's list), without changing
+   * Reads, for each room of `slot`, what leaving it will write (its
+   * neighbours in the room's list; its pair index entry if the socket is
+   * indexed), without changing
    * anything. Leaving rooms one by one makes these cache misses one after
    * another; reading them first, independently, lets the CPU wait for many
    * at once. Only a hint: listeners may change the rooms meanwhile.
    */
   warmLeaves(slot: number): void {
     const { nodes, roomLists, rooms, sockets, shardCount } = this.buffers.view;
-    const pairs = this.pairs;
+    const pairs = this.isIndexed(slot) ? this.pairs : undefined;
     const shard = slot % shardCount;
     let acc = 0;
     for (let node = sockets[slot * SOCKET_STRIDE + LIST_HEAD]; node !== NONE; node = nodes[node * NODE_STRIDE + NODE_SOCK_NEXT]) {
       const base = node * NODE_STRIDE;
       const roomId = nodes[base + NODE_ROOM];
-      acc += pairs.homeEntry(roomId, slot);
+      if (pairs !== undefined) acc += pairs.homeEntry(roomId, slot);
       acc += rooms[roomListOffset(roomLists, roomId, shard) + LIST_COUNT];
       const next = nodes[base + NODE_ROOM_NEXT];
       const prev = nodes[base + NODE_ROOM_PREV];
@@ -234,18 +282,19 @@ export class MemberLists {
   }
 
   /**
-   * The same for joining `roomNames`: reads the pair index entry and the list
-   * tail each join will write, for the rooms that exist, first.
+   * The same for joining `roomNames`: reads the room list tail each join will
+   * write (and the pair index entry, if the socket is indexed), for the
+   * rooms that exist, first.
    */
   warmJoins(slot: number, roomNames: Iterable<Room>): void {
     const { nodes, roomLists, rooms, shardCount } = this.buffers.view;
-    const pairs = this.pairs;
+    const pairs = this.isIndexed(slot) ? this.pairs : undefined;
     const shard = slot % shardCount;
     let acc = 0;
     for (const room of roomNames) {
       const roomId = this.rooms.idOf(room);
       if (roomId === undefined) continue;
-      acc += pairs.homeEntry(roomId, slot);
+      if (pairs !== undefined) acc += pairs.homeEntry(roomId, slot);
       const tail = rooms[roomListOffset(roomLists, roomId, shard) + LIST_TAIL];
       if (tail !== NONE) acc += nodes[tail * NODE_STRIDE + NODE_ROOM_NEXT];
     }
@@ -253,6 +302,9 @@ export class MemberLists {
   }
 
   clear(): void {
+    this.pairs.clear();
+    this.indexed = new Uint8Array(0);
+    this.count = 0;
     this.freeNodes.clear();
     this.highWater = 0;
     // Sized with the tables, which start small again.
@@ -266,7 +318,7 @@ export class MemberLists {
    */
   private renumber(): void {
     const seqs = this.seqs;
-    const sorted = new Uint32Array(this.pairs.size);
+    const sorted = new Uint32Array(this.count);
     let live = 0;
     for (let node = 0; node < this.highWater; node++) if (seqs[node] !== 0) sorted[live++] = seqs[node];
     sorted.subarray(0, live).sort();
@@ -281,6 +333,32 @@ export class MemberLists {
     };
     ended.next = this.numberingInEffect = {};
     this.renumbered();
+  }
+
+  private isIndexed(slot: number): boolean {
+    return slot < this.indexed.length && this.indexed[slot] !== 0;
+  }
+
+  /** The node of (slot, roomId) found by walking the socket's list (a socket not indexed), or NONE. */
+  private listed(slot: number, roomId: number): number {
+    const { nodes, sockets } = this.buffers.view;
+    let node = sockets[slot * SOCKET_STRIDE + LIST_HEAD];
+    while (node !== NONE && nodes[node * NODE_STRIDE + NODE_ROOM] !== roomId) node = nodes[node * NODE_STRIDE + NODE_SOCK_NEXT];
+    return node;
+  }
+
+  /** Puts every membership of `slot` into the pair index and flags it indexed. */
+  private index(slot: number): void {
+    if (slot >= this.indexed.length) {
+      const grown = new Uint8Array(Math.max(slot + 1, 2 * this.indexed.length, 64));
+      grown.set(this.indexed);
+      this.indexed = grown;
+    }
+    this.indexed[slot] = 1;
+    const { nodes, sockets } = this.buffers.view;
+    for (let node = sockets[slot * SOCKET_STRIDE + LIST_HEAD]; node !== NONE; node = nodes[node * NODE_STRIDE + NODE_SOCK_NEXT]) {
+      this.pairs.insert(node, nodes[node * NODE_STRIDE + NODE_ROOM], slot);
+    }
   }
 
   private allocateNode(): number {
