@@ -8,7 +8,8 @@
  * The work is done by one module per concern, wired together here:
  * `table-buffers.ts` (the shared buffers), `slot-table.ts` (sockets <->
  * slots), `room-table.ts` (rooms <-> room ids, creation order),
- * `pair-index.ts` ((room, slot) -> node), `member-lists.ts` (join, leave),
+ * `member-lists.ts` (join, leave; with `pair-index.ts`, (room, slot) -> node
+ * for sockets in many rooms),
  * `ordered-walk.ts` (walks in the in-memory adapter's order),
  * `local-queries.ts` (broadcasts answered on this thread) and `run-cache.ts`
  * (contiguous copies of the lists broadcast to again unchanged).
@@ -17,7 +18,6 @@ import type { Room, SocketId } from "socket.io-adapter";
 import { LocalQueries, type InternedQuery } from "./local-queries";
 import { MemberLists } from "./member-lists";
 import { OrderedWalks } from "./ordered-walk";
-import { PairIndex } from "./pair-index";
 import { RoomLists } from "./room-lists";
 import { RoomTable } from "./room-table";
 import { RunCache } from "./run-cache";
@@ -33,7 +33,6 @@ export class MembershipIndex {
   private readonly buffers: TableBuffers;
   private readonly slots: SlotTable;
   private readonly rooms: RoomTable;
-  private readonly pairs = new PairIndex();
   private readonly lists: RoomLists;
   private readonly members: MemberLists;
   private readonly walks: OrderedWalks;
@@ -46,11 +45,11 @@ export class MembershipIndex {
     const slots = (this.slots = new SlotTable(buffers));
     const lists = (this.lists = new RoomLists(buffers));
     const rooms = (this.rooms = new RoomTable(buffers, slots, lists));
-    const members = (this.members = new MemberLists(buffers, rooms, this.pairs, lists));
+    const members = (this.members = new MemberLists(buffers, rooms, lists));
     const marks = new RecipientMarks();
-    this.walks = new OrderedWalks(buffers, slots, rooms, members, marks, () => this.pairs.size);
+    this.walks = new OrderedWalks(buffers, slots, rooms, members, marks, () => members.memberships);
     const runs = (this.runs = new RunCache(buffers));
-    this.queries = new LocalQueries(buffers, slots, rooms, marks, runs, () => this.pairs.size);
+    this.queries = new LocalQueries(buffers, slots, rooms, marks, runs, () => members.memberships);
   }
 
   /** The current shared buffers; replaced (never mutated in size) on growth. */
@@ -76,7 +75,12 @@ export class MembershipIndex {
   }
 
   get memberships(): number {
-    return this.pairs.size;
+    return this.members.memberships;
+  }
+
+  /** Memberships in the pair index: those of sockets that went above INDEXED_ABOVE rooms (see MemberLists). */
+  get indexedMemberships(): number {
+    return this.members.indexedMemberships;
   }
 
   /** Sockets and memberships in each shard (a socket's memberships live in its shard). */
@@ -293,7 +297,6 @@ export class MembershipIndex {
     this.slots.clear();
     this.lists.clear();
     this.rooms.clear();
-    this.pairs.clear();
     this.members.clear();
     this.walks.clear();
     this.queries.clear();

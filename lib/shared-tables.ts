@@ -35,7 +35,10 @@
  * ```
  *
  * `head`, `tail`, `*Next` and `*Prev` are node indexes, `NONE` (-1) at the
- * ends.
+ * ends. A socket's `count` is its number of rooms; the main thread finds the
+ * node of (slot, room) by walking the socket's list while `count` is small,
+ * and through its pair index (`pair-index.ts`, not shared) for a socket that
+ * went above INDEXED_ABOVE rooms (`member-lists.ts`).
  *
  * A socket's own-id room (socket.io puts every socket in the room named
  * after its id) nearly always holds that socket alone: it gets one list

@@ -259,6 +259,8 @@ interface Pool {
   readonly maxLength: number;
   /** Adds `connectRange` (many sockets at once), to grow the shared tables. */
   readonly bulk: boolean;
+  /** Most rooms one `join` command joins (3 by default). */
+  readonly maxJoinRooms?: number;
   /** Adds `joinWhileIterating`: a live view iterated while an element is added to it. */
   readonly joinWhileIterating?: boolean;
   /** How many ids and names the `.has()` probes cover (all of them in small pools). */
@@ -295,6 +297,22 @@ const LARGE_POOL: Pool = {
   bulk: true,
   probeIds: 10,
   probeNames: 6,
+};
+
+/**
+ * Few sockets in up to 40 rooms each, joining up to 30 at once: sockets cross
+ * the bound above which their memberships go into the pair index (16 rooms,
+ * `lib/member-lists.ts`) both ways, and leave every room while indexed.
+ */
+const MANY_ROOMS_POOL: Pool = {
+  ids: 6,
+  names: [...Array.from({ length: 38 }, (_, i) => `m${i}`), 7, "7"],
+  maxLength: 60,
+  bulk: false,
+  maxJoinRooms: 30,
+  probeIds: 6,
+  probeNames: 40,
+  weights: { join: 10, leave: 16, leaveAllLoop: 2 },
 };
 
 /** The recovery window of the "recovery on" configurations. */
@@ -406,7 +424,10 @@ function commandArbitrary(pool: Pool): fc.Arbitrary<Command> {
 
   const commands: fc.WeightedArbitrary<Command>[] = [
     { weight: w("connect", 6), arbitrary: fc.record({ op: fc.constant("connect" as const), s: socket }) },
-    { weight: w("join", 8), arbitrary: fc.record({ op: fc.constant("join" as const), s: socket, rooms: rooms(1, 3), asArray: fc.boolean() }) },
+    {
+      weight: w("join", 8),
+      arbitrary: fc.record({ op: fc.constant("join" as const), s: socket, rooms: rooms(1, pool.maxJoinRooms ?? 3), asArray: fc.boolean() }),
+    },
     { weight: w("leave", 5), arbitrary: fc.record({ op: fc.constant("leave" as const), s: socket, room }) },
     { weight: w("disconnect", 2), arbitrary: fc.record({ op: fc.constant("disconnect" as const), s: socket }) },
     {
@@ -1254,6 +1275,7 @@ const CONFIGURATIONS: Configuration[] = [
   { name: "workers: 1, offloadThreshold: 3 (both paths)", adapter: { workers: 1, offloadThreshold: 3 }, pool: SMALL_POOL, numRuns: 400, coax: true },
   { name: "workers: 3, offloadThreshold: 0 (worker path)", adapter: { workers: 3, offloadThreshold: 0 }, pool: SMALL_POOL, numRuns: 400, coax: true },
   { name: "workers: 3, offloadThreshold: 60, large pool (tables grow)", adapter: { workers: 3, offloadThreshold: 60 }, pool: LARGE_POOL, numRuns: 200, coax: true },
+  { name: "workers: 2, sockets in up to 40 rooms (the pair index bound crossed both ways)", adapter: { workers: 2 }, pool: MANY_ROOMS_POOL, numRuns: 250 },
   // Kept apart so that a difference here does not hide the others: the same
   // commands plus iterating socket.rooms / a room's members while a socket
   // joins, which a JS Set answers by visiting the added element.
@@ -1282,6 +1304,54 @@ const CONFIGURATIONS: Configuration[] = [
   { name: "recovery on, workers: 2, mocked clock (expiry)", adapter: { workers: 2 }, pool: RECOVERY_CLOCK_POOL, numRuns: 800 },
 ];
 
+/**
+ * A scripted sequence for MANY_ROOMS_POOL: a socket joins 30 rooms at once
+ * (above the pair index bound), leaves down to 3 rooms with broadcasts in
+ * between, rejoins above the bound while still indexed, leaves all, joins
+ * again below the bound and then across it one room at a time; others cross
+ * it by single joins and are disconnected while indexed.
+ */
+function boundCrossingCommands(): Command[] {
+  const names = MANY_ROOMS_POOL.names;
+  const cmds: Command[] = [];
+  const join = (s: number, rooms: RoomValue[], asArray = true) => cmds.push({ op: "join", s, rooms, asArray });
+  const leave = (s: number, room: RoomValue) => cmds.push({ op: "leave", s, room });
+  const emit = (rooms: RoomValue[], except: RoomValue[] = []) =>
+    cmds.push({ op: "emit", via: "operator", rooms, except, flags: {}, exceptUndefined: false });
+  const selectors = (i: number) => {
+    emit([names[i]]);
+    emit([names[i], names[i + 7]], [sid(1)]);
+    emit([], [names[i + 3]]);
+    cmds.push({ op: "sockets", via: "adapter", rooms: [names[i + 1]] });
+  };
+  for (const s of [0, 1, 2]) cmds.push({ op: "connect", s });
+  join(1, names.slice(0, 10));
+  join(0, names.slice(0, 30));
+  selectors(2);
+  for (const room of names.slice(10, 28)) join(2, [room], false);
+  selectors(12);
+  // 28 of s0's 31 rooms (own id included) left, in an order unlike the join order.
+  for (let i = 0; i < 28; i++) {
+    leave(0, names[(i * 7) % 30]);
+    if (i % 4 === 3) selectors(i);
+  }
+  selectors(20);
+  join(0, names.slice(0, 20));
+  selectors(5);
+  cmds.push({ op: "leaveAllLoop", s: 0 });
+  selectors(6);
+  join(0, names.slice(30, 38));
+  for (const room of names.slice(0, 12)) join(0, [room], false);
+  selectors(0);
+  cmds.push({ op: "socketsLeave", rooms: [], except: [], target: [names[0], names[1]] });
+  selectors(1);
+  cmds.push({ op: "disconnect", s: 2 });
+  selectors(10);
+  cmds.push({ op: "disconnect", s: 0 });
+  cmds.push({ op: "disconnect", s: 1 });
+  return cmds.map(withRendering);
+}
+
 const servers: Server[] = [];
 after(async () => {
   // The last adapter to close stops the pool's workers, so the process can exit.
@@ -1289,6 +1359,12 @@ after(async () => {
 });
 
 describe("sharded adapter vs socket.io's in-memory adapter (differential)", () => {
+  test("scripted: a socket crossing the pair index bound up and down", async () => {
+    const mem = new Side("in-memory", undefined);
+    const sh = new Side("sharded", createAdapter({ workers: 2 }));
+    servers.push(mem.io, sh.io);
+    await replay(mem, sh, MANY_ROOMS_POOL, boundCrossingCommands(), false);
+  });
   for (const config of CONFIGURATIONS) {
     test(config.name, async (t) => {
       const recovery = config.pool.recovery !== undefined;

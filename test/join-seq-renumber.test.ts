@@ -25,14 +25,20 @@ interface IteratorPair {
   actual: Iterator<string>;
 }
 
-for (const shardCount of [1, 3]) {
-  test(`orders match the in-memory adapter across join sequence renumberings (${shardCount} shards)`, () => {
-    const seed = 4242 + shardCount;
+// With 40 rooms, sockets hover around 22 rooms: above the pair index bound
+// (INDEXED_ABOVE), so that renumbering meets indexed sockets too.
+for (const [shardCount, roomCount] of [
+  [1, 12],
+  [3, 12],
+  [3, 40],
+]) {
+  test(`orders match the in-memory adapter across join sequence renumberings (${shardCount} shards, ${roomCount} rooms)`, () => {
+    const seed = 4242 + shardCount + (roomCount === 12 ? 0 : roomCount);
     const random = mulberry32(seed);
     const memory = inMemoryAdapter();
     const index = new MembershipIndex(shardCount);
     const ids: SocketId[] = Array.from({ length: 60 }, (_, i) => `s${i}`);
-    const roomNames: Room[] = Array.from({ length: 12 }, (_, i) => `r${i}`);
+    const roomNames: Room[] = Array.from({ length: roomCount }, (_, i) => `r${i}`);
     for (const id of ids) {
       index.addSocket(id);
       memory.addAll(id, new Set());
@@ -103,6 +109,7 @@ for (const shardCount of [1, 3]) {
     }
     compareAll(12_000);
     assert.ok(index.joinSeqRenumberings >= 50, `renumbered ${index.joinSeqRenumberings} times`);
+    if (roomCount > 12) assert.ok(index.indexedMemberships > 0, "some sockets above the pair index bound");
   });
 }
 

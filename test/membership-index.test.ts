@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { INDEXED_ABOVE } from "../lib/member-lists";
 import { MembershipIndex } from "../lib/membership-index";
 import { EMPTY_LIST, EVERY_SHARD, LISTS_ONLY_SHARD, ROOM_LISTS_STRIDE, roomListOffset, viewTables } from "../lib/shared-tables";
 import { mulberry32 } from "./random";
@@ -102,6 +103,36 @@ test("a million memberships on one socket: O(1) join, has and leave", () => {
   assert.equal(index.memberships, count / 2);
   assert.equal(index.has(slot, index.roomIdOf("room-1")!), true);
   assert.equal(index.roomIdOf("room-0"), undefined);
+});
+
+test("a socket above INDEXED_ABOVE rooms enters the pair index, stays while it shrinks and leaves it at zero", () => {
+  const index = new MembershipIndex(2);
+  const big = index.addSocket("big");
+  const small = index.addSocket("small");
+  const rooms = Array.from({ length: 30 }, (_, i) => index.addRoom(`r${i}`));
+  for (const roomId of rooms.slice(0, 10)) index.join(small, roomId);
+  for (const roomId of rooms.slice(0, INDEXED_ABOVE)) index.join(big, roomId);
+  assert.equal(index.indexedMemberships, 0, "no socket above the bound yet");
+  index.join(big, rooms[INDEXED_ABOVE]);
+  assert.equal(index.indexedMemberships, INDEXED_ABOVE + 1, "every membership of the socket crossing the bound");
+  for (const roomId of rooms.slice(INDEXED_ABOVE + 1)) index.join(big, roomId);
+  assert.equal(index.indexedMemberships, 30);
+  assert.equal(index.memberships, 40);
+  // Down to 3 rooms: still indexed, and found through the index.
+  for (const roomId of rooms.slice(3)) assert.equal(index.leave(big, roomId), true);
+  assert.equal(index.indexedMemberships, 3);
+  assert.equal(index.join(big, rooms[1]), false, "already a member");
+  assert.deepEqual([0, 1, 2, 3].map((i) => index.has(big, rooms[i])), [true, true, true, false]);
+  assert.equal(index.leave(big, rooms[3]), false);
+  for (const roomId of rooms.slice(0, 3)) assert.equal(index.leave(big, roomId), true);
+  assert.equal(index.indexedMemberships, 0);
+  // Empty, it starts again below the bound: walked, not indexed.
+  for (const roomId of rooms.slice(0, 5)) index.join(big, roomId);
+  assert.equal(index.indexedMemberships, 0);
+  assert.equal(index.has(big, rooms[4]), true);
+  assert.equal(index.has(big, rooms[5]), false);
+  assert.equal(index.memberships, 15);
+  assert.deepEqual(Array.from(index.socketRoomIds(big)), rooms.slice(0, 5));
 });
 
 test("collectLocally answers unions and excepts, each slot once", () => {
