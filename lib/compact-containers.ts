@@ -59,6 +59,7 @@ export class ChunkedStrings<T extends string> {
  * no freed copy resident.
  */
 export type Int32Column = Int32Array<ArrayBufferLike>;
+export type Uint32Column = Uint32Array<ArrayBufferLike>;
 export type Float64Column = Float64Array<ArrayBufferLike>;
 
 /** `array` at twice its length, the new half filled with `fill`. */
@@ -70,10 +71,8 @@ export function grownInt32(array: Int32Column, fill = 0): Int32Column {
 }
 
 /** `array` at twice its length, the new half zero. */
-export function grownUint32(array: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> {
-  const bigger = new Uint32Array(array.length * 2);
-  bigger.set(array);
-  return bigger;
+export function grownUint32(array: Uint32Column): Uint32Column {
+  return new Uint32Array(doubledBuffer(array.buffer), 0, array.length * 2);
 }
 
 /** `array` at twice its length, the new half zero. */

@@ -11,7 +11,7 @@
  * per membership when every membership has one.
  */
 import type { Room } from "socket.io-adapter";
-import { grownUint32, IntStack } from "./compact-containers";
+import { grownUint32, IntStack, type Uint32Column } from "./compact-containers";
 import { PairIndex } from "./pair-index";
 import type { RoomLists } from "./room-lists";
 import type { RoomTable } from "./room-table";
@@ -140,7 +140,7 @@ export class MemberLists {
    * joins), the live nodes are renumbered 1..n in the same order and the
    * renumbering listener translates what others kept.
    */
-  private seqs = new Uint32Array(INITIAL_NODES);
+  private seqs: Uint32Column = new Uint32Array(INITIAL_NODES);
   private lastJoinSeq = 0;
   private renumberings = 0;
   private numberingInEffect: JoinSeqNumbering = {};
