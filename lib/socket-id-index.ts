@@ -55,6 +55,11 @@ export class SocketIdIndex {
     return this.count;
   }
 
+  /** Entries allocated (a power of two). */
+  get capacity(): number {
+    return this.mask + 1;
+  }
+
   slotOf(id: SocketId): number | undefined {
     const entries = this.entries;
     const mask = this.mask;
