@@ -188,18 +188,19 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       if (!this.open) this.reopen();
       const index = this.index;
       const slot = index.slotOf(id) ?? index.addSocket(id);
-      const generation = index.slotGeneration(slot);
       const uws = this.uwsTopics();
       if (uws !== undefined && !uws.isTracked(slot)) {
         // Subscribed once registered in the namespace (its own-id join), as only registered sockets are written to.
         const socket = this.nsp.sockets.get(id);
         if (socket !== undefined) uws.track(slot, socket as unknown as TrackedSocket);
       }
-      // Reading ahead overlaps the cache misses of several joins: worth it from two
-      // rooms that may exist already (not the own-id room of a connecting socket).
-      if (rooms.size - (rooms.has(id) ? 1 : 0) > 1) index.warmJoins(slot, rooms);
+      // Reading ahead overlaps the cache misses of several joins: worth it from
+      // three rooms (two of which may exist already, if one is the own-id room
+      // of a connecting socket); not asked of the usual connect, own id and one room.
+      if (rooms.size > 2) index.warmJoins(slot, rooms);
       // Nobody listens: no event to emit, and no listener to run meanwhile and add one.
       if (unheard(this)) return this.joinUnheard(slot, id, rooms, uws);
+      const generation = index.slotGeneration(slot);
       for (const room of rooms) {
         // Its own-id room (every connect): found through its slot, no lookup by name.
         const own = room === id;

@@ -2,7 +2,7 @@
  * Socket id -> slot, on the main thread, in place of a `Map<string, number>`.
  *
  * Open addressing with linear probing over an Int32Array of (slot, hash)
- * entries; the ids themselves are kept by slot. A Map keyed by 100k socket
+ * entries, at most 3/4 full; the ids themselves are kept by slot. A Map keyed by 100k socket
  * ids costs, per connect, a lookup that misses (its bucket, the entries of
  * its chain and each of their key strings, a cache miss each) and an insert
  * (a second lookup, and on growth a rehash that reads every key string
@@ -15,7 +15,7 @@ import type { SocketId } from "socket.io-adapter";
 import { ChunkedStrings } from "./compact-containers";
 import { NONE } from "./shared-tables";
 
-/** Entries of the smallest index (it never shrinks below). */
+/** Entries of the smallest index. */
 const MIN_ENTRIES = 1024;
 
 /** An index of `size` entries (slot, hash), all empty. */
@@ -53,11 +53,6 @@ export class SocketIdIndex {
   /** Ids held. */
   get size(): number {
     return this.count;
-  }
-
-  /** Entries allocated (a power of two). */
-  get capacity(): number {
-    return this.mask + 1;
   }
 
   slotOf(id: SocketId): number | undefined {
@@ -107,7 +102,8 @@ export class SocketIdIndex {
     entries[2 * hole] = NONE;
     this.ids.set(slot, undefined);
     this.count--;
-    if (this.mask + 1 > MIN_ENTRIES && this.count * 8 < this.mask + 1) this.rehash((this.mask + 1) / 2);
+    // Never shrunk (but by clear()), as the socket table: sockets that all
+    // went come back (a restart, a reconnect storm) without regrowing it.
   }
 
   clear(): void {
