@@ -678,6 +678,11 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       const index = this.index;
       if (!index.leave(slot, roomId)) return;
       this.uws?.left(slot, roomId);
+      if (unheard(this)) {
+        // No delete-room to emit: the room's name is not even read.
+        if (index.roomSize(roomId) === 0) index.removeRoom(roomId);
+        return;
+      }
       if (this.listenerCount("leave-room") === 0) {
         // No code runs between the leave and the check that the room emptied.
         if (index.roomSize(roomId) === 0) {

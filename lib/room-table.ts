@@ -150,13 +150,12 @@ export class RoomTable {
 
   /** Forgets an empty room; its id is reused. */
   remove(roomId: number): void {
-    const room = this.names.get(roomId);
     const owner = this.ownerSlots[roomId];
     if (owner !== NONE) {
       this.slots.setOwnRoom(owner, NONE);
       this.ownerSlots[roomId] = NONE;
     } else {
-      this.roomIds.delete(room as Room);
+      this.roomIds.delete(this.names.get(roomId) as Room);
     }
     this.liveRooms--;
     this.creationOrder.remove(roomId);
