@@ -188,16 +188,19 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       if (!this.open) this.reopen();
       const index = this.index;
       const slot = index.slotOf(id) ?? index.addSocket(id);
-      const generation = index.slotGeneration(slot);
       const uws = this.uwsTopics();
       if (uws !== undefined && !uws.isTracked(slot)) {
         // Subscribed once registered in the namespace (its own-id join), as only registered sockets are written to.
         const socket = this.nsp.sockets.get(id);
         if (socket !== undefined) uws.track(slot, socket as unknown as TrackedSocket);
       }
-      // Reading ahead overlaps the cache misses of several joins: worth it from two
-      // rooms that may exist already (not the own-id room of a connecting socket).
-      if (rooms.size - (rooms.has(id) ? 1 : 0) > 1) index.warmJoins(slot, rooms);
+      // Reading ahead overlaps the cache misses of several joins: worth it from
+      // three rooms (two of which may exist already, if one is the own-id room
+      // of a connecting socket); not asked of the usual connect, own id and one room.
+      if (rooms.size > 2) index.warmJoins(slot, rooms);
+      // Nobody listens: no event to emit, and no listener to run meanwhile and add one.
+      if (unheard(this)) return this.joinUnheard(slot, id, rooms, uws);
+      const generation = index.slotGeneration(slot);
       for (const room of rooms) {
         // Its own-id room (every connect): found through its slot, no lookup by name.
         const own = room === id;
@@ -213,6 +216,17 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         // A listener disconnected the socket: its slot is no longer its own
         // (the generation changes when a slot is freed, and when it is reused).
         if (index.slotGeneration(slot) !== generation) return;
+      }
+    }
+
+    /** addAll's joins when nothing listens to the adapter: no events, nothing else runs meanwhile. */
+    private joinUnheard(slot: number, id: SocketId, rooms: Set<Room>, uws: UwsTopics | undefined): void {
+      const index = this.index;
+      for (const room of rooms) {
+        const own = room === id;
+        let roomId = own ? index.ownRoomIdOf(slot, id) : index.roomIdOf(room);
+        if (roomId === undefined) roomId = index.addRoom(room, own ? slot : undefined);
+        if (index.join(slot, roomId)) uws?.joined(slot, roomId);
       }
     }
 
@@ -664,6 +678,11 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       const index = this.index;
       if (!index.leave(slot, roomId)) return;
       this.uws?.left(slot, roomId);
+      if (unheard(this)) {
+        // No delete-room to emit: the room's name is not even read.
+        if (index.roomSize(roomId) === 0) index.removeRoom(roomId);
+        return;
+      }
       if (this.listenerCount("leave-room") === 0) {
         // No code runs between the leave and the check that the room emptied.
         if (index.roomSize(roomId) === 0) {
@@ -732,6 +751,20 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
  */
 function publishesWhole(opts: BroadcastOptions): boolean {
   return opts.rooms.size <= 1 && (opts.except === undefined || opts.except.size === 0) && opts.flags?.volatile !== true;
+}
+
+/** Node's EventEmitter counts the events that have listeners (not in its typings). */
+interface EmitterInternals {
+  _eventsCount?: number;
+}
+
+/**
+ * Whether nothing listens to `emitter`: one field read, where an `emit`
+ * without listeners looks its event up in a dictionary. False where the
+ * count is missing (another EventEmitter): the events are then emitted.
+ */
+function unheard(emitter: object): boolean {
+  return (emitter as EmitterInternals)._eventsCount === 0;
 }
 
 /** socket.io-adapter's write of one broadcast packet to one recipient. */

@@ -128,7 +128,7 @@ export class MembershipIndex {
     const ownRoom = this.slots.ownRoomOf(slot);
     // Its own-id room outlives it (others are in it): key it by name now.
     if (ownRoom !== NONE) this.rooms.keyByName(ownRoom, id);
-    this.slots.remove(slot, id);
+    this.slots.remove(slot);
   }
 
   /**

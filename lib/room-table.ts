@@ -5,7 +5,8 @@
  * `rooms` table (`shared-tables.ts`): one member list per shard.
  */
 import type { Room, SocketId } from "socket.io-adapter";
-import { ChunkedStrings, grownFloat64, grownInt32, IntStack, type Float64Column, type Int32Column } from "./compact-containers";
+import { ChunkedStrings, grownInt32, IntStack, type Int32Column } from "./compact-containers";
+import { InsertionOrder } from "./insertion-order";
 import type { RoomLists } from "./room-lists";
 import { EVERY_SHARD, NONE } from "./shared-tables";
 import type { SlotTable } from "./slot-table";
@@ -26,17 +27,8 @@ export class RoomTable {
   /** Room id -> the slot it is the own-id room of, or NONE. */
   private ownerSlots: Int32Column = new Int32Array(INITIAL_ROOMS).fill(NONE);
   private liveRooms = 0;
-  /**
-   * Rooms in creation order (as the in-memory adapter's Map iterates them):
-   * a doubly linked list over room ids, with creation sequence numbers so
-   * that an iterator survives the removal of the room it stands on.
-   */
-  private orderNext: Int32Column = new Int32Array(INITIAL_ROOMS);
-  private orderPrev: Int32Column = new Int32Array(INITIAL_ROOMS);
-  private orderSeqs: Float64Column = new Float64Array(INITIAL_ROOMS);
-  private orderHead = NONE;
-  private orderTail = NONE;
-  private lastRoomSeq = 0;
+  /** Rooms in creation order (as the in-memory adapter's Map iterates them). */
+  private readonly creationOrder = new InsertionOrder(INITIAL_ROOMS);
   private readonly names = new ChunkedStrings<Room>();
   private sizes: Int32Column = new Int32Array(INITIAL_ROOMS);
   private readonly freeRoomIds = new IntStack();
@@ -152,33 +144,21 @@ export class RoomTable {
     }
     this.names.set(roomId, room);
     this.liveRooms++;
-    // Append to the creation order.
-    this.orderSeqs[roomId] = ++this.lastRoomSeq;
-    this.orderNext[roomId] = NONE;
-    this.orderPrev[roomId] = this.orderTail;
-    if (this.orderTail === NONE) this.orderHead = roomId;
-    else this.orderNext[this.orderTail] = roomId;
-    this.orderTail = roomId;
+    this.creationOrder.append(roomId);
     return roomId;
   }
 
   /** Forgets an empty room; its id is reused. */
   remove(roomId: number): void {
-    const room = this.names.get(roomId);
     const owner = this.ownerSlots[roomId];
     if (owner !== NONE) {
       this.slots.setOwnRoom(owner, NONE);
       this.ownerSlots[roomId] = NONE;
     } else {
-      this.roomIds.delete(room as Room);
+      this.roomIds.delete(this.names.get(roomId) as Room);
     }
     this.liveRooms--;
-    const prev = this.orderPrev[roomId];
-    const next = this.orderNext[roomId];
-    if (prev === NONE) this.orderHead = next;
-    else this.orderNext[prev] = next;
-    if (next === NONE) this.orderTail = prev;
-    else this.orderPrev[next] = prev;
+    this.creationOrder.remove(roomId);
     this.names.set(roomId, undefined);
     this.generations[roomId]++;
     this.freeRoomIds.push(roomId);
@@ -198,32 +178,7 @@ export class RoomTable {
    * created during the iteration and skips those removed before it reaches them.
    */
   *namesInOrder(): IterableIterator<Room> {
-    let last = NONE;
-    let lastSeq = 0;
-    let lastGeneration = 0;
-    // The successor of `last` when it was given out, to resume in O(1) when
-    // `last` is removed meanwhile (iterating and deleting the current room is
-    // common: disconnecting the socket of an own-id room, say).
-    let successor = NONE;
-    let successorSeq = 0;
-    for (;;) {
-      let next: number;
-      if (last === NONE) next = this.orderHead;
-      else if (this.generations[last] === lastGeneration) next = this.orderNext[last];
-      else if (successor !== NONE && this.orderSeqs[successor] === successorSeq && this.names.get(successor) !== undefined) next = successor;
-      else {
-        // Both gone: the first room created after `last`.
-        next = this.orderHead;
-        while (next !== NONE && this.orderSeqs[next] <= lastSeq) next = this.orderNext[next];
-      }
-      if (next === NONE) return;
-      last = next;
-      lastSeq = this.orderSeqs[next];
-      lastGeneration = this.generations[next];
-      successor = this.orderNext[next];
-      successorSeq = successor === NONE ? 0 : this.orderSeqs[successor];
-      yield this.names.get(next) as Room;
-    }
+    for (const roomId of this.creationOrder.ids()) yield this.names.get(roomId) as Room;
   }
 
   clear(): void {
@@ -232,13 +187,9 @@ export class RoomTable {
     this.freeRoomIds.clear();
     this.liveRooms = 0;
     this.highWater = 0;
-    this.orderHead = NONE;
-    this.orderTail = NONE;
+    this.creationOrder.clear();
     // Sized with the tables, which start small again.
     this.ownerSlots = new Int32Array(INITIAL_ROOMS).fill(NONE);
-    this.orderNext = new Int32Array(INITIAL_ROOMS);
-    this.orderPrev = new Int32Array(INITIAL_ROOMS);
-    this.orderSeqs = new Float64Array(INITIAL_ROOMS);
     this.sizes = new Int32Array(INITIAL_ROOMS);
     this.generations = new Int32Array(INITIAL_ROOMS);
   }
@@ -247,9 +198,7 @@ export class RoomTable {
     this.sizes = grownInt32(this.sizes);
     this.generations = grownInt32(this.generations);
     this.ownerSlots = grownInt32(this.ownerSlots, NONE);
-    this.orderNext = grownInt32(this.orderNext);
-    this.orderPrev = grownInt32(this.orderPrev);
-    this.orderSeqs = grownFloat64(this.orderSeqs);
+    this.creationOrder.grow();
     this.buffers.grow("roomLists");
   }
 }

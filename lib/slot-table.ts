@@ -4,8 +4,10 @@
  * (`shared-tables.ts`) and the shard of its socket is `slot % shardCount`.
  */
 import type { SocketId } from "socket.io-adapter";
-import { ChunkedStrings, grownInt32, IntStack, type Int32Column } from "./compact-containers";
+import { grownInt32, IntStack, type Int32Column } from "./compact-containers";
+import { InsertionOrder } from "./insertion-order";
 import { LIST_COUNT, LIST_HEAD, LIST_TAIL, NONE, SOCKET_ALIVE, SOCKET_STRIDE } from "./shared-tables";
+import { SocketIdIndex } from "./socket-id-index";
 import { INITIAL_SLOTS, type TableBuffers } from "./table-buffers";
 
 /**
@@ -17,9 +19,10 @@ const IN_OWN_ROOM = 1 << 30;
 
 export class SlotTable {
   private readonly buffers: TableBuffers;
-  /** Socket id -> slot; iterates in connection order (the in-memory adapter's `sids` order). */
-  private readonly slotIds = new Map<SocketId, number>();
-  private readonly slotSids = new ChunkedStrings<SocketId>();
+  /** Socket id <-> slot. */
+  private readonly slotIds = new SocketIdIndex();
+  /** Slots in connection order (the in-memory adapter's `sids` order). */
+  private readonly connectionOrder = new InsertionOrder(INITIAL_SLOTS);
   private readonly freeSlots = new IntStack();
   private highWaterValue = 0;
   /** Bumped each time a slot is (re)assigned or freed, so stale views read empty. */
@@ -46,21 +49,21 @@ export class SlotTable {
   }
 
   slotOf(id: SocketId): number | undefined {
-    return this.slotIds.get(id);
+    return this.slotIds.slotOf(id);
   }
 
   idOf(slot: number): SocketId | undefined {
-    return this.slotSids.get(slot);
+    return this.slotIds.idOf(slot);
   }
 
-  /** Socket ids in connection order. */
-  ids(): IterableIterator<SocketId> {
-    return this.slotIds.keys();
+  /** Socket ids in connection order (live, as a Map's iterator). */
+  *ids(): IterableIterator<SocketId> {
+    for (const slot of this.connectionOrder.ids()) yield this.slotIds.idOf(slot) as SocketId;
   }
 
-  /** Slots in connection order. */
+  /** Slots in connection order (live, as a Map's iterator). */
   slots(): IterableIterator<number> {
-    return this.slotIds.values();
+    return this.connectionOrder.ids();
   }
 
   /** Gives socket `id` a slot (it must not have one), with an empty list of rooms. */
@@ -77,18 +80,18 @@ export class SlotTable {
     sockets[base + LIST_COUNT] = 0;
     sockets[base + SOCKET_ALIVE] = 1;
     this.generations[slot]++;
-    this.slotIds.set(id, slot);
-    this.slotSids.set(slot, id);
+    this.slotIds.add(id, slot);
+    this.connectionOrder.append(slot);
     return slot;
   }
 
-  /** Frees the slot of socket `id` (its own-id room, if any, must have been let go). */
-  remove(slot: number, id: SocketId): void {
+  /** Frees `slot` (its own-id room, if any, must have been let go). */
+  remove(slot: number): void {
     this.ownRooms[slot] = NONE;
     this.buffers.view.sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] = 0;
     this.generations[slot]++;
-    this.slotIds.delete(id);
-    this.slotSids.set(slot, undefined);
+    this.slotIds.remove(slot);
+    this.connectionOrder.remove(slot);
     this.freeSlots.push(slot);
   }
 
@@ -121,7 +124,7 @@ export class SlotTable {
 
   clear(): void {
     this.slotIds.clear();
-    this.slotSids.clear();
+    this.connectionOrder.clear();
     this.freeSlots.clear();
     this.highWaterValue = 0;
     // Sized with the tables, which start small again.
@@ -132,6 +135,7 @@ export class SlotTable {
   private grow(): void {
     this.generations = grownInt32(this.generations);
     this.ownRooms = grownInt32(this.ownRooms, NONE);
+    this.connectionOrder.grow();
     this.buffers.grow("sockets");
   }
 }

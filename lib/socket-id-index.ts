@@ -1,0 +1,141 @@
+/**
+ * Socket id -> slot, on the main thread, in place of a `Map<string, number>`.
+ *
+ * Open addressing with linear probing over an Int32Array of (slot, hash)
+ * entries, at most 3/4 full; the ids themselves are kept by slot. A Map keyed by 100k socket
+ * ids costs, per connect, a lookup that misses (its bucket, the entries of
+ * its chain and each of their key strings, a cache miss each) and an insert
+ * (a second lookup, and on growth a rehash that reads every key string
+ * again); here a lookup reads one entry line, comparing kept hashes, and
+ * touches an id only on a full hash match, and growing never reads an id.
+ * The price is hashing the id (20 characters for socket.io's) on each
+ * lookup, where V8 keeps a string's hash in the string.
+ */
+import type { SocketId } from "socket.io-adapter";
+import { ChunkedStrings } from "./compact-containers";
+import { NONE } from "./shared-tables";
+
+/** Entries of the smallest index. */
+const MIN_ENTRIES = 1024;
+
+/** An index of `size` entries (slot, hash), all empty. */
+function newEntries(size: number): Int32Array<ArrayBuffer> {
+  return new Int32Array(2 * size).fill(NONE);
+}
+
+/** A 32-bit hash of every character of `id` (two lanes, so that the multiplications overlap). */
+export function hashSocketId(id: SocketId): number {
+  const key = typeof id === "string" ? id : String(id);
+  const length = key.length;
+  let even = 0x9e3779b1 ^ length;
+  let odd = 0x85ebca6b;
+  let i = 0;
+  for (; i + 1 < length; i += 2) {
+    even = Math.imul(even ^ key.charCodeAt(i), 0x01000193);
+    odd = Math.imul(odd ^ key.charCodeAt(i + 1), 0x5bd1e995);
+  }
+  if (i < length) even = Math.imul(even ^ key.charCodeAt(i), 0x01000193);
+  let h = even ^ Math.imul(odd ^ (odd >>> 16), 0x27d4eb2d);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  return h ^ (h >>> 12);
+}
+
+export class SocketIdIndex {
+  private entries = newEntries(MIN_ENTRIES);
+  private mask = MIN_ENTRIES - 1;
+  private count = 0;
+  private readonly ids = new ChunkedStrings<SocketId>();
+  /** The id `slotOf` hashed last, and its hash: a connect looks its id up, then adds it. */
+  private lastId: SocketId | undefined;
+  private lastHash = 0;
+
+  /** Ids held. */
+  get size(): number {
+    return this.count;
+  }
+
+  slotOf(id: SocketId): number | undefined {
+    const entries = this.entries;
+    const mask = this.mask;
+    const hash = this.hashOf(id);
+    for (let at = hash & mask; ; at = (at + 1) & mask) {
+      const slot = entries[2 * at];
+      if (slot === NONE) return undefined;
+      if (entries[2 * at + 1] === hash && this.ids.get(slot) === id) return slot;
+    }
+  }
+
+  idOf(slot: number): SocketId | undefined {
+    return this.ids.get(slot);
+  }
+
+  /** Adds `id` -> `slot`; the id must not be held, nor the slot. */
+  add(id: SocketId, slot: number): void {
+    this.count++;
+    if (this.count * 4 > (this.mask + 1) * 3) this.rehash((this.mask + 1) * 2);
+    const entries = this.entries;
+    const mask = this.mask;
+    const hash = this.hashOf(id);
+    let at = hash & mask;
+    while (entries[2 * at] !== NONE) at = (at + 1) & mask;
+    entries[2 * at] = slot;
+    entries[2 * at + 1] = hash;
+    this.ids.set(slot, id);
+  }
+
+  /** Removes the id of `slot` (held), by backward shift: no tombstones to pile up. */
+  remove(slot: number): void {
+    const entries = this.entries;
+    const mask = this.mask;
+    let hole = this.hashOf(this.ids.get(slot) as SocketId) & mask;
+    while (entries[2 * hole] !== slot) hole = (hole + 1) & mask;
+    for (let at = (hole + 1) & mask; entries[2 * at] !== NONE; at = (at + 1) & mask) {
+      const home = entries[2 * at + 1] & mask;
+      const between = hole <= at ? home > hole && home <= at : home > hole || home <= at;
+      if (!between) {
+        entries[2 * hole] = entries[2 * at];
+        entries[2 * hole + 1] = entries[2 * at + 1];
+        hole = at;
+      }
+    }
+    entries[2 * hole] = NONE;
+    this.ids.set(slot, undefined);
+    this.count--;
+    // Never shrunk (but by clear()), as the socket table: sockets that all
+    // went come back (a restart, a reconnect storm) without regrowing it.
+  }
+
+  clear(): void {
+    this.entries = newEntries(MIN_ENTRIES);
+    this.mask = MIN_ENTRIES - 1;
+    this.count = 0;
+    this.ids.clear();
+    this.lastId = undefined;
+  }
+
+  private hashOf(id: SocketId): number {
+    if (id === this.lastId) return this.lastHash;
+    const hash = hashSocketId(id);
+    this.lastId = id;
+    this.lastHash = hash;
+    return hash;
+  }
+
+  private rehash(size: number): void {
+    const old = this.entries;
+    const entries = newEntries(size);
+    const mask = size - 1;
+    for (let i = 0; i < old.length; i += 2) {
+      const slot = old[i];
+      if (slot === NONE) continue;
+      const hash = old[i + 1];
+      let at = hash & mask;
+      while (entries[2 * at] !== NONE) at = (at + 1) & mask;
+      entries[2 * at] = slot;
+      entries[2 * at + 1] = hash;
+    }
+    this.entries = entries;
+    this.mask = mask;
+  }
+}
