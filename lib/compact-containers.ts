@@ -2,7 +2,7 @@
  * Small containers the membership tables use to keep the JS heap small:
  * integers in typed arrays, strings in fixed-size chunks.
  */
-import { doubledBuffer } from "./growable-buffers";
+import { doubledBuffer, GROWABLE_FROM_BYTES, newTableBuffer } from "./growable-buffers";
 import { NONE } from "./shared-tables";
 
 /** A stack of integers kept off the JS heap (free slot, room and node ids). */
@@ -78,4 +78,16 @@ export function grownUint32(array: Uint32Column): Uint32Column {
 /** `array` at twice its length, the new half zero. */
 export function grownFloat64(array: Float64Column): Float64Column {
   return new Float64Array(doubledBuffer(array.buffer), 0, array.length * 2);
+}
+
+/**
+ * The entries of an open-addressing index (two int32 each, `size` of them),
+ * all NONE. Not from malloc once large (`newTableBuffer`): each rehash frees
+ * the old entries, and glibc raises its mmap threshold to the size of every
+ * large chunk freed, which sends later allocations to the main arena, where
+ * they stay resident (see growable-buffers.ts).
+ */
+export function newIndexEntries(size: number): Int32Column {
+  const bytes = 8 * size;
+  return new Int32Array(bytes < GROWABLE_FROM_BYTES ? new ArrayBuffer(bytes) : newTableBuffer(bytes)).fill(NONE);
 }

@@ -11,15 +11,12 @@
  * in place instead of reading the nodes (a cache miss each, at scale). Kept
  * at most 3/4 full, and at least 1/8 full above the minimum size.
  */
+import { newIndexEntries } from "./compact-containers";
 import { NODE_ROOM, NODE_SLOT, NODE_STRIDE, NONE } from "./shared-tables";
 
 /** Entries of the smallest index (it never shrinks below). */
 const MIN_ENTRIES = 1024;
 
-/** An index of `size` entries (node, hash), all empty. */
-function newEntries(size: number): Int32Array<ArrayBuffer> {
-  return new Int32Array(2 * size).fill(NONE);
-}
 
 export function hashPair(roomId: number, slot: number): number {
   let h = Math.imul(roomId, 0x9e3779b1) ^ Math.imul(slot + 0x632be5ab, 0x85ebca6b);
@@ -29,7 +26,7 @@ export function hashPair(roomId: number, slot: number): number {
 }
 
 export class PairIndex {
-  private entries = newEntries(MIN_ENTRIES);
+  private entries = newIndexEntries(MIN_ENTRIES);
   private mask = MIN_ENTRIES - 1;
   private count = 0;
 
@@ -104,14 +101,14 @@ export class PairIndex {
   }
 
   clear(): void {
-    this.entries = newEntries(MIN_ENTRIES);
+    this.entries = newIndexEntries(MIN_ENTRIES);
     this.mask = MIN_ENTRIES - 1;
     this.count = 0;
   }
 
   private rehash(size: number): void {
     const old = this.entries;
-    const entries = newEntries(size);
+    const entries = newIndexEntries(size);
     const mask = size - 1;
     for (let i = 0; i < old.length; i += 2) {
       const node = old[i];

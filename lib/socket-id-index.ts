@@ -12,16 +12,12 @@
  * lookup, where V8 keeps a string's hash in the string.
  */
 import type { SocketId } from "socket.io-adapter";
-import { ChunkedStrings } from "./compact-containers";
+import { ChunkedStrings, newIndexEntries } from "./compact-containers";
 import { NONE } from "./shared-tables";
 
 /** Entries of the smallest index. */
 const MIN_ENTRIES = 1024;
 
-/** An index of `size` entries (slot, hash), all empty. */
-function newEntries(size: number): Int32Array<ArrayBuffer> {
-  return new Int32Array(2 * size).fill(NONE);
-}
 
 /** A 32-bit hash of every character of `id` (two lanes, so that the multiplications overlap). */
 export function hashSocketId(id: SocketId): number {
@@ -42,7 +38,7 @@ export function hashSocketId(id: SocketId): number {
 }
 
 export class SocketIdIndex {
-  private entries = newEntries(MIN_ENTRIES);
+  private entries = newIndexEntries(MIN_ENTRIES);
   private mask = MIN_ENTRIES - 1;
   private count = 0;
   private readonly ids = new ChunkedStrings<SocketId>();
@@ -107,7 +103,7 @@ export class SocketIdIndex {
   }
 
   clear(): void {
-    this.entries = newEntries(MIN_ENTRIES);
+    this.entries = newIndexEntries(MIN_ENTRIES);
     this.mask = MIN_ENTRIES - 1;
     this.count = 0;
     this.ids.clear();
@@ -124,7 +120,7 @@ export class SocketIdIndex {
 
   private rehash(size: number): void {
     const old = this.entries;
-    const entries = newEntries(size);
+    const entries = newIndexEntries(size);
     const mask = size - 1;
     for (let i = 0; i < old.length; i += 2) {
       const slot = old[i];
