@@ -1,8 +1,8 @@
 /**
  * Socket id -> slot, on the main thread, in place of a `Map<string, number>`.
  *
- * Open addressing with linear probing over an Int32Array of (slot, hash)
- * entries, at most 3/4 full; the ids themselves are kept by slot. A Map keyed by 100k socket
+ * Its entries (slot, id hash) are `hashed-entries.ts`'s, never shrunk (but
+ * by clear()); the ids themselves are kept by slot. A Map keyed by 100k socket
  * ids costs, per connect, a lookup that misses (its bucket, the entries of
  * its chain and each of their key strings, a cache miss each) and an insert
  * (a second lookup, and on growth a rehash that reads every key string
@@ -12,11 +12,9 @@
  * lookup, where V8 keeps a string's hash in the string.
  */
 import type { SocketId } from "socket.io-adapter";
-import { ChunkedStrings, newIndexEntries } from "./compact-containers";
+import { ChunkedStrings } from "./compact-containers";
+import { HashedEntries } from "./hashed-entries";
 import { NONE } from "./shared-tables";
-
-/** Entries of the smallest index. */
-const MIN_ENTRIES = 1024;
 
 
 /** A 32-bit hash of every character of `id` (two lanes, so that the multiplications overlap). */
@@ -37,18 +35,14 @@ export function hashSocketId(id: SocketId): number {
   return h ^ (h >>> 12);
 }
 
-export class SocketIdIndex {
-  private entries = newIndexEntries(MIN_ENTRIES);
-  private mask = MIN_ENTRIES - 1;
-  private count = 0;
+export class SocketIdIndex extends HashedEntries {
   private readonly ids = new ChunkedStrings<SocketId>();
   /** The id `slotOf` hashed last, and its hash: a connect looks its id up, then adds it. */
   private lastId: SocketId | undefined;
   private lastHash = 0;
 
-  /** Ids held. */
-  get size(): number {
-    return this.count;
+  constructor() {
+    super(false);
   }
 
   slotOf(id: SocketId): number | undefined {
@@ -68,44 +62,24 @@ export class SocketIdIndex {
 
   /** Adds `id` -> `slot`; the id must not be held, nor the slot. */
   add(id: SocketId, slot: number): void {
-    this.count++;
-    if (this.count * 4 > (this.mask + 1) * 3) this.rehash((this.mask + 1) * 2);
-    const entries = this.entries;
-    const mask = this.mask;
-    const hash = this.hashOf(id);
-    let at = hash & mask;
-    while (entries[2 * at] !== NONE) at = (at + 1) & mask;
-    entries[2 * at] = slot;
-    entries[2 * at + 1] = hash;
+    this.insertEntry(slot, this.hashOf(id));
     this.ids.set(slot, id);
   }
 
-  /** Removes the id of `slot` (held), by backward shift: no tombstones to pile up. */
+  /** Removes the id of `slot` (held). */
   remove(slot: number): void {
     const entries = this.entries;
     const mask = this.mask;
     let hole = this.hashOf(this.ids.get(slot) as SocketId) & mask;
     while (entries[2 * hole] !== slot) hole = (hole + 1) & mask;
-    for (let at = (hole + 1) & mask; entries[2 * at] !== NONE; at = (at + 1) & mask) {
-      const home = entries[2 * at + 1] & mask;
-      const between = hole <= at ? home > hole && home <= at : home > hole || home <= at;
-      if (!between) {
-        entries[2 * hole] = entries[2 * at];
-        entries[2 * hole + 1] = entries[2 * at + 1];
-        hole = at;
-      }
-    }
-    entries[2 * hole] = NONE;
+    this.deleteEntryAt(hole);
     this.ids.set(slot, undefined);
-    this.count--;
     // Never shrunk (but by clear()), as the socket table: sockets that all
     // went come back (a restart, a reconnect storm) without regrowing it.
   }
 
-  clear(): void {
-    this.entries = newIndexEntries(MIN_ENTRIES);
-    this.mask = MIN_ENTRIES - 1;
-    this.count = 0;
+  override clear(): void {
+    super.clear();
     this.ids.clear();
     this.lastId = undefined;
   }
@@ -116,22 +90,5 @@ export class SocketIdIndex {
     this.lastId = id;
     this.lastHash = hash;
     return hash;
-  }
-
-  private rehash(size: number): void {
-    const old = this.entries;
-    const entries = newIndexEntries(size);
-    const mask = size - 1;
-    for (let i = 0; i < old.length; i += 2) {
-      const slot = old[i];
-      if (slot === NONE) continue;
-      const hash = old[i + 1];
-      let at = hash & mask;
-      while (entries[2 * at] !== NONE) at = (at + 1) & mask;
-      entries[2 * at] = slot;
-      entries[2 * at + 1] = hash;
-    }
-    this.entries = entries;
-    this.mask = mask;
   }
 }
