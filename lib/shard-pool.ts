@@ -105,6 +105,8 @@ export class ShardPool {
   private calibration: Calibration | undefined;
   private calibrationStarted = false;
   private readonly calibratedThresholds: number[] = [];
+  /** medianThreshold of calibratedThresholds, kept as they come: read on every broadcast, where a sort each time cost 0.3-0.5 µs. */
+  private calibratedThreshold: number | undefined;
   private calibrating = false;
   private followUpCalibration: NodeJS.Timeout | undefined;
 
@@ -134,7 +136,7 @@ export class ShardPool {
    * value, else (until calibration ends) UNCALIBRATED_THRESHOLD.
    */
   get offloadThreshold(): number {
-    return this.options.offloadThreshold ?? medianThreshold(this.calibratedThresholds) ?? UNCALIBRATED_THRESHOLD;
+    return this.options.offloadThreshold ?? this.calibratedThreshold ?? UNCALIBRATED_THRESHOLD;
   }
 
   /** Runs a calibration in the background, then `followUps` more, FOLLOW_UP_DELAY_MS apart. */
@@ -174,6 +176,7 @@ export class ShardPool {
     }
     this.calibration = calibration;
     this.calibratedThresholds.push(calibration.threshold);
+    this.calibratedThreshold = medianThreshold(this.calibratedThresholds);
     debug(
       "calibrated: asking the workers costs %d µs, %s ns per membership alone, %s with the workers (a warm worker's own: %s, warm after %d rounds: %s): %d; offloadThreshold %d, the median of %j (main thread busy %s ms, at most %s ms at once)",
       Math.round(calibration.offloadCostNs / 1e3),
