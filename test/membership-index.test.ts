@@ -183,9 +183,11 @@ test("unions and excepts over many rooms match a model query after query (lockst
       }
     });
     const pick = (most: number) => rooms.filter(() => random() < most / rooms.length);
-    for (let q = 0; q < 200; q++) {
-      const union = q % 7 === 0 ? [] : pick(9);
-      const except = q % 3 === 0 ? pick(4) : [];
+    const asked: { query: ReturnType<typeof index.internQuery>; expected: Set<string> }[] = [];
+    for (let q = 0; q < 300; q++) {
+      // One room with exclusions (socket.to(room)) and unions of any size, back to back: each must find the marks clear.
+      const union = q % 7 === 0 ? [] : q % 5 === 1 ? [rooms[q % rooms.length]] : pick(9);
+      const except = q % 3 === 0 || q % 5 === 1 ? pick(4) : [];
       const excluded = new Set(except.flatMap((room) => [...model.get(room)!]));
       const reached = union.length === 0 ? ids : union.flatMap((room) => [...model.get(room)!]);
       // The in-memory adapter's order: every socket, or each room's members in join order, each at its first appearance.
@@ -207,7 +209,16 @@ test("unions and excepts over many rooms match a model query after query (lockst
       assert.deepEqual(perShard, new Set(expected), `shard by shard, query ${q}`);
       const ordered = Array.from(index.collectOrdered(query), (slot) => index.socketIdOf(slot));
       assert.deepEqual(ordered, expected, `in-memory adapter's order, query ${q}`);
+      asked.push({ query, expected: new Set(expected) });
     }
+    // The same queries again back to back, with no ordered walk between them (it starts with a clear of the whole bitmap).
+    const out = index.borrowRecipients();
+    asked.forEach(({ query, expected }, q) => {
+      const got = Array.from(out.subarray(0, index.collectLocally(query, out)), (slot) => index.socketIdOf(slot));
+      assert.equal(new Set(got).size, got.length, `no duplicate recipient (again, query ${q})`);
+      assert.deepEqual(new Set(got), expected, `recipients of query ${q}, asked again back to back`);
+    });
+    index.returnRecipients(out);
   }
 });
 

@@ -50,3 +50,28 @@ test("the bitmap grows for more slots and starts clear", () => {
   marks.clearSlots(Int32Array.from([999_999, 5]), 0, 2);
   assert.deepEqual(markedSlots(marks.begin(1_000_000), 1_000_000), []);
 });
+
+test("drainAscending writes a dense query's marks in ascending order and leaves the bitmap clear; a sparse one is left to clearSlots", () => {
+  const marks = new RecipientMarks();
+  const bound = 10_000;
+  let bits = marks.begin(bound);
+  const dense = [9_999, 0, 31, 32, 5_000, 64, 1, 4_096];
+  for (let slot = 2; slot < bound; slot += 13) dense.push(slot);
+  const unique = [...new Set(dense)];
+  for (const slot of unique) mark(bits, slot);
+  const out = new Int32Array(bound + 5);
+  const end = marks.drainAscending(bound, unique.length, out, 5);
+  assert.equal(end, 5 + unique.length);
+  assert.deepEqual(Array.from(out.subarray(5, end)), [...unique].sort((a, b) => a - b));
+  assert.deepEqual(markedSlots(bits, bound), []);
+  assert.equal(marks.begin(bound), bits);
+
+  // Three recipients among 10,000 slots: reading 313 words for them costs more than it saves.
+  bits = marks.begin(bound);
+  const sparse = Int32Array.from([7, 700, 7_000]);
+  for (const slot of sparse) mark(bits, slot);
+  assert.equal(marks.drainAscending(bound, sparse.length, out, 0), -1);
+  assert.deepEqual(markedSlots(bits, bound), [7, 700, 7_000], "left as it was");
+  marks.clearSlots(sparse, 0, sparse.length);
+  assert.deepEqual(markedSlots(bits, bound), []);
+});
