@@ -59,6 +59,8 @@ interface ServerInternals {
 
 /** Recipients whose sockets `deliver` looks up before writing to any of them (see there). */
 const DELIVERY_BATCH = 64;
+/** Except rooms a one-room broadcast takes out of the room's members by id, without a query (see soleOwnersOf). */
+const FEW_EXCLUDED = 4;
 
 /** The parts of socket.io's Socket a broadcast uses (private in its typings). */
 interface SocketInternals {
@@ -152,6 +154,8 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
      * Kept dense (see registeredSocketAt).
      */
     private readonly socketsBySlot: (Socket | undefined)[] = [];
+    /** Scratch of soleOwnersOf. */
+    private readonly excludedSlots = new Int32Array(FEW_EXCLUDED);
     /** Set by broadcast/broadcastWithAck for the one apply() call they make. */
     private nextApplyInAnyOrder = false;
     /** The namespace's uWS topics when socket.io runs on `attachApp`; decided once the server has its engine. */
@@ -571,11 +575,20 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
      */
     private recipientsInAnyOrder(opts: BroadcastOptions, out: Int32Array): number {
       const index = this.index;
-      if (opts.rooms.size === 1 && !opts.except?.size) {
-        // One room, nothing excluded: its list already holds each member once.
+      if (opts.rooms.size === 1 && (opts.except?.size ?? 0) <= FEW_EXCLUDED) {
+        // One room minus at most a few sockets by id (socket.to(room) excludes the
+        // sender's): its list already holds each member once, and a socket
+        // excluded by id is taken out of the answer, with no query and no marks.
         const roomId = index.roomIdOf(opts.rooms.values().next().value as Room);
         if (roomId === undefined) return 0;
-        if (index.roomSize(roomId) < this.pool.offloadThreshold) return index.membersOf(roomId, out);
+        if (index.roomSize(roomId) < this.pool.offloadThreshold) {
+          const excluded = opts.except?.size ? this.soleOwnersOf(opts.except) : 0;
+          if (excluded >= 0) {
+            let count = index.membersOf(roomId, out);
+            for (let e = 0; e < excluded; e++) count = withoutSlot(out, count, this.excludedSlots[e]);
+            return count;
+          }
+        }
       }
       const query = index.internQuery(opts.rooms, opts.except);
       if (!query.everyone && query.rooms.length === 0) return 0;
@@ -584,6 +597,27 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
         if (count !== undefined) return count;
       }
       return index.collectLocally(query, out);
+    }
+
+    /**
+     * Puts in `excludedSlots` the sockets whose own-id rooms, holding them
+     * alone, are among `except` (at most FEW_EXCLUDED rooms); returns how
+     * many, or -1 if one of the rooms has other members (then only a query
+     * can exclude them). Rooms with no member are skipped.
+     */
+    private soleOwnersOf(except: ReadonlySet<Room>): number {
+      const index = this.index;
+      let count = 0;
+      for (const room of except) {
+        const owner = index.soleOwnerOf(room);
+        if (owner !== NONE) {
+          this.excludedSlots[count++] = owner;
+          continue;
+        }
+        const roomId = index.roomIdOf(room);
+        if (roomId !== undefined && index.roomSize(roomId) > 0) return -1;
+      }
+      return count;
     }
 
     /**
@@ -765,6 +799,17 @@ interface EmitterInternals {
  */
 function unheard(emitter: object): boolean {
   return (emitter as EmitterInternals)._eventsCount === 0;
+}
+
+/** `slots[0..count)` without `slot` (at most once there), in any order; returns the new count. */
+function withoutSlot(slots: Int32Array, count: number, slot: number): number {
+  for (let i = 0; i < count; i++) {
+    if (slots[i] === slot) {
+      slots[i] = slots[count - 1];
+      return count - 1;
+    }
+  }
+  return count;
 }
 
 /** socket.io-adapter's write of one broadcast packet to one recipient. */
