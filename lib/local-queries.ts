@@ -8,7 +8,7 @@
 import type { Room } from "socket.io-adapter";
 import type { RoomTable } from "./room-table";
 import type { RunCache } from "./run-cache";
-import { collectAlive, collectShard, markExcluded, type RecipientMarks, type RecipientQuery, type TablesView } from "./shared-tables";
+import { collectAlive, collectShard, collectUnion, endUnion, markExcluded, type RecipientMarks, type RecipientQuery, type TablesView } from "./shared-tables";
 import type { SlotTable } from "./slot-table";
 import type { TableBuffers } from "./table-buffers";
 
@@ -32,6 +32,13 @@ export function collectEveryShard(view: TablesView, query: RecipientQuery, marks
     return collectAlive(view.sockets, 0, 1, query.slotHighWater, bits, out, 0);
   }
   let count = 0;
+  if (query.rooms.length > 1 && query.except.length === 0) {
+    // A union: every shard's recipients in one bitmap (the shards' slots are
+    // disjoint), read once in slot order across the shards.
+    const bits = marks.begin(query.slotHighWater);
+    for (let shard = 0; shard < view.shardCount; shard++) count = collectUnion(view, shard, query.rooms, bits, out, count);
+    return endUnion(marks, query.slotHighWater, out, 0, count);
+  }
   for (let shard = 0; shard < view.shardCount; shard++) {
     count = collectShard(view, shard, query, marks, out, count);
   }

@@ -481,11 +481,7 @@ export function collectShard(
     return collectAlive(sockets, shard, shardCount, query.slotHighWater, bits, out, offset);
   }
   if (query.except.length === 0) {
-    const end = collectUnion(view, shard, query.rooms, bits, out, offset);
-    const ascending = marks.drainAscending(query.slotHighWater, end - offset, out, offset);
-    if (ascending >= 0) return ascending;
-    marks.clearSlots(out, offset, end);
-    return end;
+    return endUnion(marks, query.slotHighWater, out, offset, collectUnion(view, shard, query.rooms, bits, out, offset));
   }
   markExcluded(view, shard, query.except, bits);
   // One room minus a few (socket.to(room): the sender's own-id room): its
@@ -498,6 +494,19 @@ export function collectShard(
   clearExcluded(view, shard, query.except, bits);
   if (oneRoom) marks.cleared();
   else marks.clearSlots(out, offset, end);
+  return end;
+}
+
+/**
+ * Ends a union whose only marks are its recipients `out[from..end)`: rewrites
+ * them in ascending slot order if the bitmap is dense enough (see
+ * {@link RecipientMarks.drainAscending}), else clears their marks; returns
+ * the end.
+ */
+export function endUnion(marks: RecipientMarks, slotHighWater: number, out: Int32Array, from: number, end: number): number {
+  const ascending = marks.drainAscending(slotHighWater, end - from, out, from);
+  if (ascending >= 0) return ascending;
+  marks.clearSlots(out, from, end);
   return end;
 }
 
