@@ -27,6 +27,7 @@ export interface InternedQuery extends RecipientQuery {
 export function collectEveryShard(view: TablesView, query: RecipientQuery, marks: RecipientMarks, out: Int32Array): number {
   if (query.everyone) {
     // One pass in slot order rather than shard by shard (see mergeAscending).
+    if (query.except.length === 0) return collectAlive(view.sockets, 0, 1, query.slotHighWater, undefined, out, 0);
     const bits = marks.begin(query.slotHighWater);
     for (let shard = 0; shard < view.shardCount; shard++) markExcluded(view, shard, query.except, bits);
     return collectAlive(view.sockets, 0, 1, query.slotHighWater, bits, out, 0);

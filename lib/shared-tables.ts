@@ -388,7 +388,7 @@ export function collectUnion(view: TablesView, shard: number, roomIds: Int32Arra
 
 /**
  * Writes the live slots `first`, `first + step`, ... below `slotHighWater`
- * not marked in `bits` into `out` from `n` on, in ascending order; returns
+ * not marked in `bits` (if given) into `out` from `n` on, in ascending order; returns
  * the new end. A shard's part of "everyone" is `(shard, shardCount)`; the
  * main thread answering alone uses `(0, 1)` after marking every shard's
  * exclusions, so that sockets come in slot order (see {@link mergeAscending}).
@@ -398,10 +398,17 @@ export function collectAlive(
   first: number,
   step: number,
   slotHighWater: number,
-  bits: Int32Array,
+  bits: Int32Array | undefined,
   out: Int32Array,
   n: number,
 ): number {
+  if (bits === undefined) {
+    // Nothing excluded: no bitmap to clear before, nor to read per slot.
+    for (let slot = first; slot < slotHighWater; slot += step) {
+      if (sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] === 1) out[n++] = slot;
+    }
+    return n;
+  }
   for (let slot = first; slot < slotHighWater; slot += step) {
     if (sockets[slot * SOCKET_STRIDE + SOCKET_ALIVE] === 1 && (bits[slot >>> 5] & (1 << (slot & 31))) === 0) out[n++] = slot;
   }
@@ -475,6 +482,7 @@ export function collectShard(
   // the list holds each socket once, no marks needed.
   if (oneRoom && query.except.length === 0) return collectList(view, shard, query.rooms[0], undefined, out, offset);
 
+  if (query.everyone && query.except.length === 0) return collectAlive(sockets, shard, shardCount, query.slotHighWater, undefined, out, offset);
   const bits = marks.begin(query.slotHighWater);
   if (query.everyone) {
     markExcluded(view, shard, query.except, bits);
