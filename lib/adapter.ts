@@ -59,6 +59,9 @@ interface ServerInternals {
 
 /** Recipients whose sockets `deliver` looks up before writing to any of them (see there). */
 const DELIVERY_BATCH = 64;
+/** Where a registered Socket keeps its slot in its namespace's index (see soleOwnerOf). */
+const SLOT = Symbol("socket.io-sharded-adapter slot");
+type SlottedSocket = Socket & { [SLOT]?: number };
 /** Except rooms a one-room broadcast takes out of the room's members by id, without a query (see soleOwnersOf). */
 const FEW_EXCLUDED = 4;
 
@@ -609,7 +612,7 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
       const index = this.index;
       let count = 0;
       for (const room of except) {
-        const owner = index.soleOwnerOf(room);
+        const owner = this.soleOwnerOf(room);
         if (owner !== NONE) {
           this.excludedSlots[count++] = owner;
           continue;
@@ -621,6 +624,27 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     }
 
     /**
+     * The slot of the registered socket whose id is `room`, when it is the
+     * only member of its own-id room, else NONE (also for a socket not yet
+     * registered, which no broadcast writes to: the general path finds its
+     * room). Found through `nsp.sockets`, a Map that uses the hash V8 keeps
+     * in the id string, and the slot the Socket keeps under SLOT, checked
+     * against socketsBySlot (cleared when the slot is freed): no hashing of
+     * the id in JavaScript, as the socket id index would.
+     */
+    private soleOwnerOf(room: Room): number {
+      const socket = this.nsp.sockets.get(room as SocketId) as SlottedSocket | undefined;
+      if (socket === undefined) return NONE;
+      let slot = socket[SLOT];
+      if (slot === undefined || this.socketsBySlot[slot] !== socket) {
+        slot = this.index.slotOf(room as SocketId);
+        if (slot === undefined || this.registeredSocketAt(slot) !== socket) return NONE;
+        if (Object.isExtensible(socket)) socket[SLOT] = slot;
+      }
+      return this.index.soleOwnerAt(slot);
+    }
+
+    /**
      * The one socket `opts` selects when it names a socket's own-id room whose
      * only member is that socket (`io.to(socketId)`, `socket.emit()` with
      * connection state recovery on), else NONE (also when it is excluded,
@@ -629,11 +653,11 @@ export function withShardedMembership<TBase extends AdapterClass>(Base: TBase): 
     private soleRecipientOf(opts: BroadcastOptions): number {
       if (opts.rooms.size !== 1) return NONE;
       const index = this.index;
-      const slot = index.soleOwnerOf(opts.rooms.values().next().value as Room);
+      const slot = this.soleOwnerOf(opts.rooms.values().next().value as Room);
       if (slot === NONE || !opts.except?.size) return slot;
       for (const room of opts.except) {
         // Most often a socket id (socket.to(otherId)): its sole member is the one that can be excluded.
-        const owner = index.soleOwnerOf(room);
+        const owner = this.soleOwnerOf(room);
         if (owner !== NONE) {
           if (owner === slot) return NONE;
           continue;

@@ -235,9 +235,9 @@ export class MembershipIndex {
     return true;
   }
 
-  /** The slot of socket `room` if `room` is its own-id room and it is the only member, else NONE (see RoomTable). */
-  soleOwnerOf(room: Room): number {
-    return this.rooms.soleOwnerOf(room);
+  /** `slot` if its socket is the only member of its own-id room, else NONE (see RoomTable). */
+  soleOwnerAt(slot: number): number {
+    return this.rooms.soleOwnerAt(slot);
   }
 
   // ---- queries ----

@@ -72,16 +72,12 @@ export class RoomTable {
   }
 
   /**
-   * The slot of the socket whose own-id room `room` is, when that socket is
-   * the room's only member (socket.io's own-id room as it comes), else NONE:
-   * a broadcast to a socket id then writes to that one socket. A room name
-   * is either in `roomIds` or the own-id room of a slot, never both, so the
-   * slot alone decides.
+   * `slot` if its socket is the only member of its own-id room (socket.io's
+   * own-id room as it comes), else NONE: a broadcast to that socket's id
+   * then writes to that one socket. A room name is either in `roomIds` or
+   * the own-id room of a slot, never both, so the slot alone decides.
    */
-  soleOwnerOf(room: Room): number {
-    if (typeof room !== "string") return NONE;
-    const slot = this.slots.slotOf(room);
-    if (slot === undefined) return NONE;
+  soleOwnerAt(slot: number): number {
     const roomId = this.slots.ownRoomIfMember(slot);
     return roomId !== NONE && this.sizes[roomId] === 1 ? slot : NONE;
   }

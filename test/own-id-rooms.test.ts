@@ -586,3 +586,40 @@ for (const config of CONFIGURATIONS) {
     });
   });
 }
+
+test("a broadcast to a socket id whose slot went to another socket reaches neither, as in the in-memory adapter (the slot kept on the Socket is checked)", async () => {
+  const run = async (io: Server): Promise<number[]> => {
+    const nsp = io.of("/slots");
+    try {
+      const a = connectFake(nsp, "A");
+      const packet = () => ({ type: 2, data: ["ev"], nsp: "/slots" });
+      const to = (room: string, except: string[] = []) => nsp.adapter.broadcast(packet(), { rooms: new Set([room]), except: new Set(except) });
+      to("A"); // the sharded adapter keeps A's slot on A from here
+      // A leaves every room but stays registered (as between socket.io's leaveAll and its removal): its slot is freed...
+      nsp.adapter.delAll("A");
+      // ...and reused by the next socket.
+      const x = connectFake(nsp, "X");
+      to("X");
+      to("A");
+      to("X", ["A"]); // socket.to(X) from A: A is in no room, X still gets it
+      const b = connectFake(nsp, "B");
+      b.join("r");
+      x.join("r");
+      to("r", ["A"]);
+      to("r", ["X"]);
+      return [a.received, x.received, b.received];
+    } finally {
+      await nsp.adapter.close();
+    }
+  };
+  const memIo = new Server();
+  const shIo = new Server({ adapter: createAdapter({ workers: 1 }) });
+  try {
+    const expected = await run(memIo);
+    assert.deepEqual(expected, [1, 3, 2], "the in-memory adapter's deliveries (the scenario itself)");
+    assert.deepEqual(await run(shIo), expected);
+  } finally {
+    await closeDetached(memIo);
+    await closeDetached(shIo);
+  }
+});
