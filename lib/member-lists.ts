@@ -31,7 +31,7 @@ import {
   roomListOffset,
   SOCKET_STRIDE,
 } from "./shared-tables";
-import { INITIAL_NODES, type TableBuffers } from "./table-buffers";
+import { INITIAL_NODES, INITIAL_SLOTS, type TableBuffers } from "./table-buffers";
 
 /**
  * Appends `node` to the list whose header is at `list` in `lists` (a room's
@@ -126,9 +126,10 @@ export class MemberLists {
    * Per slot not indexed, a bit per room it may be in (`roomBit`): a join
    * into a room whose bit is clear needs no walk (about 7 joins in 10 for a
    * socket in ten rooms). Leaves leave their bits set (a walk then finds
-   * nothing and recomputes them); main thread only, grown with the slots.
+   * nothing and recomputes them); main thread only, doubled as slots need
+   * (a column: off malloc once large, see compact-containers.ts).
    */
-  private signatures = new Uint32Array(0);
+  private signatures: Uint32Column = new Uint32Array(INITIAL_SLOTS);
   private count = 0;
   private readonly freeNodes = new IntStack();
   private highWater = 0;
@@ -333,7 +334,7 @@ export class MemberLists {
   clear(): void {
     this.pairs.clear();
     this.indexed = new Uint8Array(0);
-    this.signatures = new Uint32Array(0);
+    this.signatures = new Uint32Array(INITIAL_SLOTS);
     this.count = 0;
     this.freeNodes.clear();
     this.highWater = 0;
@@ -376,11 +377,7 @@ export class MemberLists {
 
   /** Sets the bit of `roomId` in the signature of `slot` (not indexed). */
   private sign(slot: number, roomId: number): void {
-    if (slot >= this.signatures.length) {
-      const grown = new Uint32Array(Math.max(slot + 1, this.buffers.view.sockets.length / SOCKET_STRIDE));
-      grown.set(this.signatures);
-      this.signatures = grown;
-    }
+    while (slot >= this.signatures.length) this.signatures = grownUint32(this.signatures);
     this.signatures[slot] |= roomBit(roomId);
   }
 
